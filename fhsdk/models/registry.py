@@ -1,0 +1,40 @@
+"""A small model registry in the manner of timm: one architecture per file, one `create_model`.
+
+Each architecture file decorates its constructor with `@register_model("name")`. Callers build a
+model by name with `create_model(name, **kwargs)`; `list_models()` tells what exists.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fhsdk.errors import ConfigError
+
+_REGISTRY: dict[str, Callable] = {}
+
+
+def register_model(name: str) -> Callable[[Callable], Callable]:
+    def decorate(constructor: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name] is not constructor:
+            raise ValueError(f"model name '{name}' is registered twice")
+        _REGISTRY[name] = constructor
+        return constructor
+
+    return decorate
+
+
+def _import_architectures() -> None:
+    # Importing the package registers every architecture file it imports.
+    import fhsdk.models  # noqa: F401
+
+
+def list_models() -> list[str]:
+    _import_architectures()
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs):
+    _import_architectures()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**kwargs)
