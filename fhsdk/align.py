@@ -1,0 +1,160 @@
+"""Face alignment: a 5-point similarity transform onto one canonical face region.
+
+Every stage works on the same square region of the face. `align(image, landmarks, size=s)` returns it
+at side s: an LR crop of side 16 and the HR crop of side 128 cover exactly the same part of the face,
+and at side 150 it is the chip dlib's ResNet recogniser was trained on (dlib's `get_face_chip` with
+padding 0.25). `CANONICAL_TEMPLATE` gives the five landmarks' place in the region as fractions of its
+side, in MTCNN's landmark convention, so a caller can map our crops to another recogniser's alignment.
+It was measured with `tools/derive_align_template.py` (see there) on CelebA faces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fhsdk.errors import InvalidInputError
+
+# Eye on the image's left, eye on the image's right, nose tip, mouth corners (left, right); (x, y).
+CANONICAL_TEMPLATE = np.array(
+    [
+        [0.3143, 0.3084],
+        [0.6660, 0.3063],
+        [0.4902, 0.5152],
+        [0.3346, 0.6790],
+        [0.6515, 0.6768],
+    ],
+    dtype=np.float64,
+)
+HR_SIDE = 128  # the hallucinator's output side
+RECOGNIZER_SIDE = 150  # dlib ResNet's chip
+LR_SIDES = (8, 12, 16, 24, 32)
+
+_MAX_SUPERSAMPLE = 4
+
+
+def interocular_px(size: float, template: np.ndarray = CANONICAL_TEMPLATE) -> float:
+    """Distance between the eye centres, in pixels, in a crop of the given side."""
+    return float(np.linalg.norm(template[1] - template[0]) * size)
+
+
+def as_bgr_image(image) -> np.ndarray:
+    """Validate a frame: BGR uint8 H x W x 3 (grey H x W and BGRA are converted)."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidInputError(
+            f"expected an image as a NumPy array, got {type(image).__name__}: read files with cv2.imread "
+            "or pass frames as H x W x 3 uint8 BGR arrays"
+        )
+    if image.dtype != np.uint8:
+        raise InvalidInputError(
+            f"expected a uint8 image, got dtype {image.dtype}: convert with "
+            "np.clip(img, 0, 255).astype(np.uint8) (floats in [0, 1]: multiply by 255 first)"
+        )
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidInputError(
+            f"expected an H x W x 3 BGR image, got shape {image.shape}: pass one frame at a time, "
+            "channels last"
+        )
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InvalidInputError(f"the image is empty (shape {image.shape})")
+    return np.ascontiguousarray(image)
+
+
+def _as_landmarks(landmarks) -> np.ndarray:
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.ndim == 2 and points.shape == (5, 2):
+        points = points[None]
+    if points.ndim != 3 or points.shape[1:] != (5, 2):
+        raise InvalidInputError(
+            f"expected landmarks of shape N x 5 x 2 (x, y per point), got {points.shape}: "
+            "use the `landmarks` of a detector's output"
+        )
+    if not np.isfinite(points).all():
+        raise InvalidInputError("landmarks contain NaN or infinite values")
+    return points
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transforms (rotation, uniform scale, translation), vectorised.
+
+    src: N x P x 2 points, dst: P x 2 or N x P x 2 targets. Returns N x 2 x 3 matrices M with
+    dst ~= M[:, :2] @ src + M[:, 2] (the closed-form 2-D Umeyama solution without reflection).
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.broadcast_to(np.asarray(dst, dtype=np.float64), src.shape)
+    src_mean, dst_mean = src.mean(axis=1, keepdims=True), dst.mean(axis=1, keepdims=True)
+    s, d = src - src_mean, dst - dst_mean
+    norm = np.maximum((s**2).sum(axis=(1, 2)), 1e-12)
+    a = (s * d).sum(axis=(1, 2)) / norm
+    b = (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0]).sum(axis=1) / norm
+    linear = np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], axis=1)  # N x 2 x 2
+    offset = dst_mean[:, 0] - np.einsum("nij,nj->ni", linear, src_mean[:, 0])
+    return np.concatenate([linear, offset[:, :, None]], axis=2)
+
+
+def crop_transforms(landmarks, size: int, template: np.ndarray = CANONICAL_TEMPLATE) -> np.ndarray:
+    """N x 2 x 3 matrices taking image pixel coordinates to crop pixel coordinates (cv2.warpAffine's)."""
+    points = _as_landmarks(landmarks)
+    # Pixel centres: a template fraction f lands at f * size - 0.5 in pixel-index coordinates.
+    return estimate_similarity(points, template * size - 0.5)
+
+
+def align(image, landmarks, size: int = HR_SIDE, template: np.ndarray = CANONICAL_TEMPLATE) -> np.ndarray:
+    """Crop the canonical face region of every face: N x size x size x 3 uint8, same channel order as image.
+
+    Bilinear sampling of all faces in one batched call; when a face is much larger in the frame than
+    the crop, it is sampled on a finer grid and box-filtered down, so small crops do not alias.
+    Regions that leave the frame are filled with black.
+    """
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise InvalidInputError(f"crop size must be a positive integer, got {size!r}")
+    image = as_bgr_image(image)
+    points = _as_landmarks(landmarks)
+    if len(points) == 0:
+        return np.zeros((0, size, size, 3), dtype=np.uint8)
+    to_crop = crop_transforms(points, size, template)
+    # Source pixels per crop pixel = 1 / scale of the similarity.
+    scale = np.hypot(to_crop[:, 0, 0], to_crop[:, 1, 0])
+    supersample = int(np.clip(np.ceil(1.0 / scale.min()), 1, _MAX_SUPERSAMPLE))
+    return _warp(image, to_crop, size, supersample)
+
+
+def _warp(image: np.ndarray, to_crop: np.ndarray, size: int, supersample: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    n = len(to_crop)
+    fine = size * supersample
+    to_image = _invert_affine(to_crop)
+    # Fine-grid pixel centres in crop coordinates.
+    steps = (np.arange(fine) + 0.5) / supersample - 0.5
+    gx, gy = np.meshgrid(steps, steps)
+    grid = np.stack([gx, gy, np.ones_like(gx)], axis=-1)  # fine x fine x 3
+    source = np.einsum("nij,hwj->nhwi", to_image, grid)  # N x fine x fine x 2, image pixel coords
+    # grid_sample's normalised coordinates (align_corners=False): -1 and 1 are the outer pixel edges.
+    normalised = np.empty_like(source)
+    normalised[..., 0] = (source[..., 0] + 0.5) / width * 2 - 1
+    normalised[..., 1] = (source[..., 1] + 0.5) / height * 2 - 1
+    frame = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float()
+    sampled = F.grid_sample(
+        frame.expand(n, -1, -1, -1),
+        torch.from_numpy(normalised).float(),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
+    if supersample > 1:
+        sampled = F.avg_pool2d(sampled, supersample)
+    return sampled.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _invert_affine(matrices: np.ndarray) -> np.ndarray:
+    full = np.zeros((len(matrices), 3, 3))
+    full[:, :2] = matrices
+    full[:, 2, 2] = 1
+    return np.linalg.inv(full)[:, :2]

@@ -1,0 +1,57 @@
+"""Face embedding: crops of the canonical region at any side -> unit-norm identity vectors.
+
+The recogniser's chip is the canonical region at side 150, so embedding a crop is: resize to 150
+(bilinear), normalise as the recogniser expects, run the network, L2-normalise. The resize and
+normalisation are one fused op (`fhsdk.kernels.resize_normalize_batch`) when the native extension
+is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fhsdk.degrade import _check_batch
+
+
+class Embedder:
+    def __init__(self, recognizer: str = "dlib_resnet_v1", device: str | torch.device = "cpu", batch_size: int = 64):
+        from fhsdk.models import create_model
+        from fhsdk.models import dlib_resnet
+
+        self.name = recognizer
+        self.device = torch.device(device)
+        self.network = create_model(recognizer, pretrained=True).to(self.device).eval()
+        self.input_side = dlib_resnet.INPUT_SIZE
+        self._normalize = dlib_resnet.normalize_rgb
+        self.batch_size = batch_size
+        self.fingerprint = _fingerprint(self.network, recognizer)
+        self.dim = 128
+
+    def preprocess(self, crops: np.ndarray) -> torch.Tensor:
+        """BGR uint8 N x s x s x 3 -> the network's N x 3 x 150 x 150 input."""
+        rgb = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).to(self.device).permute(0, 3, 1, 2).float()
+        if rgb.shape[-1] != self.input_side:
+            rgb = F.interpolate(rgb, size=(self.input_side, self.input_side), mode="bilinear", align_corners=False)
+        return self._normalize(rgb)
+
+    @torch.no_grad()
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        crops = _check_batch(crops)
+        out = np.empty((len(crops), self.dim), dtype=np.float32)
+        for start in range(0, len(crops), self.batch_size):
+            descriptors = self.network(self.preprocess(crops[start : start + self.batch_size]))
+            out[start : start + len(descriptors)] = F.normalize(descriptors, dim=1).cpu().numpy()
+        return out
+
+
+def _fingerprint(network: torch.nn.Module, name: str) -> str:
+    """A short hash of the recogniser's weights: galleries and caches record it."""
+    digest = hashlib.sha256(name.encode())
+    for key, tensor in sorted(network.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

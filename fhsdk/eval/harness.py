@@ -1,0 +1,231 @@
+"""The low-resolution LFW evaluation: how well a hallucinator lets the recogniser identify tiny faces.
+
+Protocol (Lai et al.): the first image of each View 2 pair is the HR gallery face, aligned at the
+recogniser's chip; the second is the query, aligned to the HR crop, degraded to an LR crop of side s,
+restored by the hallucinator, embedded and compared by cosine. The HR row (the query's HR crop,
+unchanged) is the ceiling. Rank-1 identification uses identities with >= 4 images: per run one random
+HR gallery image per identity, every other image an LR query.
+
+Detection and landmarks are computed once per image set and cached; HR embeddings are cached per
+recogniser. Everything runs in batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fhsdk.align import CANONICAL_TEMPLATE, HR_SIDE, LR_SIDES, RECOGNIZER_SIDE, align, interocular_px
+from fhsdk.degrade import degrade
+from fhsdk.errors import ImageReadError
+from fhsdk.eval import metrics
+from fhsdk.eval.protocol import check_lfw_dir, identification_images, read_pairs
+from fhsdk.weights import cache_dir
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256
+
+
+@dataclass
+class EvalConfig:
+    data: Path
+    sizes: tuple[int, ...] = LR_SIDES
+    degradation: str = "bicubic"
+    folds: int | None = None  # evaluate only the first k folds (quick runs); None = all 10
+    identification: bool = True
+    max_identities: int | None = None
+    runs: int = 10
+    seed: int = 0
+    batch_size: int = 64
+    psnr_limit: int = 1000  # PSNR/SSIM on this many query crops (they are slow and stable)
+
+
+@dataclass
+class LandmarkSet:
+    landmarks: np.ndarray  # N x 5 x 2
+    detected: np.ndarray  # bool: False where the fallback (mean face) was used
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageReadError(f"cannot read image {path}: the file is missing or not an image")
+    return image
+
+
+def central_face(boxes: np.ndarray, landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """The face LFW is about: the detection nearest the image centre whose box contains it."""
+    if len(boxes) == 0:
+        return None
+    centre = np.array([shape[1] / 2, shape[0] / 2])
+    contains = (boxes[:, 0] <= centre[0]) & (boxes[:, 2] >= centre[0]) & (boxes[:, 1] <= centre[1]) & (boxes[:, 3] >= centre[1])
+    if not contains.any():
+        return None
+    distance = np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - centre, axis=1)
+    distance[~contains] = np.inf
+    return landmarks[int(np.argmin(distance))]
+
+
+def detect_landmarks(root: Path, images: list[str], detector=None, batch: int = 16) -> LandmarkSet:
+    """Landmarks of the central face of every image, cached on disk by image list and detector."""
+    from fhsdk.detect.mtcnn import MTCNN
+
+    detector = detector or MTCNN(min_face_size=20)
+    key = hashlib.sha256(("\n".join(images) + repr(getattr(detector, "config", type(detector).__name__))).encode())
+    cache = cache_dir() / f"lfw_landmarks_{key.hexdigest()[:16]}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            return LandmarkSet(stored["landmarks"], stored["detected"])
+    landmarks = np.zeros((len(images), 5, 2))
+    detected = np.zeros(len(images), dtype=bool)
+    for start in tqdm(range(0, len(images), batch), desc="detect (cached after)", unit_scale=batch):
+        frames = [read_image(root / "images" / name) for name in images[start : start + batch]]
+        for offset, (frame, found) in enumerate(zip(frames, detector.detect(frames))):
+            face = central_face(found.boxes, found.landmarks, frame.shape[:2])
+            if face is not None:
+                landmarks[start + offset], detected[start + offset] = face, True
+    if detected.any():
+        # Fallback for missed faces: the mean landmarks of found ones (LFW centres every face).
+        landmarks[~detected] = landmarks[detected].mean(axis=0)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, landmarks=landmarks, detected=detected)
+    tmp.replace(cache)
+    return LandmarkSet(landmarks, detected)
+
+
+def aligned_crops(root: Path, images: list[str], landmarks: np.ndarray, sides: tuple[int, ...], desc: str) -> dict[int, np.ndarray]:
+    """Aligned crops of every image at each side, read and aligned in chunks."""
+    crops = {side: np.empty((len(images), side, side, 3), dtype=np.uint8) for side in sides}
+    for start in tqdm(range(0, len(images), CHUNK), desc=desc, unit_scale=CHUNK):
+        for offset, name in enumerate(images[start : start + CHUNK]):
+            frame = read_image(root / "images" / name)
+            for side in sides:
+                crops[side][start + offset] = align(frame, landmarks[start + offset], side)[0]
+    return crops
+
+
+def embed_all(embedder, crops: np.ndarray, desc: str) -> np.ndarray:
+    out = np.empty((len(crops), embedder.dim), dtype=np.float32)
+    for start in tqdm(range(0, len(crops), CHUNK), desc=desc, unit_scale=CHUNK, leave=False):
+        out[start : start + CHUNK] = embedder(crops[start : start + CHUNK])
+    return out
+
+
+def restore_all(hallucinator, lr: np.ndarray, desc: str) -> np.ndarray:
+    out = None
+    for start in tqdm(range(0, len(lr), CHUNK), desc=desc, unit_scale=CHUNK, leave=False):
+        sr = hallucinator(lr[start : start + CHUNK])
+        if out is None:
+            out = np.empty((len(lr),) + sr.shape[1:], dtype=np.uint8)
+        out[start : start + len(sr)] = sr
+    return out
+
+
+@dataclass
+class EvalResult:
+    rows: list[dict]
+    meta: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"meta": self.meta, "rows": self.rows}, indent=2)
+
+
+def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> EvalResult:
+    started = time.time()
+    root = check_lfw_dir(config.data)
+    pairs = read_pairs(root)
+    keep = np.ones(len(pairs.same), dtype=bool) if config.folds is None else pairs.fold < config.folds
+    first, second, same, fold = pairs.first[keep], pairs.second[keep], pairs.same[keep], pairs.fold[keep]
+
+    people = identification_images(root) if config.identification else {}
+    if config.max_identities is not None:
+        people = dict(list(people.items())[: config.max_identities])
+    ident_images = [name for files in people.values() for name in files]
+    ident_labels = np.array([i for i, files in enumerate(people.values()) for _ in files])
+
+    # One index over every image either protocol touches.
+    images = sorted(set(np.array(pairs.images)[np.concatenate([first, second])]) | set(ident_images))
+    position = {name: i for i, name in enumerate(images)}
+    pair_first = np.array([position[pairs.images[i]] for i in first])
+    pair_second = np.array([position[pairs.images[i]] for i in second])
+    ident_index = np.array([position[name] for name in ident_images], dtype=int)
+    queries = np.unique(np.concatenate([pair_second, ident_index]))  # images used as LR queries
+    query_slot = np.full(len(images), -1)
+    query_slot[queries] = np.arange(len(queries))
+
+    found = detect_landmarks(root, images, detector)
+    log.info("central face found by the detector in %d of %d images", found.detected.sum(), len(images))
+
+    crops = aligned_crops(root, images, found.landmarks, (RECOGNIZER_SIDE, HR_SIDE), "align")
+    gallery = _cached_embeddings(embedder, crops[RECOGNIZER_SIDE], found.landmarks, "embed HR gallery")
+    hr_queries = crops[HR_SIDE][queries]
+    del crops
+    hr_query_embeddings = embed_all(embedder, hr_queries, "embed HR queries")
+
+    def row_for(label: str, side: int | None, query_embeddings: np.ndarray, restored: np.ndarray | None) -> dict:
+        scores = np.einsum("nd,nd->n", gallery[pair_first], query_embeddings[query_slot[pair_second]])
+        accuracy, accuracy_std, _ = metrics.kfold_accuracy(scores, same, fold)
+        row = {
+            "query": label,
+            "lr_side": side,
+            "interocular_px": round(interocular_px(side if side else HR_SIDE), 2),
+            "accuracy": accuracy,
+            "accuracy_std": accuracy_std,
+            "vr_at_far_0.1%": metrics.verification_rate(scores, same, 1e-3),
+            "identity_cosine": float(np.einsum("nd,nd->n", query_embeddings, hr_query_embeddings).mean()),
+        }
+        if restored is not None:
+            subset = np.linspace(0, len(restored) - 1, min(config.psnr_limit, len(restored))).astype(int)
+            row["psnr"], row["ssim"] = metrics.psnr_ssim(restored[subset], hr_queries[subset])
+        if len(ident_index):
+            row["rank1"], row["rank1_std"] = metrics.rank1_identification(
+                gallery[ident_index], query_embeddings[query_slot[ident_index]], ident_labels, config.runs, config.seed
+            )
+        return row
+
+    rows = [row_for("HR", None, hr_query_embeddings, None)]
+    for side in tqdm(config.sizes, desc=f"LR sides ({hallucinator.name})"):
+        lr = degrade(hr_queries, side, config.degradation, seed=config.seed + side)
+        restored = restore_all(hallucinator, lr, f"hallucinate {side}px")
+        rows.append(row_for(f"LR {side}px", side, embed_all(embedder, restored, f"embed {side}px"), restored))
+
+    meta = {
+        "hallucinator": hallucinator.name,
+        "recognizer": embedder.name,
+        "recognizer_fingerprint": embedder.fingerprint,
+        "degradation": config.degradation,
+        "pairs": int(len(same)),
+        "folds": int(len(np.unique(fold))),
+        "identification_identities": len(people),
+        "identification_images": len(ident_images),
+        "images": len(images),
+        "faces_detected": int(found.detected.sum()),
+        "hr_side": HR_SIDE,
+        "recognizer_side": RECOGNIZER_SIDE,
+        "template": CANONICAL_TEMPLATE.tolist(),
+        "seconds": round(time.time() - started, 1),
+    }
+    return EvalResult(rows, meta)
+
+
+def _cached_embeddings(embedder, chips: np.ndarray, landmarks: np.ndarray, desc: str) -> np.ndarray:
+    key = hashlib.sha256(embedder.fingerprint.encode() + landmarks.tobytes() + CANONICAL_TEMPLATE.tobytes())
+    path = cache_dir() / f"lfw_hr_embeddings_{key.hexdigest()[:16]}.npy"
+    if path.is_file():
+        stored = np.load(path, allow_pickle=False)
+        if stored.shape == (len(chips), embedder.dim):
+            return stored
+    embeddings = embed_all(embedder, chips, desc)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, embeddings)
+    tmp.replace(path)
+    return embeddings

@@ -1,0 +1,89 @@
+"""Hallucinators: map aligned LR crops of the canonical region (any side) to HR crops of side HR_SIDE.
+
+`BicubicHallucinator` is the baseline. `NetworkHallucinator` wraps a trained generator: any input side
+is first resized (bicubic) to the generator's native LR side, then the network upsamples it.
+`create_hallucinator` builds either from a name or a weight file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fhsdk.align import HR_SIDE
+from fhsdk.degrade import _check_batch, resize_bicubic
+from fhsdk.errors import ConfigError, WeightsError
+
+
+class BicubicHallucinator:
+    name = "bicubic"
+
+    def __init__(self, hr_side: int = HR_SIDE):
+        self.hr_side = hr_side
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        return resize_bicubic(crops, self.hr_side)
+
+
+class NetworkHallucinator:
+    """A trained generator behind the crop-in, crop-out contract (BGR uint8 N x s x s x 3)."""
+
+    def __init__(self, generator: torch.nn.Module, native_side: int, name: str = "network",
+                 device: str | torch.device = "cpu", batch_size: int = 64):
+        self.generator = generator.to(device).eval()
+        self.native_side = native_side
+        self.name = name
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        with torch.no_grad():
+            probe = torch.zeros(1, 3, native_side, native_side, device=self.device)
+            self.hr_side = int(self.generator(probe).shape[-1])
+
+    @classmethod
+    def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> "NetworkHallucinator":
+        from fhsdk.models import create_model
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"hallucinator weights not found at {path}: pass an existing .pt file")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            generator = create_model(checkpoint["arch"], **checkpoint.get("arch_kwargs", {}))
+            generator.load_state_dict(checkpoint["state_dict"])
+        except (KeyError, RuntimeError, OSError, ValueError) as error:
+            raise WeightsError(
+                f"{path} is not a valid fhsdk hallucinator file ({error}): export one with "
+                "`python -m train.export_weights RUN_DIR`"
+            ) from error
+        return cls(generator, int(checkpoint["native_side"]), name=checkpoint.get("name", path.stem), device=device)
+
+    @torch.no_grad()
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        crops = _check_batch(crops)
+        out = np.empty((len(crops), self.hr_side, self.hr_side, 3), dtype=np.uint8)
+        for start in range(0, len(crops), self.batch_size):
+            lr = resize_bicubic(crops[start : start + self.batch_size], self.native_side)
+            x = torch.from_numpy(lr[..., ::-1].copy()).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+            sr = self.generator(x).clamp_(0, 1).mul_(255).round_()
+            out[start : start + len(lr)] = sr.to(torch.uint8).permute(0, 2, 3, 1).flip(-1).cpu().numpy()
+        return out
+
+
+def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu"):
+    """'bicubic', 'default' (the packaged model), or a path to a hallucinator .pt file."""
+    if spec == "bicubic":
+        return BicubicHallucinator()
+    if spec == "default":
+        packaged = Path(__file__).parent / "weights" / "hallucinator_default.pt"
+        if not packaged.is_file():
+            raise WeightsError(
+                "no default hallucinator is packaged in this install: pass hallucinator='bicubic' "
+                "or the path to a trained .pt file"
+            )
+        return NetworkHallucinator.from_file(packaged, device=device)
+    if spec.endswith(".pt") or Path(spec).exists():
+        return NetworkHallucinator.from_file(spec, device=device)
+    raise ConfigError(f"unknown hallucinator '{spec}': use 'bicubic', 'default' or a path to a .pt file")
