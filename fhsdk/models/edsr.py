@@ -1,0 +1,77 @@
+"""EDSR (Lim et al., "Enhanced Deep Residual Networks for Single Image Super-Resolution", CVPRW 2017),
+the generator of Lai, He and Lam's identity-preserved face hallucination (ICIP 2019).
+
+Residual blocks without batch norm, residual scaling, a global skip and sub-pixel upsampling.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from fhsdk.models.registry import register_model
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, res_scale: float):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.res_scale * self.body(x)
+
+
+def pixel_shuffle_upsampler(channels: int, scale: int, activation: nn.Module | None = None) -> nn.Sequential:
+    """Sub-pixel convolution: x2 stages for powers of two, one x3 stage for 3."""
+    layers: list[nn.Module] = []
+    if scale & (scale - 1) == 0:
+        factors = [2] * int(math.log2(scale))
+    elif scale == 3:
+        factors = [3]
+    else:
+        raise ValueError(f"sub-pixel upsampling supports scale 2, 3, 4, 8 or 16, got {scale}")
+    for factor in factors:
+        layers += [nn.Conv2d(channels, channels * factor**2, 3, padding=1), nn.PixelShuffle(factor)]
+        if activation is not None:
+            layers.append(activation)
+    return nn.Sequential(*layers)
+
+
+class EDSR(nn.Module):
+    def __init__(
+        self,
+        scale: int = 4,
+        num_features: int = 64,
+        num_blocks: int = 16,
+        res_scale: float = 1.0,
+        in_channels: int = 3,
+        rgb_mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
+    ):
+        super().__init__()
+        self.scale = scale
+        # EDSR subtracts the training set's mean colour and adds it back at the end.
+        self.register_buffer("rgb_mean", torch.tensor(rgb_mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.head = nn.Conv2d(in_channels, num_features, 3, padding=1)
+        self.body = nn.Sequential(
+            *(ResidualBlock(num_features, res_scale) for _ in range(num_blocks)),
+            nn.Conv2d(num_features, num_features, 3, padding=1),
+        )
+        self.upsample = pixel_shuffle_upsampler(num_features, scale)
+        self.tail = nn.Conv2d(num_features, in_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.head(x - self.rgb_mean)
+        features = features + self.body(features)
+        return self.tail(self.upsample(features)) + self.rgb_mean
+
+
+@register_model("edsr")
+def edsr(**kwargs) -> EDSR:
+    return EDSR(**kwargs)

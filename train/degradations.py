@@ -1,0 +1,112 @@
+"""Training-time degradations: HR crops -> LR inputs at the generator's native side.
+
+Everything works on float RGB batches in [0, 1], N x 3 x H x W, and draws its randomness from a
+`torch.Generator` the training procedure owns (and checkpoints), so a resumed run degrades the same
+batches the same way. The bicubic model matches `fhsdk.degrade` (antialiased bicubic, as MATLAB's
+imresize that face hallucination papers use).
+
+Pipeline per batch: pick a downsampling factor from `factors` (one per batch, as Lai et al.'s random
+x4/x8/x16), optionally blur / add noise / JPEG-compress (the "realistic" option), then resize the LR
+crop bicubically to the generator's native input side (the deployment wrapper does the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def resize(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Bicubic resize of N x 3 x H x W to side x side, antialiased when shrinking."""
+    if images.shape[-1] == side and images.shape[-2] == side:
+        return images
+    shrinking = side < images.shape[-1]
+    return F.interpolate(images, size=(side, side), mode="bicubic", align_corners=False, antialias=shrinking)
+
+
+def _uniform(generator: torch.Generator, low: float, high: float, n: int = 1) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def gaussian_blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Per-image isotropic Gaussian blur (sigma in pixels; sigma ~ 0 leaves the image unchanged)."""
+    radius = int(np.ceil(3 * float(sigmas.max()))) if len(sigmas) else 0
+    if radius == 0:
+        return images
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    kernels = torch.exp(-0.5 * (offsets[None] / sigmas.clamp_min(1e-3)[:, None].to(images.dtype)) ** 2)
+    kernels = kernels / kernels.sum(dim=1, keepdim=True)  # N x K, separable
+    n, c, h, w = images.shape
+    x = F.pad(images.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
+    weight = kernels.repeat_interleave(c, dim=0)
+    x = F.conv2d(x, weight.view(n * c, 1, 1, -1), groups=n * c)
+    x = F.conv2d(x, weight.view(n * c, 1, -1, 1), groups=n * c)
+    return x.view(n, c, h, w)
+
+
+def jpeg(images: torch.Tensor, qualities: list[int]) -> torch.Tensor:
+    """JPEG round trip through cv2.imencode / imdecode at a quality per image."""
+    out = torch.empty_like(images)
+    for i, (image, quality) in enumerate(zip(images, qualities)):
+        rgb = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise RuntimeError("cv2.imencode failed to JPEG-encode a training crop")
+        decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)[:, :, ::-1]
+        out[i] = torch.from_numpy(np.ascontiguousarray(decoded)).permute(2, 0, 1).to(images.dtype) / 255
+    return out
+
+
+@dataclass
+class Degradation:
+    """HR batch -> (LR batch at `native_side`, the LR side used before the resize).
+
+    factors: downsampling factors relative to the HR side, one drawn per batch.
+    realistic: add blur (sigma in HR pixels, before downsampling), Gaussian noise (std in 0-255 units,
+    at LR) and JPEG (at LR), each with parameters drawn per image.
+    """
+
+    native_side: int = 32
+    factors: tuple[int, ...] = (4,)
+    realistic: bool = False
+    blur_sigma: tuple[float, float] = (0.0, 1.5)
+    noise_std: tuple[float, float] = (0.0, 8.0)
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+    def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+        factor = self.factors[int(torch.randint(len(self.factors), (1,), generator=generator))]
+        side = max(1, round(hr.shape[-1] / factor))
+        n = hr.shape[0]
+        x = hr
+        if self.realistic:
+            x = gaussian_blur(x, _uniform(generator, *self.blur_sigma, n))
+        lr = resize(x, side)
+        if self.realistic:
+            std = _uniform(generator, *self.noise_std, n).view(n, 1, 1, 1) / 255
+            lr = lr + std * torch.randn(lr.shape, generator=generator)
+            qualities = torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (n,), generator=generator)
+            lr = jpeg(lr, qualities.tolist())
+        lr = lr.clamp(0, 1)
+        return resize(lr, self.native_side).clamp(0, 1), side
+
+
+def random_hflip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Flip each image of N x C x H x W horizontally with probability p."""
+    flip = torch.rand(images.shape[0], generator=generator) < p
+    if not bool(flip.any()):
+        return images
+    out = images.clone()
+    out[flip] = images[flip].flip(-1)
+    return out
+
+
+def build_degradation(cfg: dict, native_side: int) -> Degradation:
+    cfg = dict(cfg or {})
+    for key in ("factors", "blur_sigma", "noise_std", "jpeg_quality"):
+        if key in cfg:
+            cfg[key] = tuple(cfg[key])
+    return Degradation(native_side=native_side, **cfg)
