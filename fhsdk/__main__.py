@@ -1,0 +1,5 @@
+import sys
+
+from fhsdk.cli import main
+
+sys.exit(main())
