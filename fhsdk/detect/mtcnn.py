@@ -128,6 +128,12 @@ class MTCNN(nn.Module):
     def device(self) -> torch.device:
         return self.pnet.conv1.weight.device
 
+    @property
+    def config(self) -> dict:
+        """Everything that changes the detections (callers key caches of detections on it)."""
+        return {"detector": "mtcnn", "version": 1, "min_face_size": self.min_face_size,
+                "thresholds": self.thresholds, "scale_factor": self.scale_factor}
+
     @torch.inference_mode()
     def detect(self, images: ImageInput) -> list[Detections]:
         """Faces in one BGR uint8 HxWx3 image or a list of them (sizes may differ): one Detections per image."""
