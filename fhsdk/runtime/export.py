@@ -1,0 +1,250 @@
+"""ONNX export with dynamic axes, recorded provenance, and an ONNX Runtime parity check.
+
+We use the TorchScript-based exporter (`dynamo=False`) with an explicit opset: it needs no
+onnxscript, and it exports fhsdk's plain conv nets with named dynamic axes directly. Every file
+records in metadata_props the model name, a SHA-256 of the weights (state_dict), the opset and the
+torch version, so a deployed file can be traced to the weights it came from and an engine cache
+can refuse a stale one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+import fhsdk
+from fhsdk.errors import InvalidInputError, WeightsError
+from fhsdk.runtime.verify import OutputComparison, compare_outputs, merge_comparisons
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+# ONNX Runtime FP32 vs PyTorch FP32: only summation order differs.
+EXPORT_MIN_COSINE = 0.99999
+EXPORT_MAX_ABS_REL = 1e-3  # max abs error allowed, relative to the output's largest magnitude
+
+
+def state_dict_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 over the model's state_dict (names, dtypes, shapes and values, in order)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    model_name: str
+    weights_sha256: str
+    onnx_sha256: str
+    opset: int
+    parity: tuple[OutputComparison, ...]  # empty when the check was skipped
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.parity)
+
+    def summary(self) -> str:
+        lines = [f"exported {self.model_name} -> {self.path} (opset {self.opset}, weights {self.weights_sha256[:12]})"]
+        for c in self.parity:
+            lines.append(
+                f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
+                f"{'PASS' if c.passed else 'FAIL'}"
+            )
+        return "\n".join(lines)
+
+
+def _as_tensors(example_inputs: Any, input_names: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    if isinstance(example_inputs, Mapping):
+        example_inputs = [example_inputs[name] for name in input_names]
+    elif isinstance(example_inputs, (torch.Tensor, np.ndarray)):
+        example_inputs = [example_inputs]
+    return tuple(torch.as_tensor(x) for x in example_inputs)
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    example_inputs: Any,
+    path: str | os.PathLike,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    *,
+    model_name: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    check_inputs: Sequence[Mapping[str, np.ndarray]] | None = None,
+    check: bool = True,
+) -> ExportReport:
+    """Export `model` (FP32, eval mode) to ONNX and check ONNX Runtime against PyTorch.
+
+    `example_inputs`: tensor, tuple of tensors, or dict by input name, used for tracing.
+    `check_inputs`: dicts by input name for the parity check (default: the example inputs);
+    give several (e.g. batch 1 and batch 7) to prove the dynamic axes work.
+    """
+    import onnx
+
+    if opset < 17:
+        raise InvalidInputError(f"opset {opset} is too old: fhsdk exports with opset >= 17")
+    model = model.eval().float().cpu()
+    tensors = _as_tensors(example_inputs, input_names)
+    model_name = model_name or type(model).__name__
+    weights_hash = state_dict_sha256(model)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter announces its own deprecation; we choose it deliberately.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        torch.onnx.export(
+            model, tensors, buffer, input_names=list(input_names), output_names=list(output_names),
+            dynamic_axes={k: dict(v) for k, v in (dynamic_axes or {}).items()},
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    metadata = {
+        "fhsdk.model_name": model_name,
+        "fhsdk.weights_sha256": weights_hash,
+        "fhsdk.version": fhsdk.__version__,
+        "fhsdk.opset": str(opset),
+        "torch.version": torch.__version__,
+    }
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    serialized = proto.SerializeToString()
+    path.write_bytes(serialized)
+    parity: tuple[OutputComparison, ...] = ()
+    if check:
+        feeds = list(check_inputs) if check_inputs else [
+            {name: t.numpy() for name, t in zip(input_names, tensors)}
+        ]
+        parity = check_onnx_parity(model, path, feeds, input_names, output_names)
+    report = ExportReport(path, model_name, weights_hash, hashlib.sha256(serialized).hexdigest(), opset, parity)
+    (logger.info if report.passed else logger.warning)("%s", report.summary())
+    return report
+
+
+def check_onnx_parity(
+    model: torch.nn.Module,
+    onnx_path: str | os.PathLike,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+) -> tuple[OutputComparison, ...]:
+    """ONNX Runtime (CPU) vs PyTorch FP32 on each feed; the worst result per output."""
+    from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from fhsdk.runtime.torch_backend import TorchBackend
+
+    ort_backend = OnnxRuntimeBackend(onnx_path)
+    torch_backend = TorchBackend(model, ort_backend.io)
+    runs = []
+    for feed in feeds:
+        reference = torch_backend.run(feed)
+        candidate = ort_backend.run(feed)
+        bounds = {k: EXPORT_MAX_ABS_REL * max(1.0, float(np.abs(v).max(initial=0.0))) for k, v in reference.items()}
+        runs.append(compare_outputs(reference, candidate, EXPORT_MIN_COSINE, bounds))
+    by_name = {c.name: c for c in merge_comparisons(runs)}
+    return tuple(by_name[name] for name in output_names)
+
+
+def read_metadata(onnx_path: str | os.PathLike) -> dict[str, str]:
+    """metadata_props of an ONNX file as a dict."""
+    import onnx
+
+    if not Path(onnx_path).is_file():
+        raise WeightsError(f"ONNX file '{onnx_path}' does not exist: export it with `fhsdk export`")
+    proto = onnx.load(os.fspath(onnx_path), load_external_data=False)
+    return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def export_preset(
+    name: str,
+    path: str | os.PathLike,
+    model: torch.nn.Module | None = None,
+    opset: int = DEFAULT_OPSET,
+    check_batches: Sequence[int] = (1, 7),
+    check_spatial: Sequence[tuple[int, int]] | None = None,
+    check: bool = True,
+) -> ExportReport:
+    """Export a registered model with its preset IO (names, dynamic axes).
+
+    The parity check runs every batch in `check_batches` (and, for inputs with dynamic H, W,
+    every size in `check_spatial`, default: the example size and a larger one) through the one file.
+    """
+    from fhsdk.runtime.presets import get_preset
+
+    preset = get_preset(name)
+    model = model if model is not None else preset.build()
+    example = preset.io.example_inputs(batch=1)
+    feeds = []
+    spatial_dynamic = any(2 in s.dynamic_axes for s in preset.io.inputs)
+    sizes: list[tuple[int, int] | None] = [None]
+    if spatial_dynamic:
+        base = preset.io.example_shapes[preset.io.input_names[0]][2:]
+        sizes = list(check_spatial or [tuple(base), (base[0] * 2 + 3, base[1] + 5)])
+    for batch in check_batches:
+        for size in sizes:
+            feed = {}
+            for seed, spec in enumerate(preset.io.inputs):
+                shape = list(preset.io.example_shapes[spec.name])
+                shape[0] = batch
+                if size is not None and len(shape) == 4 and 2 in spec.dynamic_axes:
+                    shape[2:] = size
+                rng = np.random.default_rng(1000 * batch + seed)
+                feed[spec.name] = rng.random(shape).astype(np.float32)
+            feeds.append(feed)
+    return export_onnx(
+        model, example, path, preset.io.input_names, preset.io.output_names, preset.dynamic_axes(),
+        model_name=name, opset=opset, check_inputs=feeds, check=check,
+    )
+
+
+# -- CLI: `fhsdk export` ---------------------------------------------------------------------------
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    from fhsdk.runtime.presets import list_presets
+
+    parser.add_argument("model", choices=list_presets(), help="model preset to export")
+    parser.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
+    parser.add_argument("--weights", help="state_dict file (torch.save) to load into the model before export")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
+    parser.add_argument("--json", dest="json_path", help="also write the export report as JSON here")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """`fhsdk export`: returns the exit code (0 when exported and parity passed)."""
+    from fhsdk.runtime.presets import get_preset
+
+    model = get_preset(args.model).build()
+    if args.weights:
+        try:
+            state = torch.load(args.weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        except (OSError, RuntimeError, KeyError) as error:
+            raise WeightsError(f"cannot load weights '{args.weights}' into {args.model}: {error}") from error
+    report = export_preset(args.model, args.output, model=model, opset=args.opset, check=not args.no_check)
+    print(report.summary())
+    if args.json_path:
+        with open(args.json_path, "w") as handle:
+            json.dump({
+                "path": str(report.path), "model_name": report.model_name, "opset": report.opset,
+                "weights_sha256": report.weights_sha256, "onnx_sha256": report.onnx_sha256,
+                "passed": report.passed, "parity": [c.__dict__ for c in report.parity],
+            }, handle, indent=2)
+    return 0 if report.passed else 1

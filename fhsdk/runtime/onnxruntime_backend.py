@@ -1,0 +1,126 @@
+"""ONNX Runtime backend: CPUExecutionProvider, or CUDAExecutionProvider where installed.
+
+Input and output specs are read from the ONNX session itself (symbolic dimensions become -1), so
+this backend needs nothing but the .onnx file. FP16 is not offered: ONNX Runtime runs the graph's
+own types, and an FP16 graph would change the interface; FP16 deployment goes through TensorRT.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
+from fhsdk.runtime.base import Backend, ModelIO, TensorSpec, to_numpy
+
+# ONNX Runtime's type strings -> NumPy dtype names.
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
+
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise BackendUnavailableError(
+            "ONNX Runtime is not installed: run `pip install onnxruntime` (CPU) or "
+            "`pip install onnxruntime-gpu` (CUDA), or use backend='torch'"
+        ) from error
+    return onnxruntime
+
+
+def cuda_provider_available() -> bool:
+    try:
+        return "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
+    except BackendUnavailableError:
+        return False
+
+
+def _spec(node_arg) -> TensorSpec:
+    if node_arg.type not in _ORT_TYPES:
+        raise WeightsError(f"ONNX tensor '{node_arg.name}' has unsupported type {node_arg.type}")
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (node_arg.shape or ()))
+    return TensorSpec(node_arg.name, _ORT_TYPES[node_arg.type], shape)
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs an ONNX file (path or serialized bytes) with ONNX Runtime."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model: str | os.PathLike | bytes,
+        device: str = "cpu",
+        precision: str = "fp32",
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+        graph_optimization_level: str = "all",
+    ) -> None:
+        ort = import_onnxruntime()
+        if precision != "fp32":
+            raise BackendUnavailableError(
+                f"the onnxruntime backend runs the ONNX graph's own FP32 types, not '{precision}': "
+                f"use backend='tensorrt' (or 'torch' on CUDA) for FP16"
+            )
+        providers = self._providers(ort, device)
+        if graph_optimization_level not in _OPT_LEVELS:
+            raise InvalidInputError(
+                f"graph_optimization_level must be one of {_OPT_LEVELS}, got '{graph_optimization_level}'"
+            )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[graph_optimization_level]
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = int(intra_op_threads)
+        if inter_op_threads is not None:
+            options.inter_op_num_threads = int(inter_op_threads)
+        source = model if isinstance(model, bytes) else os.fspath(model)
+        if not isinstance(model, bytes) and not os.path.isfile(source):
+            raise WeightsError(f"ONNX file '{source}' does not exist: export it with `fhsdk export`")
+        try:
+            self.session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        except Exception as error:  # ORT raises its own exception types for bad files
+            raise WeightsError(f"ONNX Runtime cannot load '{source if isinstance(source, str) else 'bytes'}': {error}") from error
+        io = ModelIO(
+            inputs=tuple(_spec(a) for a in self.session.get_inputs()),
+            outputs=tuple(_spec(a) for a in self.session.get_outputs()),
+        )
+        super().__init__(io, device, precision)
+        self.providers = self.session.get_providers()
+
+    @staticmethod
+    def _providers(ort, device: str) -> list[str]:
+        if device == "cpu":
+            return ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailableError(
+                    f"ONNX Runtime here has no CUDAExecutionProvider (available: "
+                    f"{ort.get_available_providers()}): install `onnxruntime-gpu` matching your CUDA, "
+                    f"or use device='cpu'"
+                )
+            index = int(device.split(":")[1]) if ":" in device else 0
+            return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        raise InvalidInputError(f"device '{device}' is not supported: use 'cpu' or 'cuda'")
+
+    def _run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        arrays = {name: np.ascontiguousarray(to_numpy(value)) for name, value in feeds.items()}
+        results = self.session.run(self.io.output_names, arrays)
+        return dict(zip(self.io.output_names, results))

@@ -1,0 +1,130 @@
+"""Per-model deployment presets: IO names, which axes are dynamic, default engine profiles.
+
+A preset is the one place that says how a network crosses the export boundary: its input and
+output names, which axes are dynamic (batch for all; height and width too for P-Net and the
+fully convolutional hallucinators), a concrete example shape, and the default TensorRT profile.
+`build` constructs the real network (lazily imported, so presets load without the model files).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from fhsdk.errors import ConfigError
+from fhsdk.runtime.base import ModelIO, TensorSpec
+from fhsdk.runtime.trt_plan import HW, pnet_image_range
+
+F32 = "float32"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    name: str
+    io: ModelIO
+    build: Callable[[], nn.Module]
+    batch_range: tuple[int, int, int] = (1, 32, 256)  # TensorRT profile (min, opt, max)
+    spatial_range: tuple[HW, HW, HW] | None = None  # for inputs with dynamic H, W
+    notes: str = field(default="", compare=False)
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """torch.onnx.export dynamic_axes built from the specs' -1 dimensions."""
+        names = {0: "batch", 1: "channels", 2: "height", 3: "width"}
+        axes = {}
+        for spec in self.io.inputs + self.io.outputs:
+            if spec.dynamic_axes:
+                axes[spec.name] = {a: f"{names.get(a, f'dim{a}')}" for a in spec.dynamic_axes}
+        return axes
+
+
+_PRESETS: dict[str, ModelPreset] = {}
+
+
+def register_preset(preset: ModelPreset) -> ModelPreset:
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def get_preset(name: str) -> ModelPreset:
+    if name not in _PRESETS:
+        raise ConfigError(f"no deployment preset for model '{name}': choose one of {', '.join(sorted(_PRESETS))}")
+    return _PRESETS[name]
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def _import(module: str, attribute: str):
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _registry_model(name: str, **kwargs) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        return _import("fhsdk.models.registry", "create_model")(name, **kwargs).eval()
+
+    return build
+
+
+def _mtcnn_net(which: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        return _import("fhsdk.detect.mtcnn_nets", "load_pretrained")(which).eval()
+
+    return build
+
+
+def _image(shape: tuple[int, ...]) -> TensorSpec:
+    return TensorSpec("image", F32, shape)
+
+
+register_preset(ModelPreset(
+    name="dlib_resnet_v1",
+    io=ModelIO((_image((-1, 3, 150, 150)),), (TensorSpec("embedding", F32, (-1, 128)),),
+               {"image": (1, 3, 150, 150)}),
+    build=_registry_model("dlib_resnet_v1"),
+    notes="dlib's 128-D face recogniser; input normalised RGB 150x150",
+))
+
+# P-Net is fully convolutional and runs once per pyramid level: batch, height and width are dynamic.
+# Default profile: frames up to 1080p with faces down to 20 px.
+register_preset(ModelPreset(
+    name="mtcnn_pnet",
+    io=ModelIO((_image((-1, 3, -1, -1)),),
+               (TensorSpec("prob", F32, (-1, -1, -1)), TensorSpec("bbox_reg", F32, (-1, 4, -1, -1))),
+               {"image": (1, 3, 48, 64)}),
+    build=_mtcnn_net("pnet"),
+    batch_range=(1, 1, 4),
+    spatial_range=pnet_image_range((1080, 1920), min_face=20),
+))
+register_preset(ModelPreset(
+    name="mtcnn_rnet",
+    io=ModelIO((_image((-1, 3, 24, 24)),),
+               (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4))),
+               {"image": (1, 3, 24, 24)}),
+    build=_mtcnn_net("rnet"),
+    batch_range=(1, 64, 1024),
+))
+register_preset(ModelPreset(
+    name="mtcnn_onet",
+    io=ModelIO((_image((-1, 3, 48, 48)),),
+               (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4)),
+                TensorSpec("landmarks", F32, (-1, 10))),
+               {"image": (1, 3, 48, 48)}),
+    build=_mtcnn_net("onet"),
+    batch_range=(1, 32, 256),
+))
+
+# Hallucinators are fully convolutional; the SDK feeds aligned crops of 8-32 px, so H, W are
+# dynamic with a profile over that range (output is scale x larger).
+for _generator in ("edsr", "rrdb", "sicnn", "srgan", "dsnet"):
+    register_preset(ModelPreset(
+        name=_generator,
+        io=ModelIO((_image((-1, 3, -1, -1)),), (TensorSpec("sr", F32, (-1, 3, -1, -1)),),
+                   {"image": (1, 3, 16, 16)}),
+        build=_registry_model(_generator),
+        spatial_range=((8, 8), (16, 16), (32, 32)),
+        notes="input in [0, 1], output upscaled by the model's scale",
+    ))

@@ -1,0 +1,276 @@
+"""TensorRT-independent planning: optimisation profiles, shape strings, IO plans, layer pinning.
+
+Everything here is plain Python so it is tested on machines without TensorRT; tensorrt_backend.py
+and build.py feed TensorRT's objects through these functions as names, strings and tuples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from fhsdk.errors import InvalidInputError
+from fhsdk.runtime.base import TensorSpec
+
+Shape = tuple[int, ...]
+HW = tuple[int, int]
+
+# MTCNN's P-Net sees a 12x12 window; pyramid levels smaller than that are not run.
+PNET_MIN_SIDE = 12
+
+
+@dataclass(frozen=True)
+class OptimizationProfile:
+    """One TensorRT optimisation profile: per dynamic input, its (min, opt, max) shapes."""
+
+    shapes: tuple[tuple[str, Shape, Shape, Shape], ...]
+
+    def __post_init__(self) -> None:
+        for name, low, opt, high in self.shapes:
+            if not (len(low) == len(opt) == len(high)):
+                raise InvalidInputError(f"profile for '{name}': min/opt/max shapes differ in rank")
+            for a, b, c in zip(low, opt, high):
+                if not (1 <= a <= b <= c):
+                    raise InvalidInputError(
+                        f"profile for '{name}' needs 1 <= min <= opt <= max in every dimension, "
+                        f"got min={low}, opt={opt}, max={high}"
+                    )
+
+    @classmethod
+    def from_shapes(
+        cls, min_shapes: Mapping[str, Shape], opt_shapes: Mapping[str, Shape], max_shapes: Mapping[str, Shape]
+    ) -> "OptimizationProfile":
+        """From trtexec-style --minShapes/--optShapes/--maxShapes dictionaries."""
+        names = sorted(min_shapes)
+        if sorted(opt_shapes) != names or sorted(max_shapes) != names:
+            raise InvalidInputError(
+                f"min, opt and max shapes must name the same inputs: {sorted(min_shapes)}, "
+                f"{sorted(opt_shapes)}, {sorted(max_shapes)}"
+            )
+        return cls(tuple(
+            (n, tuple(min_shapes[n]), tuple(opt_shapes[n]), tuple(max_shapes[n])) for n in names
+        ))
+
+    def names(self) -> list[str]:
+        return [entry[0] for entry in self.shapes]
+
+    def range(self, name: str) -> tuple[Shape, Shape, Shape]:
+        for entry in self.shapes:
+            if entry[0] == name:
+                return entry[1], entry[2], entry[3]
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, dict[str, list[int]]]:
+        return {n: {"min": list(a), "opt": list(b), "max": list(c)} for n, a, b, c in self.shapes}
+
+    def check(self, shapes: Mapping[str, Shape]) -> None:
+        """Raise InvalidInputError unless every given input shape lies inside this profile."""
+        for name, shape in shapes.items():
+            if name not in self.names():
+                continue
+            low, _, high = self.range(name)
+            if len(shape) != len(low) or any(not (a <= s <= c) for a, s, c in zip(low, shape, high)):
+                raise InvalidInputError(
+                    f"input '{name}' has shape {tuple(shape)}, outside the engine's profile "
+                    f"min={low} max={high}: split the batch, or rebuild the engine with larger "
+                    f"--max-shapes (fhsdk build-engine)"
+                )
+
+
+def compute_profile(
+    inputs: Sequence[TensorSpec],
+    batch: tuple[int, int, int] = (1, 8, 32),
+    spatial: Mapping[str, tuple[HW, HW, HW]] | None = None,
+) -> OptimizationProfile:
+    """Profile for specs whose dynamic axes are batch (axis 0) and, optionally, H and W (axes 2, 3).
+
+    `batch` is (min, opt, max); `spatial` maps an input name to ((h, w) min, opt, max) and is
+    required for every input with a dynamic H or W (P-Net's image pyramid levels).
+    """
+    spatial = dict(spatial or {})
+    entries = []
+    for spec in inputs:
+        if not spec.dynamic_axes:
+            continue
+        low, opt, high = list(spec.shape), list(spec.shape), list(spec.shape)
+        for axis in spec.dynamic_axes:
+            if axis == 0:
+                low[0], opt[0], high[0] = batch
+            elif axis in (2, 3) and len(spec.shape) == 4:
+                if spec.name not in spatial:
+                    raise InvalidInputError(
+                        f"input '{spec.name}' has a dynamic height/width: give its "
+                        f"((h, w) min, opt, max) range in `spatial`"
+                    )
+                ranges = spatial[spec.name]
+                for target, (h, w) in zip((low, opt, high), ranges):
+                    target[2], target[3] = h, w
+            else:
+                raise InvalidInputError(
+                    f"input '{spec.name}' has dynamic axis {axis}; only batch (0) and H, W (2, 3) "
+                    f"of NCHW inputs can be profiled here: give explicit min/opt/max shapes"
+                )
+        entries.append((spec.name, tuple(low), tuple(opt), tuple(high)))
+    return OptimizationProfile(tuple(sorted(entries)))
+
+
+def pnet_pyramid_sizes(frame_hw: HW, min_face: int = 20, factor: float = 0.709) -> list[HW]:
+    """(h, w) of every MTCNN image-pyramid level for a frame: scale 12/min_face, then x factor
+    while the shorter side stays >= 12 (Zhang et al.'s schedule)."""
+    if min_face < PNET_MIN_SIDE or not 0 < factor < 1:
+        raise InvalidInputError(f"need min_face >= {PNET_MIN_SIDE} and 0 < factor < 1")
+    height, width = frame_hw
+    scale = PNET_MIN_SIDE / min_face
+    sizes = []
+    while min(height, width) * scale >= PNET_MIN_SIDE:
+        sizes.append((math.ceil(height * scale), math.ceil(width * scale)))
+        scale *= factor
+    return sizes
+
+
+def pnet_image_range(max_frame_hw: HW, min_face: int = 20, factor: float = 0.709) -> tuple[HW, HW, HW]:
+    """P-Net (min, opt, max) input size covering every pyramid level of frames up to max_frame_hw.
+
+    Min is 12x12 (the smallest level any frame can produce); max is the largest level (first
+    level of the largest frame); opt is the middle level, where the pyramid spends most calls.
+    """
+    sizes = pnet_pyramid_sizes(max_frame_hw, min_face, factor)
+    if not sizes:
+        raise InvalidInputError(f"a {max_frame_hw} frame is too small for faces of {min_face} px")
+    opt = sizes[len(sizes) // 2]
+    low = (PNET_MIN_SIDE, PNET_MIN_SIDE)
+    return low, (max(opt[0], low[0]), max(opt[1], low[1])), sizes[0]
+
+
+# -- trtexec-style shape strings ------------------------------------------------------------------
+
+
+def parse_shapes(text: str) -> dict[str, Shape]:
+    """'image:1x3x150x150,other:4x10' -> {'image': (1, 3, 150, 150), 'other': (4, 10)}."""
+    shapes = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, dims = item.rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise InvalidInputError(
+                f"bad shape '{item}': write NAME:DxDxD..., e.g. image:1x3x150x150, comma-separated"
+            )
+        shapes[name] = shape
+    return shapes
+
+
+def format_shapes(shapes: Mapping[str, Shape]) -> str:
+    return ",".join(f"{name}:{'x'.join(str(d) for d in shape)}" for name, shape in shapes.items())
+
+
+# -- IO plan ----------------------------------------------------------------------------------------
+
+# TensorRT DataType member names -> torch dtype attribute names.
+TRT_TO_TORCH_DTYPE = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "FP8": "float8_e4m3fn",
+}
+
+
+def torch_dtype_name(trt_dtype_name: str) -> str:
+    """torch dtype name for a TensorRT DataType name ('FLOAT' or 'DataType.FLOAT' -> 'float32')."""
+    key = trt_dtype_name.rsplit(".", 1)[-1].upper()
+    if key not in TRT_TO_TORCH_DTYPE:
+        raise InvalidInputError(
+            f"TensorRT tensor type {trt_dtype_name} has no torch equivalent here; fhsdk engines use "
+            f"{sorted(TRT_TO_TORCH_DTYPE)}"
+        )
+    return TRT_TO_TORCH_DTYPE[key]
+
+
+@dataclass(frozen=True)
+class IOTensor:
+    name: str
+    is_input: bool
+    dtype: str  # torch/NumPy dtype name
+    shape: Shape  # -1 for dynamic
+
+
+@dataclass(frozen=True)
+class IOPlan:
+    """An engine's IO tensors in engine order, split into inputs and outputs."""
+
+    tensors: tuple[IOTensor, ...]
+
+    @classmethod
+    def from_engine_description(cls, entries: Sequence[tuple[str, str, str, Sequence[int]]]) -> "IOPlan":
+        """From (name, mode name 'INPUT'/'OUTPUT', TensorRT dtype name, shape) per IO tensor."""
+        tensors = []
+        for name, mode, dtype, shape in entries:
+            mode_key = str(mode).rsplit(".", 1)[-1].upper()
+            if mode_key not in ("INPUT", "OUTPUT"):
+                raise InvalidInputError(f"tensor '{name}' has IO mode {mode}, neither INPUT nor OUTPUT")
+            tensors.append(IOTensor(name, mode_key == "INPUT", torch_dtype_name(dtype), tuple(int(d) for d in shape)))
+        return cls(tuple(tensors))
+
+    @property
+    def inputs(self) -> tuple[IOTensor, ...]:
+        return tuple(t for t in self.tensors if t.is_input)
+
+    @property
+    def outputs(self) -> tuple[IOTensor, ...]:
+        return tuple(t for t in self.tensors if not t.is_input)
+
+    def specs(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """(input specs, output specs) for the backend interface."""
+        return (
+            tuple(TensorSpec(t.name, t.dtype, t.shape) for t in self.inputs),
+            tuple(TensorSpec(t.name, t.dtype, t.shape) for t in self.outputs),
+        )
+
+    def input_shapes(self, batch: int, spatial: HW | None = None) -> dict[str, Shape]:
+        """Concrete input shapes for a batch size (and H, W for inputs with dynamic spatial axes)."""
+        shapes = {}
+        for tensor in self.inputs:
+            sizes = {0: batch}
+            if spatial is not None:
+                sizes.update({2: spatial[0], 3: spatial[1]})
+            shapes[tensor.name] = TensorSpec(tensor.name, tensor.dtype, tensor.shape).concrete(sizes)
+        return shapes
+
+
+# -- FP16 precision pin-back ----------------------------------------------------------------------
+
+
+def select_pinned_layers(
+    layers: Sequence[tuple[str, str]], names: Sequence[str] = (), types: Sequence[str] = ()
+) -> list[str]:
+    """Names of the layers to force to FP32: those named, plus every layer of the given types.
+
+    `layers` is (layer name, TensorRT LayerType name such as 'CONVOLUTION') in network order;
+    the result keeps network order. Unknown names or types are errors, not silently ignored.
+    """
+    known_names = {name for name, _ in layers}
+    known_types = {str(kind).rsplit(".", 1)[-1].upper() for _, kind in layers}
+    unknown = [n for n in names if n not in known_names]
+    if unknown:
+        raise InvalidInputError(
+            f"no layers named {unknown} in the network; its layers include {sorted(known_names)[:10]}"
+        )
+    wanted_types = {t.upper() for t in types}
+    unknown_types = sorted(wanted_types - known_types)
+    if unknown_types:
+        raise InvalidInputError(
+            f"the network has no layers of type {unknown_types}; it has {sorted(known_types)}"
+        )
+    wanted = set(names)
+    return [
+        name for name, kind in layers
+        if name in wanted or str(kind).rsplit(".", 1)[-1].upper() in wanted_types
+    ]
