@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fhsdk.errors import InvalidInputError, WeightsError
 from fhsdk.models import create_model
@@ -97,6 +99,31 @@ def test_reader_rejects_missing_garbage_and_truncated_files(tmp_path, dat_path):
     truncated.write_bytes(dat_path.read_bytes()[: 1 << 20])
     with pytest.raises(WeightsError, match="unexpected end of data"):
         read_dnn(truncated)
+
+
+@pytest.fixture(scope="module")
+def dat_bytes(dat_path):
+    return dat_path.read_bytes()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keep=st.floats(0.0, 1.0, exclude_max=True), flip=st.integers(0, 2_000), bit=st.integers(0, 7))
+def test_damaged_files_raise_weights_error_only(tmp_path, dat_bytes, keep, flip, bit):
+    # Any truncation fails cleanly; a flipped bit in the structural header either fails cleanly
+    # or still parses (dlib's format has no checksum), but never raises anything else.
+    data = dat_bytes
+    truncated = tmp_path / "cut.dat"
+    truncated.write_bytes(data[: int(keep * len(data))])
+    with pytest.raises(WeightsError):
+        read_dnn(truncated)
+    damaged = bytearray(data)
+    damaged[flip] ^= 1 << bit
+    flipped = tmp_path / "flip.dat"
+    flipped.write_bytes(bytes(damaged))
+    try:
+        read_dnn(flipped)
+    except WeightsError:
+        pass
 
 
 @pytest.mark.parametrize("other", ["mmod_human_face_detector.dat", "shape_predictor_5_face_landmarks.dat"])

@@ -85,6 +85,9 @@ class DlibStream:
     def at_end(self) -> bool:
         return self.pos >= len(self.data)
 
+    def peek_byte(self) -> int | None:
+        return self.data[self.pos] if self.pos < len(self.data) else None
+
     def read_int(self, signed: bool = True) -> int:
         control = self._take(1)[0]
         size = control & 0x0F
@@ -149,7 +152,9 @@ class DlibStream:
         count = math.prod(shape)
         if version == 2:  # raw little-endian IEEE float32
             values = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
-        else:  # one dlib float (mantissa, exponent) per value
+        else:  # one dlib float (mantissa, exponent, at least 4 bytes) per value
+            if 4 * count > len(self.data) - self.pos:
+                raise DlibFormatError(f"unexpected end of data (tensor of shape {shape})")
             values = np.array([self.read_float() for _ in range(count)], dtype=np.float32)
         return values.reshape(shape)
 
@@ -211,7 +216,7 @@ def _read_affine(stream: DlibStream, version: str) -> dict:
     gamma_shape = stream.read_alias_tensor()
     stream.read_alias_tensor()  # beta has gamma's shape
     mode = None
-    if stream.data[stream.pos] not in (0x30, 0x31):  # older files end before the mode integer
+    if stream.peek_byte() not in (0x30, 0x31):  # older files end before the mode integer
         mode = stream.read_int()  # 0: CONV_MODE (per channel), 1: FC_MODE (per element)
     size = math.prod(gamma_shape)
     return {
@@ -345,7 +350,7 @@ def read_dnn(path: str | os.PathLike) -> DlibNet:
                                "download or reinstall it again") from exc
     try:
         return parse_dnn(DlibStream(data))
-    except DlibFormatError as exc:
+    except (ValueError, OverflowError) as exc:  # DlibFormatError, or absurd values in a damaged file
         raise WeightsError(
             f"'{path}' is not a dlib DNN model file that fhsdk can read ({exc}); expected a "
             "network saved by dlib's serialize(), such as dlib_face_recognition_resnet_model_v1.dat "
