@@ -1,7 +1,7 @@
 """dlib's ResNet face recogniser (``dlib_face_recognition_resnet_model_v1``) in PyTorch.
 
 The network of dlib's ``dnn_face_recognition_ex.cpp``: a 29-convolution ResNet that maps a
-150 x 150 aligned RGB face chip to a 128-D descriptor (99.38% on LFW). It reads top to bottom:
+150 x 150 aligned RGB face chip to a 128-D descriptor (dlib reports 99.38% on LFW). Top to bottom:
 
     stem    con 7x7/32 stride 2 (no padding) -> affine -> relu -> max pool 3x3 stride 2   32 x 35 x 35
     stage1  3 residual blocks, 32 channels                                                32 x 35 x 35
