@@ -94,14 +94,16 @@ class Degradation:
         return resize(lr, self.native_side).clamp(0, 1), side
 
 
-def random_hflip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
-    """Flip each image of N x C x H x W horizontally with probability p."""
+def random_hflip(
+    images: torch.Tensor, generator: torch.Generator, p: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip each image of N x C x H x W horizontally with probability p; returns (images, flipped mask)."""
     flip = torch.rand(images.shape[0], generator=generator) < p
     if not bool(flip.any()):
-        return images
+        return images, flip
     out = images.clone()
     out[flip] = images[flip].flip(-1)
-    return out
+    return out, flip
 
 
 def build_degradation(cfg: dict, native_side: int) -> Degradation:
