@@ -213,6 +213,20 @@ def export_preset(
     )
 
 
+def build_preset_model(name: str, weights: str | os.PathLike | None = None) -> torch.nn.Module:
+    """A preset's network, with a state_dict file (torch.save; raw or under 'state_dict') loaded."""
+    from fhsdk.runtime.presets import get_preset
+
+    model = get_preset(name).build()
+    if weights:
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state.get("state_dict", state))
+        except (OSError, RuntimeError, KeyError, AttributeError) as error:
+            raise WeightsError(f"cannot load weights '{weights}' into {name}: {error}") from error
+    return model.eval()
+
+
 # -- CLI: `fhsdk export` ---------------------------------------------------------------------------
 
 
@@ -229,15 +243,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """`fhsdk export`: returns the exit code (0 when exported and parity passed)."""
-    from fhsdk.runtime.presets import get_preset
-
-    model = get_preset(args.model).build()
-    if args.weights:
-        try:
-            state = torch.load(args.weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        except (OSError, RuntimeError, KeyError) as error:
-            raise WeightsError(f"cannot load weights '{args.weights}' into {args.model}: {error}") from error
+    model = build_preset_model(args.model, args.weights)
     report = export_preset(args.model, args.output, model=model, opset=args.opset, check=not args.no_check)
     print(report.summary())
     if args.json_path:

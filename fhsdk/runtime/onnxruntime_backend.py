@@ -8,6 +8,7 @@ own types, and an FP16 graph would change the interface; FP16 deployment goes th
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -103,6 +104,7 @@ class OnnxRuntimeBackend(Backend):
             outputs=tuple(_spec(a) for a in self.session.get_outputs()),
         )
         super().__init__(io, device, precision)
+        self.path = None if isinstance(model, bytes) else Path(source)
         self.providers = self.session.get_providers()
 
     @staticmethod

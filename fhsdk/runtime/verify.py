@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fhsdk.errors import InvalidInputError
+from fhsdk.errors import InvalidInputError, WeightsError
 from fhsdk.runtime.base import Backend, to_numpy
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,7 @@ def verify_backend(
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_file", help="ONNX file (or fhsdk .engine file for --backend tensorrt) to verify")
     parser.add_argument("--model", help="preset name of the PyTorch reference (default: read from the ONNX metadata)")
+    parser.add_argument("--weights", help="state_dict file of the reference (the weights that were exported)")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "tensorrt"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
@@ -182,17 +183,24 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     """`fhsdk verify`: returns the process exit code (0 PASS, 1 FAIL)."""
-    from fhsdk.runtime.export import read_metadata
+    from fhsdk.runtime.export import build_preset_model, read_metadata, state_dict_sha256
     from fhsdk.runtime.factory import create_backend
     from fhsdk.runtime.presets import get_preset
 
     onnx_path = args.model_file
-    name = args.model or read_metadata(onnx_path).get("fhsdk.model_name")
+    metadata = read_metadata(onnx_path) if onnx_path.endswith(".onnx") else {}
+    name = args.model or metadata.get("fhsdk.model_name")
     if not name:
         raise InvalidInputError(f"'{onnx_path}' names no model in its metadata: pass --model NAME")
     preset = get_preset(name)
-    reference = create_backend("torch", preset.build(), device=args.device if args.device.startswith("cuda") else "cpu",
-                               io=preset.io)
+    model = build_preset_model(name, args.weights)
+    exported_hash = metadata.get("fhsdk.weights_sha256")
+    if exported_hash and exported_hash != state_dict_sha256(model):
+        raise WeightsError(
+            f"the reference {name} weights differ from those exported into '{onnx_path}' "
+            f"(sha256 {exported_hash[:12]}): pass --weights with the exported state_dict"
+        )
+    reference = create_backend("torch", model, device=args.device, io=preset.io)
     candidate = create_backend(args.backend, onnx_path, device=args.device, precision=args.precision)
     if args.inputs:
         feeds = {preset.io.input_names[0]: np.load(args.inputs).astype(np.float32)}
