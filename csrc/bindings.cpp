@@ -169,14 +169,25 @@ void require_cuda() {
   if (!why.empty()) throw std::runtime_error("fhsdk CUDA kernels unavailable: " + why);
 }
 
+// Kernels launch on the calling thread's current device of this module's (static) CUDA runtime,
+// which is separate from torch's/CuPy's runtime state: select the inputs' device explicitly.
+void set_device(int device) {
+#ifdef FHSDK_WITH_CUDA
+  fhsdk::cuda::set_device(device);
+#else
+  (void)device;
+#endif
+}
+
 void* as_ptr(std::uintptr_t p) { return reinterpret_cast<void*>(p); }
 
 void resize_normalize_affine_cuda(std::uintptr_t frame, std::int64_t height, std::int64_t width,
                                   std::int64_t row_stride, std::uintptr_t affines, std::int64_t num_faces,
                                   std::int64_t out_h, std::int64_t out_w, const std::array<float, 3>& mean,
                                   const std::array<float, 3>& scale, bool swap_rb, const std::string& out_dtype,
-                                  std::uintptr_t out, std::uintptr_t stream) {
+                                  std::uintptr_t out, std::uintptr_t stream, int device) {
   require_cuda();
+  set_device(device);
   fhsdk::ops::AffineArgs a{};
   a.frame = static_cast<const std::uint8_t*>(as_ptr(frame));
   a.height = height;
@@ -205,8 +216,9 @@ void resize_normalize_batch_cuda(std::uintptr_t images, std::int64_t batch, std:
                                  std::int64_t in_w, std::int64_t stride_n, std::int64_t stride_c,
                                  std::int64_t stride_h, std::int64_t out_h, std::int64_t out_w,
                                  const std::vector<float>& mean, const std::vector<float>& scale,
-                                 const std::string& out_dtype, std::uintptr_t out, std::uintptr_t stream) {
+                                 const std::string& out_dtype, std::uintptr_t out, std::uintptr_t stream, int device) {
   require_cuda();
+  set_device(device);
   require(std::int64_t(mean.size()) == channels && std::int64_t(scale.size()) == channels,
           "mean and scale need one value per channel");
   fhsdk::ops::BatchArgs a{};
@@ -235,8 +247,9 @@ void resize_normalize_batch_cuda(std::uintptr_t images, std::int64_t batch, std:
 void cosine_topk_cuda(std::uintptr_t queries, std::int64_t num_queries, std::int64_t dim, std::int64_t query_stride,
                       std::uintptr_t gallery, const std::string& gallery_dtype, std::int64_t num_gallery,
                       std::int64_t gallery_stride, std::int64_t k, bool normalize, std::uintptr_t out_indices,
-                      std::uintptr_t out_scores, std::uintptr_t stream) {
+                      std::uintptr_t out_scores, std::uintptr_t stream, int device) {
   require_cuda();
+  set_device(device);
   require(k >= 1, "k must be >= 1");
   require(gallery_dtype == "float32" || gallery_dtype == "float16", "gallery_dtype must be 'float32' or 'float16'");
   fhsdk::ops::TopkArgs a{};
@@ -261,8 +274,9 @@ void cosine_topk_cuda(std::uintptr_t queries, std::int64_t num_queries, std::int
 #endif
 }
 
-void cuda_synchronize(std::uintptr_t stream) {
+void cuda_synchronize(std::uintptr_t stream, int device) {
   require_cuda();
+  set_device(device);
 #ifdef FHSDK_WITH_CUDA
   py::gil_scoped_release release;
   fhsdk::cuda::synchronize(as_ptr(stream));
@@ -297,15 +311,15 @@ PYBIND11_MODULE(_C, m) {
   m.def("resize_normalize_affine_cuda", &resize_normalize_affine_cuda, py::arg("frame"), py::arg("height"),
         py::arg("width"), py::arg("row_stride"), py::arg("affines"), py::arg("num_faces"), py::arg("out_h"),
         py::arg("out_w"), py::arg("mean"), py::arg("scale"), py::arg("swap_rb"), py::arg("out_dtype"), py::arg("out"),
-        py::arg("stream") = 0, "Form (a) on device pointers; asynchronous on `stream`.");
+        py::arg("stream") = 0, py::arg("device") = 0, "Form (a) on device pointers; asynchronous on `stream`.");
   m.def("resize_normalize_batch_cuda", &resize_normalize_batch_cuda, py::arg("images"), py::arg("batch"),
         py::arg("channels"), py::arg("in_h"), py::arg("in_w"), py::arg("stride_n"), py::arg("stride_c"),
         py::arg("stride_h"), py::arg("out_h"), py::arg("out_w"), py::arg("mean"), py::arg("scale"),
-        py::arg("out_dtype"), py::arg("out"), py::arg("stream") = 0,
+        py::arg("out_dtype"), py::arg("out"), py::arg("stream") = 0, py::arg("device") = 0,
         "Form (b) on device pointers (element strides, W stride 1); asynchronous on `stream`.");
   m.def("cosine_topk_cuda", &cosine_topk_cuda, py::arg("queries"), py::arg("num_queries"), py::arg("dim"),
         py::arg("query_stride"), py::arg("gallery"), py::arg("gallery_dtype"), py::arg("num_gallery"),
         py::arg("gallery_stride"), py::arg("k"), py::arg("normalize"), py::arg("out_indices"), py::arg("out_scores"),
-        py::arg("stream") = 0, "cosine_topk on device pointers; outputs B x min(k, N); asynchronous on `stream`.");
-  m.def("cuda_synchronize", &cuda_synchronize, py::arg("stream") = 0, "cudaStreamSynchronize(stream).");
+        py::arg("stream") = 0, py::arg("device") = 0, "cosine_topk on device pointers; outputs B x min(k, N); asynchronous on `stream`.");
+  m.def("cuda_synchronize", &cuda_synchronize, py::arg("stream") = 0, py::arg("device") = 0, "cudaStreamSynchronize(stream).");
 }

@@ -1,11 +1,12 @@
 // CPU kernel of cosine_topk (see ../cosine_topk.h).
 //
-// The gallery is streamed in tiles of kTileRows rows (a tile of float32 rows stays in L2 while all
-// queries visit it). Scores come from a register-blocked micro-kernel (2 queries x 4 gallery rows, or
-// 1 x 8 when a single query is left) and go straight into a per-query bounded heap, so memory is
-// O(B * k) whatever N is. Threads split the gallery (large N) or the queries (small N) and per-thread
-// heaps are merged at the end. The AVX2+FMA+F16C micro-kernel is compiled with a function-level
-// target attribute and chosen at run time; other x86-64 CPUs use the portable one.
+// The gallery is streamed in tiles of kTileRows rows. Each tile is packed once (float16 converted,
+// rows transposed into panels of 8) into a buffer that stays in L2 while every query visits it; a
+// register-blocked micro-kernel (4 queries x 16 rows, 8 accumulators) produces a small block of
+// scores that goes straight into per-query bounded heaps, so memory is O(B * k) whatever N is.
+// Threads split the gallery (large N) or the queries (small N); per-thread heaps are merged at the
+// end. The AVX2+FMA+F16C code is compiled per function with __attribute__((target)) and chosen at
+// run time (no -march flags), so the same binary runs on any x86-64 CPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -26,7 +27,8 @@ namespace fhsdk {
 namespace ops {
 namespace {
 
-constexpr std::int64_t kTileRows = 256;
+constexpr std::int64_t kTileRows = 256;  // a multiple of kPanel
+constexpr int kPanel = 8;
 
 struct Entry {
   float score;
@@ -73,62 +75,114 @@ class TopK {
   std::vector<Entry> heap_;
 };
 
-// ---- micro-kernels: out[i * G + j] = dot(q[i], g[j]) over `dim` floats (dim % 8 == 0) ----------
+// ---- packing: a tile of gallery rows -> panels of 8 rows, float32, laid out [d][8] ------------
+// Panel layout turns the scores of 8 rows into one vector FMA per dimension (query element
+// broadcast), so no horizontal sums are needed and each packed tile is reused by every query.
 
-template <int Q, int G>
-void dot_block_generic(const float* const* q, const float* const* g, std::int64_t dim, float* out) {
-  float acc[Q][G][8] = {};
-  for (std::int64_t d = 0; d < dim; d += 8)
-    for (int i = 0; i < Q; ++i)
-      for (int j = 0; j < G; ++j)
-        for (int l = 0; l < 8; ++l) acc[i][j][l] += q[i][d + l] * g[j][d + l];
-  for (int i = 0; i < Q; ++i)
-    for (int j = 0; j < G; ++j) {
-      float s = 0.f;
-      for (int l = 0; l < 8; ++l) s += acc[i][j][l];
-      out[i * G + j] = s;
+inline float gallery_at(const TopkArgs& a, std::int64_t row, std::int64_t d) {
+  if (a.gallery_dtype == GalleryDType::kFloat16)
+    return cpu::half_to_float(static_cast<const std::uint16_t*>(a.gallery)[row * a.gallery_stride + d]);
+  return static_cast<const float*>(a.gallery)[row * a.gallery_stride + d];
+}
+
+void pack_tile_generic(const TopkArgs& a, std::int64_t t0, std::int64_t nt, float* dst) {
+  const std::int64_t D = a.dim, panels = (nt + kPanel - 1) / kPanel;
+  for (std::int64_t p = 0; p < panels; ++p) {
+    float* out = dst + p * D * kPanel;
+    for (int j = 0; j < kPanel; ++j) {
+      const std::int64_t r = p * kPanel + j;
+      for (std::int64_t d = 0; d < D; ++d) out[d * kPanel + j] = r < nt ? gallery_at(a, t0 + r, d) : 0.f;
     }
+  }
+}
+
+// out[q * ldo + p * 8 + j] = dot(query q, row 8p + j of the packed panels).
+template <int Q, int P>
+void panel_block_generic(const float* const* q, const float* panels, std::int64_t dim, float* out, std::int64_t ldo) {
+  float acc[Q][P][kPanel] = {};
+  for (std::int64_t d = 0; d < dim; ++d)
+    for (int p = 0; p < P; ++p) {
+      const float* g = panels + p * dim * kPanel + d * kPanel;
+      for (int i = 0; i < Q; ++i)
+        for (int j = 0; j < kPanel; ++j) acc[i][p][j] += q[i][d] * g[j];
+    }
+  for (int i = 0; i < Q; ++i)
+    for (int p = 0; p < P; ++p)
+      for (int j = 0; j < kPanel; ++j) out[i * ldo + p * kPanel + j] = acc[i][p][j];
 }
 
 #ifdef FHSDK_X86
-__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const TopkArgs& a, const void* row, std::int64_t d) {
+  if (a.gallery_dtype == GalleryDType::kFloat16)
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const std::uint16_t*>(row) + d)));
+  return _mm256_loadu_ps(static_cast<const float*>(row) + d);
 }
 
-template <int Q, int G>
-__attribute__((target("avx2,fma"))) void dot_block_avx2(const float* const* q, const float* const* g,
-                                                        std::int64_t dim, float* out) {
-  __m256 acc[Q][G];
-#pragma GCC unroll 16
+__attribute__((target("avx2,fma,f16c"))) void pack_tile_avx2(const TopkArgs& a, std::int64_t t0, std::int64_t nt,
+                                                             const void* zero_row, float* dst) {
+  const std::int64_t D = a.dim, panels = (nt + kPanel - 1) / kPanel;
+  const std::int64_t esize = a.gallery_dtype == GalleryDType::kFloat16 ? 2 : 4;
+  const char* base = static_cast<const char*>(a.gallery);
+  for (std::int64_t p = 0; p < panels; ++p) {
+    float* out = dst + p * D * kPanel;
+    const void* rows[kPanel];
+    for (int j = 0; j < kPanel; ++j) {
+      const std::int64_t r = p * kPanel + j;
+      rows[j] = r < nt ? base + (t0 + r) * a.gallery_stride * esize : zero_row;
+    }
+    std::int64_t d = 0;
+    for (; d + 8 <= D; d += 8) {  // 8 x 8 transpose in registers
+      __m256 r0 = load8(a, rows[0], d), r1 = load8(a, rows[1], d), r2 = load8(a, rows[2], d), r3 = load8(a, rows[3], d);
+      __m256 r4 = load8(a, rows[4], d), r5 = load8(a, rows[5], d), r6 = load8(a, rows[6], d), r7 = load8(a, rows[7], d);
+      __m256 t0v = _mm256_unpacklo_ps(r0, r1), t1v = _mm256_unpackhi_ps(r0, r1);
+      __m256 t2v = _mm256_unpacklo_ps(r2, r3), t3v = _mm256_unpackhi_ps(r2, r3);
+      __m256 t4v = _mm256_unpacklo_ps(r4, r5), t5v = _mm256_unpackhi_ps(r4, r5);
+      __m256 t6v = _mm256_unpacklo_ps(r6, r7), t7v = _mm256_unpackhi_ps(r6, r7);
+      __m256 s0 = _mm256_shuffle_ps(t0v, t2v, 0x44), s1 = _mm256_shuffle_ps(t0v, t2v, 0xEE);
+      __m256 s2 = _mm256_shuffle_ps(t1v, t3v, 0x44), s3 = _mm256_shuffle_ps(t1v, t3v, 0xEE);
+      __m256 s4 = _mm256_shuffle_ps(t4v, t6v, 0x44), s5 = _mm256_shuffle_ps(t4v, t6v, 0xEE);
+      __m256 s6 = _mm256_shuffle_ps(t5v, t7v, 0x44), s7 = _mm256_shuffle_ps(t5v, t7v, 0xEE);
+      float* o = out + d * kPanel;
+      _mm256_storeu_ps(o + 0 * kPanel, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(o + 1 * kPanel, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(o + 2 * kPanel, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(o + 3 * kPanel, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(o + 4 * kPanel, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(o + 5 * kPanel, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(o + 6 * kPanel, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(o + 7 * kPanel, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+    for (; d < D; ++d)
+      for (int j = 0; j < kPanel; ++j) {
+        const std::int64_t r = p * kPanel + j;
+        out[d * kPanel + j] = r < nt ? gallery_at(a, t0 + r, d) : 0.f;
+      }
+  }
+}
+
+template <int Q, int P>
+__attribute__((target("avx2,fma"))) void panel_block_avx2(const float* const* q, const float* panels,
+                                                          std::int64_t dim, float* out, std::int64_t ldo) {
+  __m256 acc[Q][P];
+#pragma GCC unroll 8
   for (int i = 0; i < Q; ++i)
-#pragma GCC unroll 16
-    for (int j = 0; j < G; ++j) acc[i][j] = _mm256_setzero_ps();
-  for (std::int64_t d = 0; d < dim; d += 8) {
-    __m256 gv[G];
-#pragma GCC unroll 16
-    for (int j = 0; j < G; ++j) gv[j] = _mm256_loadu_ps(g[j] + d);
-#pragma GCC unroll 16
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) acc[i][p] = _mm256_setzero_ps();
+  for (std::int64_t d = 0; d < dim; ++d) {
+    __m256 g[P];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) g[p] = _mm256_loadu_ps(panels + p * dim * kPanel + d * kPanel);
+#pragma GCC unroll 8
     for (int i = 0; i < Q; ++i) {
-      const __m256 qv = _mm256_loadu_ps(q[i] + d);
-#pragma GCC unroll 16
-      for (int j = 0; j < G; ++j) acc[i][j] = _mm256_fmadd_ps(qv, gv[j], acc[i][j]);
+      const __m256 qb = _mm256_broadcast_ss(q[i] + d);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) acc[i][p] = _mm256_fmadd_ps(qb, g[p], acc[i][p]);
     }
   }
-#pragma GCC unroll 16
+#pragma GCC unroll 8
   for (int i = 0; i < Q; ++i)
-#pragma GCC unroll 16
-    for (int j = 0; j < G; ++j) out[i * G + j] = hsum256(acc[i][j]);
-}
-
-__attribute__((target("avx2,fma,f16c"))) void half_row_to_float_f16c(const std::uint16_t* src, std::int64_t n,
-                                                                     float* dst) {
-  std::int64_t d = 0;
-  for (; d + 8 <= n; d += 8)
-    _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + d))));
-  for (; d < n; ++d) dst[d] = cpu::half_to_float(src[d]);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) _mm256_storeu_ps(out + i * ldo + p * kPanel, acc[i][p]);
 }
 
 bool cpu_has_avx2() {
@@ -142,21 +196,30 @@ bool cpu_has_avx2() {
 bool cpu_has_avx2() { return false; }
 #endif
 
-template <int Q, int G>
-inline void dot_block(bool avx2, const float* const* q, const float* const* g, std::int64_t dim, float* out) {
+template <int Q, int P>
+inline void panel_block(bool avx2, const float* const* q, const float* panels, std::int64_t dim, float* out,
+                        std::int64_t ldo) {
 #ifdef FHSDK_X86
-  if (avx2) return dot_block_avx2<Q, G>(q, g, dim, out);
+  if (avx2) return panel_block_avx2<Q, P>(q, panels, dim, out, ldo);
 #endif
-  dot_block_generic<Q, G>(q, g, dim, out);
+  panel_block_generic<Q, P>(q, panels, dim, out, ldo);
+}
+
+// Scores of Q queries against all panels of a tile: out is Q x kTileRows.
+template <int Q>
+void tile_scores(bool avx2, const float* const* q, const float* tile, std::int64_t panels, std::int64_t dim,
+                 float* out) {
+  constexpr int P = Q == 1 ? 4 : 2;  // keep ~8 independent accumulators in flight
+  std::int64_t p = 0;
+  for (; p + P <= panels; p += P) panel_block<Q, P>(avx2, q, tile + p * dim * kPanel, dim, out + p * kPanel, kTileRows);
+  for (; p < panels; ++p) panel_block<Q, 1>(avx2, q, tile + p * dim * kPanel, dim, out + p * kPanel, kTileRows);
 }
 
 // ---- the scan ----------------------------------------------------------------------------------
 
 struct Prepared {
   const TopkArgs* args;
-  std::vector<float> queries;  // B x dim_pad, zero padded, normalised when args->normalize
-  std::int64_t dim_pad;
-  bool pack_gallery;           // tiles are converted to float32 / padded before use
+  std::vector<float> queries;  // B x D, normalised when args->normalize
   bool avx2;
 };
 
@@ -164,72 +227,48 @@ struct Prepared {
 void scan(const Prepared& p, std::int64_t q0, std::int64_t q1, std::int64_t g0, std::int64_t g1,
           std::vector<TopK>& heaps) {
   const TopkArgs& a = *p.args;
-  const std::int64_t dp = p.dim_pad;
-  std::vector<float> tile(p.pack_gallery ? kTileRows * dp : 0, 0.f);
-  std::vector<const float*> rows(kTileRows);
+  const std::int64_t D = a.dim;
+  std::vector<float> tile(kTileRows * std::max<std::int64_t>(D, 1));
+  std::vector<float> zero_row(std::max<std::int64_t>(D, 8), 0.f);  // stands in for rows past the tile end
   std::vector<float> inv_norm(kTileRows, 1.f);
-  float s[8];
+  std::vector<float> scores(4 * kTileRows);
   for (std::int64_t t0 = g0; t0 < g1; t0 += kTileRows) {
     const std::int64_t nt = std::min(kTileRows, g1 - t0);
-    // Row pointers of this tile, converting to padded float32 where needed.
-    for (std::int64_t r = 0; r < nt; ++r) {
-      const std::int64_t row = t0 + r;
-      if (!p.pack_gallery) {
-        rows[r] = static_cast<const float*>(a.gallery) + row * a.gallery_stride;
-        continue;
-      }
-      float* dst = tile.data() + r * dp;
-      if (a.gallery_dtype == GalleryDType::kFloat16) {
-        const std::uint16_t* src = static_cast<const std::uint16_t*>(a.gallery) + row * a.gallery_stride;
+    const std::int64_t panels = (nt + kPanel - 1) / kPanel;
 #ifdef FHSDK_X86
-        if (p.avx2) {
-          half_row_to_float_f16c(src, a.dim, dst);
-        } else
+    if (p.avx2)
+      pack_tile_avx2(a, t0, nt, zero_row.data(), tile.data());
+    else
 #endif
-          for (std::int64_t d = 0; d < a.dim; ++d) dst[d] = cpu::half_to_float(src[d]);
-      } else {
-        std::memcpy(dst, static_cast<const float*>(a.gallery) + row * a.gallery_stride, a.dim * sizeof(float));
-      }
-      rows[r] = dst;  // padding columns stay zero from the allocation
-    }
+      pack_tile_generic(a, t0, nt, tile.data());
     if (a.normalize) {
-      for (std::int64_t r = 0; r < nt; ++r) {
-        float ss = 0.f;
-        for (std::int64_t d = 0; d < a.dim; ++d) ss += rows[r][d] * rows[r][d];
-        inv_norm[r] = ss > 0.f ? 1.f / std::sqrt(ss) : 0.f;
+      for (std::int64_t pi = 0; pi < panels; ++pi) {
+        float ss[kPanel] = {};
+        const float* g = tile.data() + pi * D * kPanel;
+        for (std::int64_t d = 0; d < D; ++d)
+          for (int j = 0; j < kPanel; ++j) ss[j] += g[d * kPanel + j] * g[d * kPanel + j];
+        for (int j = 0; j < kPanel; ++j) inv_norm[pi * kPanel + j] = ss[j] > 0.f ? 1.f / std::sqrt(ss[j]) : 0.f;
       }
     }
-    auto emit = [&](std::int64_t qi, std::int64_t r, float score) {
-      heaps[qi - q0].push(a.normalize ? score * inv_norm[r] : score, t0 + r);
+    auto emit = [&](std::int64_t qi, const float* s) {
+      TopK& heap = heaps[qi - q0];
+      if (a.normalize) {
+        for (std::int64_t r = 0; r < nt; ++r) heap.push(s[r] * inv_norm[r], t0 + r);
+      } else {
+        for (std::int64_t r = 0; r < nt; ++r) heap.push(s[r], t0 + r);
+      }
     };
     std::int64_t qi = q0;
-    for (; qi + 2 <= q1; qi += 2) {
-      const float* qp[2] = {p.queries.data() + qi * dp, p.queries.data() + (qi + 1) * dp};
-      std::int64_t r = 0;
-      for (; r + 4 <= nt; r += 4) {
-        dot_block<2, 4>(p.avx2, qp, &rows[r], dp, s);
-        for (int j = 0; j < 4; ++j) {
-          emit(qi, r + j, s[j]);
-          emit(qi + 1, r + j, s[4 + j]);
-        }
-      }
-      for (; r < nt; ++r) {
-        dot_block<2, 1>(p.avx2, qp, &rows[r], dp, s);
-        emit(qi, r, s[0]);
-        emit(qi + 1, r, s[1]);
-      }
+    for (; qi + 4 <= q1; qi += 4) {
+      const float* qp[4];
+      for (int i = 0; i < 4; ++i) qp[i] = p.queries.data() + (qi + i) * D;
+      tile_scores<4>(p.avx2, qp, tile.data(), panels, D, scores.data());
+      for (int i = 0; i < 4; ++i) emit(qi + i, scores.data() + i * kTileRows);
     }
     for (; qi < q1; ++qi) {
-      const float* qp[1] = {p.queries.data() + qi * dp};
-      std::int64_t r = 0;
-      for (; r + 8 <= nt; r += 8) {
-        dot_block<1, 8>(p.avx2, qp, &rows[r], dp, s);
-        for (int j = 0; j < 8; ++j) emit(qi, r + j, s[j]);
-      }
-      for (; r < nt; ++r) {
-        dot_block<1, 1>(p.avx2, qp, &rows[r], dp, s);
-        emit(qi, r, s[0]);
-      }
+      const float* qp[1] = {p.queries.data() + qi * D};
+      tile_scores<1>(p.avx2, qp, tile.data(), panels, D, scores.data());
+      emit(qi, scores.data());
     }
   }
 }
@@ -252,13 +291,11 @@ void cosine_topk_cpu(const TopkArgs& a, int num_threads) {
 
   Prepared p;
   p.args = &a;
-  p.dim_pad = (a.dim + 7) / 8 * 8;
   p.avx2 = cpu_has_avx2();
-  p.pack_gallery = a.gallery_dtype == GalleryDType::kFloat16 || p.dim_pad != a.dim;
-  p.queries.assign(B * p.dim_pad, 0.f);
+  p.queries.assign(B * a.dim, 0.f);
   for (std::int64_t q = 0; q < B; ++q) {
     const float* src = a.queries + q * a.query_stride;
-    float* dst = p.queries.data() + q * p.dim_pad;
+    float* dst = p.queries.data() + q * a.dim;
     float ss = 0.f;
     for (std::int64_t d = 0; d < a.dim; ++d) ss += src[d] * src[d];
     const float mul = !a.normalize ? 1.f : (ss > 0.f ? 1.f / std::sqrt(ss) : 0.f);

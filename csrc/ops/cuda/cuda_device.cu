@@ -16,6 +16,8 @@ int device_count(std::string* why) {
   return n;
 }
 
+void set_device(int device) { FHSDK_CUDA_CHECK(cudaSetDevice(device)); }
+
 void synchronize(void* stream) { FHSDK_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream))); }
 
 int runtime_version() { return CUDART_VERSION; }
