@@ -63,7 +63,7 @@ class ExportReport:
         for c in self.parity:
             lines.append(
                 f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
-                f"{'PASS' if c.passed else 'FAIL'}"
+                f"{'PASS' if c.passed else 'FAIL'}{' (' + c.note + ')' if c.note else ''}"
             )
         return "\n".join(lines)
 

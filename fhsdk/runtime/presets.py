@@ -31,12 +31,19 @@ class ModelPreset:
     notes: str = field(default="", compare=False)
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        """torch.onnx.export dynamic_axes built from the specs' -1 dimensions."""
-        names = {0: "batch", 1: "channels", 2: "height", 3: "width"}
+        """torch.onnx.export dynamic_axes built from the specs' -1 dimensions.
+
+        Batch is one shared symbol; every other dynamic axis gets its own symbol per tensor
+        (P-Net's output map is not the size of its input image, so they must not share names).
+        """
+        spatial = {2: "height", 3: "width"}
         axes = {}
         for spec in self.io.inputs + self.io.outputs:
             if spec.dynamic_axes:
-                axes[spec.name] = {a: f"{names.get(a, f'dim{a}')}" for a in spec.dynamic_axes}
+                axes[spec.name] = {
+                    a: "batch" if a == 0 else f"{spec.name}_{spatial.get(a, f'dim{a}') if len(spec.shape) == 4 else f'dim{a}'}"
+                    for a in spec.dynamic_axes
+                }
         return axes
 
 

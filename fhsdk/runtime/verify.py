@@ -36,6 +36,7 @@ class OutputComparison:
     min_cosine: float  # threshold
     max_abs_bound: float | None
     passed: bool
+    note: str = ""  # why it failed beyond the numbers (shape mismatch, non-finite values)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class VerifyResult:
         for o in self.outputs:
             lines.append(
                 f"| {o.name} | {'x'.join(map(str, o.shape))} | {o.max_abs:.3g} | {o.mean_abs:.3g} | "
-                f"{o.cosine_min:.6f} | {o.cosine_mean:.6f} | {o.min_cosine} | {'PASS' if o.passed else 'FAIL'} |"
+                f"{o.cosine_min:.6f} | {o.cosine_mean:.6f} | {o.min_cosine} | "
+                f"{'PASS' if o.passed else 'FAIL'}{' (' + o.note + ')' if o.note else ''} |"
             )
         return "\n".join(lines)
 
@@ -106,13 +108,18 @@ def compare_outputs(
     for name in reference:
         ref = to_numpy(reference[name]).astype(np.float64)
         cand = to_numpy(candidate[name]).astype(np.float64)
+        need_cos = min_cosine[name] if isinstance(min_cosine, Mapping) else min_cosine
+        bound = max_abs.get(name) if isinstance(max_abs, Mapping) else max_abs
         if ref.shape != cand.shape:
-            raise InvalidInputError(f"output '{name}' has shape {cand.shape}, reference {ref.shape}")
+            comparisons.append(OutputComparison(
+                name=name, shape=tuple(ref.shape), max_abs=float("inf"), mean_abs=float("inf"),
+                cosine_min=float("nan"), cosine_mean=float("nan"), min_cosine=float(need_cos),
+                max_abs_bound=bound, passed=False, note=f"shape {cand.shape} != reference {ref.shape}",
+            ))
+            continue
         error = np.abs(ref - cand)
         finite = bool(np.isfinite(cand).all())
         cos = row_cosines(ref, cand) if finite else np.array([np.nan])
-        need_cos = min_cosine[name] if isinstance(min_cosine, Mapping) else min_cosine
-        bound = max_abs.get(name) if isinstance(max_abs, Mapping) else max_abs
         max_err = float(error.max()) if error.size else 0.0
         passed = finite and float(cos.min()) >= need_cos and (bound is None or max_err <= bound)
         comparisons.append(OutputComparison(
@@ -120,6 +127,7 @@ def compare_outputs(
             mean_abs=float(error.mean()) if error.size else 0.0,
             cosine_min=float(cos.min()), cosine_mean=float(cos.mean()),
             min_cosine=float(need_cos), max_abs_bound=bound, passed=passed,
+            note="" if finite else "non-finite values",
         ))
     return tuple(comparisons)
 
@@ -132,10 +140,11 @@ def merge_comparisons(runs: Sequence[Sequence[OutputComparison]]) -> tuple[Outpu
         merged.append(OutputComparison(
             name=first.name, shape=first.shape, max_abs=max(c.max_abs for c in per_output),
             mean_abs=float(np.mean([c.mean_abs for c in per_output])),
-            cosine_min=min(c.cosine_min for c in per_output),
+            cosine_min=float(np.min([c.cosine_min for c in per_output])),  # NaN-propagating
             cosine_mean=float(np.mean([c.cosine_mean for c in per_output])),
             min_cosine=first.min_cosine, max_abs_bound=first.max_abs_bound,
             passed=all(c.passed for c in per_output),
+            note="; ".join(sorted({c.note for c in per_output if c.note})),
         ))
     return tuple(merged)
 

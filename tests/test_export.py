@@ -1,0 +1,155 @@
+"""ONNX export of every real fhsdk network, checked against PyTorch through ONNX Runtime.
+
+Each file is exported once with dynamic axes and must run batch 1 and batch 7 (and, for the
+fully convolutional nets, two image sizes) with outputs matching PyTorch FP32.
+"""
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from fhsdk.errors import InvalidInputError
+from fhsdk.runtime import create_backend, export_onnx, export_preset, get_preset, read_metadata
+from fhsdk.runtime.export import DEFAULT_OPSET, state_dict_sha256
+
+# fhsdk/detect/mtcnn_nets.py's MaxPoolSame computes its 'same' padding from the input size in
+# Python, so tracing bakes the example size's padding into the graph and P-Net's ONNX file is
+# wrong at other image sizes (maps one row/column short when H or W parity differs). Strict: when
+# the pool is made shape-independent this XPASSes and the mark must go.
+PNET_POOL_XFAIL = pytest.mark.xfail(
+    strict=True,
+    reason="MaxPoolSame pads from Python ints, frozen by tracing; F.max_pool2d(x, 2, 2, ceil_mode=True) "
+           "is identical and exports dynamically (see test_pnet_with_shape_independent_pool_exports_dynamically)",
+)
+DETECTOR = [pytest.param("mtcnn_pnet", marks=PNET_POOL_XFAIL), "mtcnn_rnet", "mtcnn_onet"]
+GENERATORS = ["edsr", "rrdb", "sicnn", "srgan", "dsnet"]
+
+# Small generator configurations keep the test quick; the architecture code is the real one.
+SMALL = {"edsr": dict(num_blocks=2), "rrdb": dict(num_blocks=1), "srgan": dict(num_blocks=2),
+         "dsnet": dict(num_blocks=1, layers_per_block=4), "sicnn": dict(layers_per_block=2)}
+
+
+def _build(name):
+    if name in SMALL:
+        from fhsdk.models import create_model
+
+        return create_model(name, **SMALL[name]).eval()
+    try:
+        return get_preset(name).build()
+    except Exception as error:  # weights come from installed packages
+        pytest.skip(f"{name} cannot be built here: {error}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("name", ["dlib_resnet_v1"] + DETECTOR + GENERATORS)
+def test_export_matches_pytorch_at_two_batch_sizes(name, tmp_path):
+    model = _build(name)
+    preset = get_preset(name)
+    report = export_preset(name, tmp_path / f"{name}.onnx", model=model, check_batches=(1, 7))
+    assert report.passed, report.summary()
+    assert [c.name for c in report.parity] == preset.io.output_names
+    for comparison in report.parity:
+        assert comparison.cosine_min >= 0.99999 and comparison.max_abs < 1e-3
+
+    # the file itself: provenance, opset, and dynamic axes exactly where the preset says
+    metadata = read_metadata(report.path)
+    assert metadata["fhsdk.model_name"] == name
+    assert metadata["fhsdk.weights_sha256"] == state_dict_sha256(model) == report.weights_sha256
+    proto = onnx.load(str(report.path))
+    assert {op.domain: op.version for op in proto.opset_import}[""] == DEFAULT_OPSET
+    backend = create_backend("onnxruntime", report.path)
+    assert backend.io.input_names == preset.io.input_names
+    assert [s.shape for s in backend.inputs] == [s.shape for s in preset.io.inputs]
+    assert [s.name for s in backend.outputs] == preset.io.output_names
+
+    out = backend.run(preset.io.example_inputs(batch=7))
+    for spec in preset.io.outputs:
+        assert out[spec.name].shape[0] == 7
+
+
+def _check_pnet_serves_several_image_sizes(model, tmp_path):
+    path = tmp_path / "pnet.onnx"
+    report = export_preset("mtcnn_pnet", path, model=model, check_batches=(1, 3),
+                           check_spatial=[(48, 64), (97, 131)])
+    assert report.passed, report.summary()
+    backend = create_backend("onnxruntime", path)
+    for h, w in [(12, 12), (48, 64), (97, 131)]:
+        image = np.random.default_rng(h).random((2, 3, h, w)).astype(np.float32)
+        out = backend.run({"image": image})
+        with torch.no_grad():
+            prob, reg = model(torch.from_numpy(image))
+        assert out["prob"].shape == tuple(prob.shape) and out["bbox_reg"].shape == tuple(reg.shape)
+        np.testing.assert_allclose(out["prob"], prob.numpy(), atol=1e-5)
+        np.testing.assert_allclose(out["bbox_reg"], reg.numpy(), atol=1e-4)
+
+
+@PNET_POOL_XFAIL
+def test_pnet_one_file_serves_two_image_sizes(tmp_path):
+    _check_pnet_serves_several_image_sizes(_build("mtcnn_pnet"), tmp_path)
+
+
+def test_pnet_with_shape_independent_pool_exports_dynamically(tmp_path):
+    """The real P-Net weights with pool1 as max_pool2d(2, 2, ceil_mode=True), first shown equal to
+    the 'same' pool in PyTorch at every parity of H and W: then one ONNX file serves every size."""
+    model = _build("mtcnn_pnet")
+    ceil_pool = torch.nn.MaxPool2d(2, 2, ceil_mode=True)
+    for h, w in [(12, 12), (13, 12), (12, 13), (31, 47)]:
+        x = torch.randn(1, 10, h, w)
+        assert torch.equal(model.pool1(x), ceil_pool(x))
+    model.pool1 = ceil_pool
+    _check_pnet_serves_several_image_sizes(model, tmp_path)
+
+
+def test_generator_output_is_upscaled_by_its_scale(tmp_path):
+    from fhsdk.models import create_model
+
+    model = create_model("edsr", num_blocks=1, scale=4).eval()
+    report = export_preset("edsr", tmp_path / "edsr.onnx", model=model, check_spatial=[(8, 8), (12, 14)])
+    assert report.passed
+    out = create_backend("onnxruntime", report.path).run({"image": np.zeros((2, 3, 12, 14), np.float32)})
+    assert out["sr"].shape == (2, 3, 48, 56)
+
+
+def test_export_onnx_refuses_old_opsets_and_records_names(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    x = torch.rand(1, 3, 10, 10)
+    with pytest.raises(InvalidInputError, match="opset"):
+        export_onnx(model, x, tmp_path / "m.onnx", ["x"], ["y"], opset=13)
+    report = export_onnx(model, x, tmp_path / "m.onnx", ["x"], ["y"], {"x": {0: "n"}, "y": {0: "n"}},
+                         model_name="tiny", opset=18)
+    assert report.passed and report.opset == 18
+    assert read_metadata(report.path)["fhsdk.model_name"] == "tiny"
+
+
+def test_export_parity_catches_a_graph_frozen_at_the_traced_size(tmp_path):
+    """A module whose forward computes sizes in Python exports with those sizes baked in; the
+    parity check at a second size must catch it instead of shipping a wrong file."""
+
+    class BakesShape(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(int(x.shape[0]), -1).sum(dim=1) * float(x.shape[2])
+
+    example = torch.rand(1, 3, 8, 8)
+    feeds = [{"x": np.random.rand(2, 3, 8, 8).astype(np.float32)},
+             {"x": np.random.rand(2, 3, 16, 8).astype(np.float32)}]
+    report = export_onnx(BakesShape(), example, tmp_path / "b.onnx", ["x"], ["y"],
+                         {"x": {0: "n", 2: "h"}, "y": {0: "n"}}, check_inputs=feeds)
+    assert not report.passed
+
+
+def test_state_dict_hash_tracks_weights():
+    a = torch.nn.Linear(3, 2)
+    b = torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    assert state_dict_sha256(a) == state_dict_sha256(b)
+    with torch.no_grad():
+        b.bias[0] += 1e-6
+    assert state_dict_sha256(a) != state_dict_sha256(b)
