@@ -17,6 +17,7 @@ Backends (``backend=``)
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -206,12 +207,17 @@ def _out_size(size, name):
 
 
 def _per_channel(values, channels, what, name):
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    if v.size == 1:
-        v = np.repeat(v, channels)
-    if v.size != channels or not np.all(np.isfinite(v)):
+    if isinstance(values, numbers.Real):
+        values = (values,)
+    try:
+        v = [float(f) for f in values]  # plain floats: this runs per call, keep it cheap
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name}: {what} must be one number or {channels} of them, got {values!r}") from exc
+    if len(v) == 1:
+        v = v * channels
+    if len(v) != channels or not all(math.isfinite(f) for f in v):
         raise InvalidInputError(f"{name}: {what} must be one finite number or {channels} of them, got {values!r}")
-    return [float(f) for f in v]
+    return v
 
 
 def _out_dtype(dtype, name):
@@ -238,12 +244,14 @@ def _host_affines(affines, inverse_map, name):
     if not np.all(np.isfinite(m)):
         raise InvalidInputError(f"{name}: affines contain NaN or inf")
     if not inverse_map:  # cv2.warpAffine's default: the matrix maps source -> output; invert it
-        lin = m[:, :, :2]
-        det = lin[:, 0, 0] * lin[:, 1, 1] - lin[:, 0, 1] * lin[:, 1, 0]
+        a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+        det = a * d - b * c
         if np.any(np.abs(det) < 1e-12):
             raise InvalidInputError(f"{name}: an affine matrix is singular (zero scale); check the landmarks")
-        inv = np.linalg.inv(lin)
-        m = np.concatenate([inv, -inv @ m[:, :, 2:]], axis=2)
+        inv = np.empty_like(m)  # closed-form 2x2 inverse: np.linalg.inv costs more than the kernel
+        inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 0], inv[:, 1, 1] = d / det, -b / det, -c / det, a / det
+        inv[:, :, 2] = -(inv[:, :, :2] @ m[:, :, 2:])[:, :, 0]
+        m = inv
     return np.ascontiguousarray(m, dtype=np.float32)
 
 

@@ -28,14 +28,15 @@ __global__ void affine_kernel(AffineArgs a, OutT* __restrict__ out) {
     const long long n = i / plane, pix = i % plane;
     const long long y = pix / a.out_w, x = pix % a.out_w;
     const float* m = a.affines + 6 * n;
-    const double sx = double(m[1]) * double(y) + double(m[2]) + double(m[0]) * double(x);
-    const double sy = double(m[4]) * double(y) + double(m[5]) + double(m[3]) * double(x);
-    const double fx0 = floor(sx), fy0 = floor(sy);
-    const float fx = float(sx - fx0), fy = float(sy - fy0);
-    const long long x0 = (long long)fx0, y0 = (long long)fy0;
-    const float wx[2] = {1.f - fx, fx}, wy[2] = {1.f - fy, fy};
+    // Same coordinate arithmetic as the CPU kernel: row origin in double, float step per pixel.
+    const float sx = float(double(m[1]) * double(y) + double(m[2])) + m[0] * float(x);
+    const float sy = float(double(m[4]) * double(y) + double(m[5])) + m[3] * float(x);
     float v[3] = {0.f, 0.f, 0.f};
-    if (fx0 >= -1.0 && fy0 >= -1.0 && fx0 < double(a.width) && fy0 < double(a.height)) {
+    if (sx >= -1.f && sy >= -1.f && sx < float(a.width) && sy < float(a.height)) {
+      const float fx0 = floorf(sx), fy0 = floorf(sy);
+      const float fx = sx - fx0, fy = sy - fy0;
+      const long long x0 = (long long)fx0, y0 = (long long)fy0;
+      const float wx[2] = {1.f - fx, fx}, wy[2] = {1.f - fy, fy};
 #pragma unroll
       for (int dy = 0; dy < 2; ++dy) {
         const long long yy = y0 + dy;
