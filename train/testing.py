@@ -38,3 +38,38 @@ def make_center_crop_cache(
             files.append(name)
     write_cache(path, np.stack(images), np.array(labels), files, [], source="TEST-ONLY centre crops, not aligned")
     return Path(path)
+
+
+# Config overrides that shrink every method to seconds per run on a CPU (for tests only).
+TINY_COMMON = [
+    "data.batch_size=4",
+    "data.max_identities=null",
+    "data.split=image",
+    "data.val_fraction=0.0",
+    "recognizer={name: small_cnn, input_size: 48, width: 8, embedding_dim: 32}",
+    "discriminator.num_features=8",
+    "discriminator.num_stages=3",
+]
+TINY = {
+    "lai": ["generator.num_features=16", "generator.num_blocks=2", "degradation.factors=[4, 8, 16]"],
+    "sicnn": ["generator.num_features=16", "generator.growth_rate=8", "generator.layers_per_block=2"],
+    "cface": ["generator.num_features=16", "generator.num_blocks=2"],
+    "fhgan": [
+        "generator.num_features=16", "generator.num_blocks=2", "generator.layers_per_block=3",
+        "generator.growth_rate=8", "generator.bottleneck_features=16",
+    ],
+    "ipfsrgan": [
+        "generator.num_features=16", "generator.num_blocks=1", "generator.growth_rate=8",
+        "recognizer.feature_layers=[stages.2, stages.5]",
+    ],
+}
+
+
+def tiny_config(method: str, cache: str | Path, steps: int = 6, extra: list[str] = ()) -> dict:
+    """The method's cpu_small preset shrunk further, reading the given (test) cache."""
+    from train.config import load_config
+
+    overrides = [*TINY_COMMON, *TINY[method], f"data.cache={cache}", f"train.steps={steps}", *extra]
+    if method in ("lai", "sicnn"):
+        overrides = [o for o in overrides if not o.startswith("discriminator.")]
+    return load_config(method, "cpu_small", overrides)

@@ -1,0 +1,114 @@
+"""Training data: face cache, Dataset, splits, batch order, degradations."""
+
+import numpy as np
+import pytest
+import torch
+
+from train.data import EpochBatchSampler, FaceCropDataset, load_cache, pick_face, split_indices
+from train.degradations import Degradation, gaussian_blur, jpeg, random_hflip, resize
+from train.testing import make_center_crop_cache
+
+
+@pytest.fixture(scope="module")
+def cache(celeba_dir, tmp_path_factory):
+    path = make_center_crop_cache(celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=3, per_identity=4)
+    return load_cache(path)
+
+
+def test_dataset_items(cache):
+    assert cache["images"].shape == (12, 128, 128, 3) and cache["images"].dtype == np.uint8
+    ds = FaceCropDataset(cache)
+    item = ds[5]
+    assert item["hr"].shape == (3, 128, 128) and item["hr"].dtype == torch.float32
+    assert 0 <= item["hr"].min() and item["hr"].max() <= 1 and item["hr"].std() > 0.05  # a real photo
+    assert ds.num_classes == 3 and set(ds.labels.tolist()) == {0, 1, 2}
+    assert torch.equal(ds.hr(torch.tensor([5]))[0], item["hr"])
+    # RGB order: cache pixel (R, G, B) equals the item's channels.
+    assert torch.equal((item["hr"][:, 10, 20] * 255).round().to(torch.uint8), torch.from_numpy(cache["images"][5, 10, 20]))
+
+
+def test_splits(cache):
+    labels = np.repeat(np.arange(10), 5)
+    train, val = split_indices(labels, "identity", 0.2, seed=0)
+    assert len(set(labels[train]) & set(labels[val])) == 0 and len(set(labels[val])) == 2
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(50))
+    train, val = split_indices(labels, "image", 0.2, seed=0)
+    assert set(labels[val]) <= set(labels[train]) and len(val) == 10
+    sub = FaceCropDataset(cache, np.array([4, 5, 6, 7]))
+    assert sub.num_classes == 1 and len(sub) == 4
+
+
+def test_batch_order_resumes_exactly():
+    straight = EpochBatchSampler(10, 3, seed=7)
+    batches = [b for _, b in zip(range(8), straight)]
+    resumed = [b for _, b in zip(range(3), EpochBatchSampler(10, 3, seed=7, start_batch=5))]
+    assert resumed == batches[5:]
+    assert all(len(b) == 3 for b in batches)
+    epoch = sum(batches[:3], [])
+    assert len(set(epoch)) == 9 and epoch != sorted(epoch)  # one epoch: without replacement, shuffled
+    assert batches[:3] != batches[3:6]  # a fresh order every epoch
+    assert batches != [b for _, b in zip(range(8), EpochBatchSampler(10, 3, seed=8))]
+
+
+def test_pick_face_prefers_large_central_faces():
+    boxes = np.array([[0, 0, 40, 40], [80, 80, 130, 130], [150, 150, 200, 200]], dtype=np.float32)
+    assert pick_face(boxes, (210, 210)) == 1
+    boxes = np.array([[0, 0, 90, 90], [90, 90, 120, 120]], dtype=np.float32)
+    assert pick_face(boxes, (210, 210)) == 0  # a much larger face wins even off centre
+
+
+def test_bicubic_degradation(cache):
+    hr = FaceCropDataset(cache).hr(torch.arange(4))
+    g = torch.Generator().manual_seed(0)
+    sides = set()
+    for _ in range(20):
+        lr, side = Degradation(native_side=32, factors=(4, 8, 16))(hr, g)
+        assert lr.shape == (4, 3, 32, 32) and 0 <= lr.min() and lr.max() <= 1
+        sides.add(side)
+    assert sides == {32, 16, 8}
+    lr, side = Degradation(native_side=32, factors=(4,))(hr, g)
+    assert side == 32 and torch.allclose(lr, resize(hr, 32).clamp(0, 1))
+    # x16 then back up: detail is gone, the image is much smoother than x4.
+    lr16, _ = Degradation(native_side=32, factors=(16,))(hr, g)
+    assert (lr16 - resize(hr, 32)).abs().mean() > (lr - resize(hr, 32)).abs().mean()
+
+
+def test_realistic_degradation(cache):
+    hr = FaceCropDataset(cache).hr(torch.arange(4))
+    realistic = Degradation(native_side=32, factors=(4,), realistic=True, blur_sigma=(1.0, 2.0), noise_std=(4, 8), jpeg_quality=(20, 40))
+    a, _ = realistic(hr, torch.Generator().manual_seed(1))
+    b, _ = realistic(hr, torch.Generator().manual_seed(1))
+    c, _ = realistic(hr, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)  # reproducible from the generator
+    plain, _ = Degradation(native_side=32)(hr, torch.Generator())
+    assert 0.005 < (a - plain).abs().mean() < 0.1 and 0 <= a.min() and a.max() <= 1
+    same = hr[:1].repeat(3, 1, 1, 1)
+    blurred = gaussian_blur(same, torch.tensor([0.0, 1.0, 3.0]))
+    assert torch.allclose(blurred[0], hr[0], atol=1e-3)
+    sharpness = [b.diff(dim=-1).abs().mean() for b in blurred]
+    assert sharpness[0] > sharpness[1] > sharpness[2]
+    q10, q95 = jpeg(hr[:1], [10]), jpeg(hr[:1], [95])
+    assert (q10 - hr[:1]).abs().mean() > (q95 - hr[:1]).abs().mean()
+
+
+def test_hflip():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    flipped, mask = random_hflip(x, torch.Generator().manual_seed(0), p=1.0)
+    assert mask.all() and torch.equal(flipped, x.flip(-1))
+    same, mask = random_hflip(x, torch.Generator(), p=0.0)
+    assert not mask.any() and torch.equal(same, x)
+
+
+def test_build_cache_with_mtcnn(celeba_dir, tmp_path):
+    mtcnn = pytest.importorskip("fhsdk.detect.mtcnn")
+    align = pytest.importorskip("fhsdk.align")
+    from train.data import build_cache
+
+    path = build_cache(celeba_dir, tmp_path / "aligned.npz", hr_side=align.HR_SIDE, limit=6, progress=False)
+    cache = load_cache(path)
+    n = len(cache["labels"])
+    assert n + len(cache["skipped"]) == 6 and n >= 4  # most CelebA photos have a frontal face
+    assert cache["images"].shape == (n, 128, 128, 3) and cache["images"].dtype == np.uint8
+    assert str(cache["source"]) == "mtcnn+fhsdk.align"
+    # Aligned faces: the eyes sit at the template's height, so the upper-middle band differs from the border.
+    assert cache["images"].std() > 20
