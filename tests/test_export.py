@@ -153,3 +153,19 @@ def test_state_dict_hash_tracks_weights():
     with torch.no_grad():
         b.bias[0] += 1e-6
     assert state_dict_sha256(a) != state_dict_sha256(b)
+
+
+def test_backends_from_a_preset_name_agree(tmp_path, monkeypatch):
+    from fhsdk.runtime import verify_backend
+
+    monkeypatch.setenv("FHSDK_CACHE", str(tmp_path))
+    _build("mtcnn_onet")  # skips if the weights package is missing
+    onnx_backend = create_backend("onnxruntime", "mtcnn_onet")
+    torch_backend = create_backend("torch", "mtcnn_onet")
+    assert onnx_backend.path.parent == tmp_path / "onnx"  # exported once into the cache
+    assert [s.name for s in onnx_backend.outputs] == [s.name for s in torch_backend.outputs]
+    result = verify_backend(onnx_backend, torch_backend, get_preset("mtcnn_onet").io.example_inputs(batch=5))
+    assert result.passed, result.table()
+    # a second backend reuses the cached file instead of exporting again
+    before = onnx_backend.path.stat().st_mtime_ns
+    assert create_backend("onnxruntime", "mtcnn_onet").path.stat().st_mtime_ns == before

@@ -319,3 +319,20 @@ def test_onnxruntime_backend_reads_specs_from_the_file(tiny):
     backend = create_backend("onnxruntime", tiny, io=TINY_IO)
     again = OnnxRuntimeBackend(backend.path)
     assert again.inputs == backend.inputs and again.outputs == backend.outputs
+
+
+# -- FLOP counter --------------------------------------------------------------------------------------------
+
+
+def test_count_flops_conv_linear_and_deconv_by_hand():
+    from fhsdk.runtime.flops import count_flops
+
+    result = count_flops(TinyNet(), torch.zeros(1, 3, 16, 16))
+    # conv: 8*16*16 outputs x 3*3*3 MACs; head: 4 outputs x 8 MACs; 2 FLOPs per MAC
+    assert result["per_layer"] == {"conv": 2 * 8 * 16 * 16 * 27, "head": 2 * 4 * 8}
+    batch = count_flops(TinyNet(), torch.zeros(5, 3, 16, 16))
+    assert batch["flops"] == 5 * result["flops"]
+    deconv = torch.nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1)
+    grouped = torch.nn.Conv2d(4, 8, 3, groups=2)
+    assert count_flops(deconv, torch.zeros(1, 4, 5, 5))["flops"] == 2 * 100 * 2 * 16
+    assert count_flops(grouped, torch.zeros(1, 4, 5, 5))["flops"] == 2 * (8 * 3 * 3) * 2 * 9
