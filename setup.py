@@ -93,7 +93,7 @@ class BuildExtWithCuda(build_ext):
         objects = []
         for src in CUDA_SOURCES:
             obj = os.path.join(build_dir, os.path.basename(src) + ".o")
-            deps = [src, "csrc/ops/resize_normalize.h", "csrc/ops/cosine_topk.h", "csrc/ops/cuda/cuda_check.cuh"]
+            deps = [src, "csrc/ops/resize_normalize.h", "csrc/ops/cosine_topk.h", "csrc/ops/cuda/cuda_check.cuh", "csrc/ops/cuda/cuda_device.h"]
             if self.force or not os.path.exists(obj) or any(
                 os.path.getmtime(os.path.join(ROOT, d)) > os.path.getmtime(obj) for d in deps
             ):
