@@ -8,6 +8,7 @@ bit-for-bit after a restart is in `state_dict()`: network and optimiser states, 
 
 from __future__ import annotations
 
+import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ class Procedure:
     def end_step(self) -> None:
         # Schedules count global steps, also while a staged procedure leaves an optimiser idle.
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             for scheduler in self.schedulers.values():
                 scheduler.step()
 

@@ -1,0 +1,145 @@
+"""Short real runs of every method on tiny real data (CelebA centre crops, small networks).
+
+Each method trains a few dozen steps on one fixed batch and must lower its losses; outputs must have
+the contract's shape and range. The networks are shrunk (train.testing.TINY) and the recogniser is the
+small conv net, so each test takes seconds; the cpu_small presets run the same code at a useful size.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from train.config import CONFIG_DIR, load_config
+from train.data import FaceCropDataset, load_cache
+from train.procedures import PROCEDURES
+from train.runner import read_log, seed_everything
+from train.testing import make_center_crop_cache, tiny_config
+
+METHODS = ["lai", "sicnn", "cface", "fhgan", "ipfsrgan"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny networks: one thread is fastest, and it does not fight the other processes for the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache_path(celeba_dir, tmp_path_factory):
+    return make_center_crop_cache(celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=4, per_identity=4)
+
+
+def test_every_method_has_a_config_with_both_presets():
+    assert sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) == sorted(METHODS)
+    for method in METHODS:
+        for preset in ("cpu_small", "gpu_full"):
+            cfg = load_config(method, preset)
+            assert cfg["method"] == method and cfg["method"] in PROCEDURES
+            generator = cfg["generator"]
+            assert generator["lr_side"] * generator["scale"] == cfg["data"]["hr_side"] == 128
+            assert cfg["deploy"]["recognizer"] == "original"
+    assert load_config("lai", "cpu_small")["loss"]["identity_weight"] == 0.5
+    assert load_config("lai", "cpu_small")["degradation"]["factors"] == [4, 8, 16]
+    assert load_config("sicnn", "gpu_full")["loss"]["alpha"] == 8.0
+    assert load_config("sicnn", "gpu_full")["head"] == {"name": "asoftmax", "m": 4}
+    assert load_config("fhgan", "gpu_full")["head"] == {"name": "arcface", "s": 64.0, "m": 0.5}
+    assert load_config("fhgan", "gpu_full")["loss"]["gp_weight"] == 10.0
+    assert load_config("fhgan", "gpu_full")["discriminator"]["norm"] != "batch"
+    assert load_config("cface", "gpu_full")["loss"]["compare_k"] == 3
+
+
+def _overfit(method, cache_path, tmp_path, steps, extra=()):
+    """Train `steps` iterations on one fixed batch; returns (procedure, list of loss dicts)."""
+    extra = ["optim.generator.lr=1.0e-3", *extra]  # overfitting one batch: a larger step than real training
+    cfg = {**tiny_config(method, cache_path, steps=steps, extra=extra), "seed": 0}
+    seed_everything(0)
+    train_set = FaceCropDataset(load_cache(cache_path))
+    procedure = PROCEDURES[method](cfg, train_set, "cpu", 0, tmp_path)
+    indices = torch.tensor([0, 4, 8, 12])  # four people
+    batch = {"hr": train_set.hr(indices), "label": train_set.labels[indices], "index": indices}
+    logs = []
+    for step in range(steps):
+        logs.append(procedure.train_step(batch, step))
+        procedure.end_step()
+    return procedure, logs
+
+
+def _mean(logs, key, part):
+    values = [log[key] for log in logs if key in log]
+    n = max(3, len(values) // 5)
+    return float(np.mean(values[:n] if part == "first" else values[-n:]))
+
+
+def _check_output(procedure):
+    lr = torch.rand(2, 3, 32, 32)
+    procedure.generator.eval()
+    with torch.no_grad():
+        sr = procedure.generator(lr)
+    assert sr.shape == (2, 3, 128, 128) and torch.isfinite(sr).all()
+    assert -0.5 < sr.min() and sr.max() < 1.5  # roughly [0, 1]; clamped only at deployment
+
+
+@pytest.mark.parametrize(
+    "method,keys,extra",
+    [
+        ("lai", ["total", "pixel"], []),
+        ("sicnn", ["total", "pixel", "recognizer"], ["optim.generator.lr=3.0e-3", "optim.recognizer.lr=1.0e-3"]),
+        ("fhgan", ["pixel", "recognizer"], ["optim.recognizer.lr=1.0e-3"]),
+        ("ipfsrgan", ["pixel", "perceptual"], ["loss.pixel_only_steps=10"]),
+    ],
+)
+def test_losses_fall_on_a_fixed_batch(method, keys, extra, cache_path, tmp_path):
+    procedure, logs = _overfit(method, cache_path, tmp_path, steps=30, extra=extra)
+    for key in keys:
+        assert _mean(logs, key, "last") < 0.9 * _mean(logs, key, "first"), (key, [round(log[key], 4) for log in logs if key in log])
+    _check_output(procedure)
+
+
+def test_cface_stages(cache_path, tmp_path):
+    """C-Face: GAN stage lowers the pixel loss, the set is super-resolved once, the recogniser then learns
+    HR u SR, and the joint stage runs both updates."""
+    extra = ["stages={gan: 20, recognizer: 15, joint: 5}", "optim.recognizer.lr=1.0e-3"]
+    procedure, logs = _overfit("cface", cache_path, tmp_path, steps=40, extra=extra)
+    assert [log["stage"] for log in logs] == [1.0] * 20 + [3.0] * 15 + [4.0] * 5
+    gan, recognizer = logs[:20], logs[20:35]
+    assert _mean(gan, "pixel", "last") < 0.9 * _mean(gan, "pixel", "first")
+    assert _mean(recognizer, "recognizer", "last") < 0.9 * _mean(recognizer, "recognizer", "first")
+    assert all({"pixel", "cface", "discriminator", "recognizer"} <= set(log) for log in logs[35:])
+    sr_set = np.load(tmp_path / "sr_set.npz")["images"]
+    assert sr_set.shape == (16, 128, 128, 3) and sr_set.dtype == np.uint8
+    # Compare faces: 3 per face, same person, never itself (every person has 4 images).
+    labels = procedure.train_set.labels
+    assert procedure.compare.shape == (16, 3)
+    assert (labels[procedure.compare] == labels[:, None]).all()
+    assert not (procedure.compare == torch.arange(16)[:, None]).any()
+    _check_output(procedure)
+
+
+def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
+    out = tmp_path / "run"
+    overrides = [o for o in tiny_config.__globals__["TINY_COMMON"] if not o.startswith("discriminator.")]
+    overrides += tiny_config.__globals__["TINY"]["lai"] + ["train.steps=4", "train.checkpoint_every=2"]
+    cmd = [sys.executable, "-m", "train", "lai", "--out", str(out), "--seed", "3", "--cache", str(cache_path),
+           "--no-progress", "--threads", "1"]
+    for override in overrides:
+        cmd += ["--set", override]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["seed"] == 3 and saved["method"] == "lai" and saved["train"]["steps"] == 4
+    assert load_config(out / "config.yaml")["generator"] == saved["generator"]  # the copy reloads as is
+    rows = read_log(out / "log.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and {"total", "pixel", "identity", "sec"} <= set(rows[0])
+    assert (out / "checkpoints" / "last.pt").is_file() and (out / "checkpoints" / "step_0000004.pt").is_file()
+    exported = torch.load(out / "generator.pt", weights_only=False)
+    assert exported["name"] == "edsr" and exported["lr_side"] == 32 and exported["hr_side"] == 128
+    # A second start into the same folder without --resume is refused with a clear message.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "--resume" in again.stderr
