@@ -120,6 +120,13 @@ def test_min_face_size_below_window_raises():
         MTCNN(min_face_size=11)
 
 
+@pytest.mark.parametrize("kwargs", [{"thresholds": (0.6, 0.7)}, {"thresholds": (0.6, 0.7, 1.5)},
+                                    {"thresholds": 0.7}, {"scale_factor": 1.0}, {"scale_factor": 0.0}])
+def test_bad_settings_raise(kwargs):
+    with pytest.raises(InvalidInputError):
+        MTCNN(**kwargs)
+
+
 @pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.float32), np.zeros((32, 32, 4), np.uint8),
                                  np.zeros((2, 32, 32, 3), np.uint8), np.zeros((0, 32, 3), np.uint8),
                                  [np.zeros((32, 32, 3), np.uint8), "image.jpg"], "image.jpg"])

@@ -10,6 +10,7 @@ per stage on the crops of all images together.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import defaultdict
 from typing import Sequence, Union
 
@@ -107,10 +108,11 @@ class MTCNN(nn.Module):
     def __init__(self, min_face_size: float = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  scale_factor: float = 0.709, device: Union[str, torch.device] = "cpu"):
         super().__init__()
-        if not min_face_size >= PNET_WINDOW:
+        if not isinstance(min_face_size, numbers.Real) or not min_face_size >= PNET_WINDOW:
             raise InvalidInputError(f"min_face_size={min_face_size} is below MTCNN's {PNET_WINDOW} px window; "
                                     f"use min_face_size >= {PNET_WINDOW} (upscale the image to find smaller faces)")
-        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
+        thresholds = tuple(thresholds) if isinstance(thresholds, (list, tuple)) else (thresholds,)
+        if len(thresholds) != 3 or not all(isinstance(t, numbers.Real) and 0.0 <= t <= 1.0 for t in thresholds):
             raise InvalidInputError(f"thresholds={tuple(thresholds)} must be three probabilities in [0, 1] "
                                     f"(P-Net, R-Net, O-Net), e.g. (0.6, 0.7, 0.7)")
         if not 0.0 < scale_factor < 1.0:
