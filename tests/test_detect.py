@@ -9,7 +9,7 @@ import torch
 
 from fhsdk.detect import MTCNN, Detections, batched_nms, box_overlap, nms, pyramid_scales
 from fhsdk.detect.crop import crop_resize
-from fhsdk.detect.mtcnn_nets import MaxPoolSame, load_pretrained
+from fhsdk.detect.mtcnn_nets import load_pretrained, max_pool_same
 from fhsdk.errors import InvalidInputError
 from fhsdk.weights import package_file
 
@@ -59,14 +59,19 @@ def _assert_plausible_face(landmarks: np.ndarray, box: np.ndarray) -> None:
 # --- building blocks -------------------------------------------------------------------------
 
 
-def test_maxpool_same_matches_tensorflow_shapes_and_padding():
-    pool = MaxPoolSame(3, 2)
-    x = torch.arange(25.0).reshape(1, 1, 5, 5)  # odd: TF pads one each side, output 3
-    out = pool(x)
-    assert out.shape == (1, 1, 3, 3)
-    assert out[0, 0, 0, 0] == 6.0 and out[0, 0, 2, 2] == 24.0
-    assert MaxPoolSame(3, 2)(torch.zeros(1, 1, 22, 22)).shape[-1] == 11  # even: one pad at the end
-    assert MaxPoolSame(2, 2)(torch.zeros(1, 1, 7, 9)).shape[-2:] == (4, 5)
+def _tf_same_max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    # TensorFlow's rule written out: ceil(n / stride) outputs, pad split with the extra at the end.
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return torch.nn.functional.max_pool2d(torch.nn.functional.pad(x, pads, value=float("-inf")), kernel, stride)
+
+
+@pytest.mark.parametrize("kernel, size", [(2, 7), (2, 8), (2, 125), (3, 22), (3, 46)])
+def test_max_pool_same_matches_tensorflow_rule(kernel, size):
+    x = torch.randn(1, 2, size, size + 3 if kernel == 2 else size)
+    torch.testing.assert_close(max_pool_same(kernel, 2)(x), _tf_same_max_pool(x, kernel, 2))
 
 
 def test_pretrained_nets_load_with_expected_shapes():

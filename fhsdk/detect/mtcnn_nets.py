@@ -10,12 +10,9 @@ Flatten over NHWC). Softmax outputs are [not-face, face].
 
 from __future__ import annotations
 
-import math
-
 import joblib
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fhsdk.errors import WeightsError
@@ -26,23 +23,15 @@ WEIGHTS_FILES = {"pnet": "assets/weights/pnet.lz4", "rnet": "assets/weights/rnet
                  "onet": "assets/weights/onet.lz4"}
 
 
-class MaxPoolSame(nn.Module):
-    """Max pooling with TensorFlow's 'same' padding: output ceil(n / stride), any extra pad at the end."""
+def max_pool_same(kernel_size: int, stride: int) -> nn.MaxPool2d:
+    """TensorFlow's 'same' max pooling for the sizes MTCNN meets, as a plain (ONNX-exportable) op.
 
-    def __init__(self, kernel_size: int, stride: int):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size in (x.shape[-1], x.shape[-2]):  # F.pad lists the last dim first
-            out = math.ceil(size / self.stride)
-            total = max((out - 1) * self.stride + self.kernel_size - size, 0)
-            pads += [total // 2, total - total // 2]
-        if any(pads):
-            x = F.pad(x, pads, value=float("-inf"))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+    TF 'same' gives ceil(n / stride) outputs and pads the end first. With ceil_mode, torch lets the
+    last window hang over the end instead, which is the same pooling whenever TF's total pad is
+    at most 1: always for 2x2 stride 2 (P-Net, any image size), and for 3x3 stride 2 on the even
+    sizes R-Net and O-Net see (22 and 46).
+    """
+    return nn.MaxPool2d(kernel_size, stride, ceil_mode=True)
 
 
 def _flatten_keras_order(x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +46,7 @@ class PNet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 10, 3)
         self.prelu1 = nn.PReLU(10)
-        self.pool1 = MaxPoolSame(2, 2)
+        self.pool1 = max_pool_same(2, 2)
         self.conv2 = nn.Conv2d(10, 16, 3)
         self.prelu2 = nn.PReLU(16)
         self.conv3 = nn.Conv2d(16, 32, 3)
@@ -81,7 +70,7 @@ class RNet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 28, 3)
         self.prelu1 = nn.PReLU(28)
-        self.pool1 = MaxPoolSame(3, 2)
+        self.pool1 = max_pool_same(3, 2)
         self.conv2 = nn.Conv2d(28, 48, 3)
         self.prelu2 = nn.PReLU(48)
         self.pool2 = nn.MaxPool2d(3, 2)  # 'valid'
@@ -109,13 +98,13 @@ class ONet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 32, 3)
         self.prelu1 = nn.PReLU(32)
-        self.pool1 = MaxPoolSame(3, 2)
+        self.pool1 = max_pool_same(3, 2)
         self.conv2 = nn.Conv2d(32, 64, 3)
         self.prelu2 = nn.PReLU(64)
         self.pool2 = nn.MaxPool2d(3, 2)  # 'valid'
         self.conv3 = nn.Conv2d(64, 64, 3)
         self.prelu3 = nn.PReLU(64)
-        self.pool3 = MaxPoolSame(2, 2)
+        self.pool3 = max_pool_same(2, 2)
         self.conv4 = nn.Conv2d(64, 128, 2)
         self.prelu4 = nn.PReLU(128)
         self.fc5 = nn.Linear(3 * 3 * 128, 256)
