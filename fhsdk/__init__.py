@@ -15,9 +15,35 @@ from fhsdk.errors import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # Heavy modules (torch, models) load on first use, so `import fhsdk` stays fast.
+    if name == "Pipeline":
+        from fhsdk.pipeline import Pipeline
+
+        return Pipeline
+    if name == "Gallery":
+        from fhsdk.gallery import Gallery
+
+        return Gallery
+    if name in ("Face", "FrameResult"):
+        from fhsdk import results
+
+        return getattr(results, name)
+    if name == "align":
+        import importlib
+
+        return importlib.import_module("fhsdk.align")
+    raise AttributeError(f"module 'fhsdk' has no attribute {name!r}")
+
+
 __all__ = [
     "BackendUnavailableError",
     "ConfigError",
+    "Face",
+    "FrameResult",
+    "Gallery",
+    "Pipeline",
     "DataNotFoundError",
     "FHSDKError",
     "GalleryError",

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fhsdk import kernels
 from fhsdk.degrade import _check_batch
 
 
@@ -25,26 +26,44 @@ class Embedder:
         self.name = recognizer
         self.device = torch.device(device)
         self.network = create_model(recognizer, pretrained=True).to(self.device).eval()
+        self._module = dlib_resnet
         self.input_side = dlib_resnet.INPUT_SIZE
-        self._normalize = dlib_resnet.normalize_rgb
         self.batch_size = batch_size
         self.fingerprint = _fingerprint(self.network, recognizer)
         self.dim = 128
 
+    @property
+    def _mean(self) -> tuple[float, float, float]:
+        return self._module.RGB_MEAN
+
+    @property
+    def _scale(self) -> float:
+        return self._module.RGB_SCALE
+
     def preprocess(self, crops: np.ndarray) -> torch.Tensor:
-        """BGR uint8 N x s x s x 3 -> the network's N x 3 x 150 x 150 input."""
-        rgb = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).to(self.device).permute(0, 3, 1, 2).float()
-        if rgb.shape[-1] != self.input_side:
-            rgb = F.interpolate(rgb, size=(self.input_side, self.input_side), mode="bilinear", align_corners=False)
-        return self._normalize(rgb)
+        """BGR uint8 N x s x s x 3 -> the network's N x 3 x 150 x 150 input (fused resize + normalise)."""
+        rgb = np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        batch = kernels.resize_normalize_batch(rgb, self.input_side, self._mean, self._scale)
+        return torch.from_numpy(batch).to(self.device)
+
+    def preprocess_frame(self, frame: np.ndarray, to_chip: np.ndarray) -> torch.Tensor:
+        """Faces straight from a BGR frame (N x 2 x 3 frame->chip matrices) to the network's input."""
+        batch = kernels.resize_normalize_affine(frame, to_chip, self.input_side, self._mean, self._scale, swap_rb=True)
+        return torch.from_numpy(batch).to(self.device)
 
     @torch.no_grad()
+    def embed_preprocessed(self, batch: torch.Tensor) -> np.ndarray:
+        out = np.empty((len(batch), self.dim), dtype=np.float32)
+        for start in range(0, len(batch), self.batch_size):
+            descriptors = self.network(batch[start : start + self.batch_size])
+            out[start : start + len(descriptors)] = F.normalize(descriptors, dim=1).cpu().numpy()
+        return out
+
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         crops = _check_batch(crops)
         out = np.empty((len(crops), self.dim), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
-            descriptors = self.network(self.preprocess(crops[start : start + self.batch_size]))
-            out[start : start + len(descriptors)] = F.normalize(descriptors, dim=1).cpu().numpy()
+            out[start : start + self.batch_size] = self.embed_preprocessed(self.preprocess(crops[start : start + self.batch_size]))
         return out
 
 

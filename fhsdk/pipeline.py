@@ -1,0 +1,248 @@
+"""fhsdk.Pipeline: detect -> align -> gate -> hallucinate -> embed -> match, over frames and streams.
+
+Faces whose canonical region is smaller than `gate_px` in the frame are aligned at their own small
+size, hallucinated to the HR side, then embedded; larger faces go straight to the recogniser through
+the fused crop+align+resize+normalise kernel (IP-FSRGAN's deployment framework). Every stage runs once
+per batch of frames over all their faces.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from fhsdk import kernels
+from fhsdk.align import as_bgr_image, crop_transforms
+from fhsdk.align import align as align_faces
+from fhsdk.embed import Embedder
+from fhsdk.errors import BackendUnavailableError, ImageReadError, InvalidInputError, NoFaceError
+from fhsdk.gallery import Gallery
+from fhsdk.hallucinate import create_hallucinator
+from fhsdk.results import Face, FrameResult
+from fhsdk.video import ThreadedReader
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.80  # cosine; see docs/RESULTS.md for how it was chosen
+MIN_LR_SIDE = 8
+
+
+class Pipeline:
+    def __init__(
+        self,
+        backend: str = "torch",
+        device: str = "cpu",
+        detector: str = "mtcnn",
+        hallucinator: str = "default",
+        recognizer: str = "dlib_resnet_v1",
+        gate_px: float = 48.0,
+        threshold: float = DEFAULT_THRESHOLD,
+        min_face_size: float = 20.0,
+        gallery: Gallery | str | Path | None = None,
+        batch_frames: int = 1,
+    ):
+        if backend != "torch":
+            raise BackendUnavailableError(
+                f"backend '{backend}' is not wired into the pipeline yet: use backend='torch' "
+                "(ONNX Runtime and TensorRT run single models through fhsdk.runtime)"
+            )
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'")
+        if detector != "mtcnn":
+            raise InvalidInputError(f"unknown detector '{detector}': fhsdk ships 'mtcnn'")
+        from fhsdk.detect.mtcnn import MTCNN
+
+        self.device = device
+        self.detector = MTCNN(min_face_size=min_face_size, device=device)
+        self.hallucinator = _default_or(hallucinator, device)
+        self.embedder = Embedder(recognizer, device=device)
+        self.gate_px = float(gate_px)
+        self.threshold = float(threshold)
+        self.batch_frames = int(batch_frames)
+        if gallery is None:
+            self.gallery = Gallery(self.embedder.dim, self.embedder.fingerprint)
+        elif isinstance(gallery, Gallery):
+            self.gallery = gallery
+        else:
+            self.gallery = Gallery.load(gallery, recognizer_fingerprint=self.embedder.fingerprint)
+
+    # ---- the stages, each usable on its own -------------------------------------------------
+
+    def detect(self, frame) -> list[Face]:
+        """Faces in one BGR uint8 frame, best score first."""
+        return self._detect_batch([as_bgr_image(frame)])[0]
+
+    def align(self, frame, faces: Sequence[Face], size: int = 16) -> np.ndarray:
+        """N x size x size x 3 uint8 crops of the faces' canonical region."""
+        landmarks = np.array([f.landmarks for f in faces], dtype=np.float64).reshape(-1, 5, 2)
+        return align_faces(frame, landmarks, size)
+
+    def hallucinate(self, crops: np.ndarray) -> np.ndarray:
+        """LR crops (any side) -> HR crops of the same region."""
+        return self.hallucinator(crops)
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """Crops of the canonical region at any side -> N x D unit-norm float32 embeddings."""
+        return self.embedder(crops)
+
+    # ---- enrolment ---------------------------------------------------------------------------
+
+    def enroll(self, name: str, images: Sequence | str | Path | np.ndarray, average: bool = True) -> int:
+        """Detect the largest face in each image, embed it, and add it to the gallery under `name`.
+
+        With average=True (default) the person's images are merged into one normalised mean embedding.
+        Returns how many images were enrolled. An image with no face raises NoFaceError.
+        """
+        if isinstance(images, (str, Path, np.ndarray)):
+            images = [images]
+        embeddings = []
+        for image in images:
+            frame = _read_image(image)
+            faces = self.detect(frame)
+            if not faces:
+                where = image if isinstance(image, (str, Path)) else "the given array"
+                raise NoFaceError(
+                    f"no face found in {where} for '{name}': use a photo where the face is visible and at "
+                    f"least {self.detector.min_face_size:g} px wide"
+                )
+            largest = max(faces, key=lambda f: f.size_px)
+            embeddings.append(self._embed_faces(frame, [largest])[0])
+        self.gallery.add(name, np.stack(embeddings), average=average)
+        return len(embeddings)
+
+    # ---- frames and streams ------------------------------------------------------------------
+
+    def process(self, frame) -> FrameResult:
+        """Detect, gate, hallucinate, embed and match the faces of one frame."""
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: Sequence, indices: Sequence[int] | None = None,
+                      timestamps: Sequence[float] | None = None) -> list[FrameResult]:
+        frames = [as_bgr_image(f) for f in frames]
+        timings: dict[str, float] = {}
+        with _timed(timings, "detect"):
+            faces_per_frame = self._detect_batch(frames)
+        all_faces = [face for faces in faces_per_frame for face in faces]
+        if all_faces:
+            owner = np.concatenate([np.full(len(faces), i) for i, faces in enumerate(faces_per_frame)])
+            embeddings = self._embed_frames(frames, faces_per_frame, owner, timings)
+            with _timed(timings, "match"):
+                matches = self.gallery.match(embeddings, self.threshold)
+            for face, embedding, match in zip(all_faces, embeddings, matches):
+                face.embedding, face.identity, face.similarity = embedding, match.identity, match.similarity
+        indices = list(indices) if indices is not None else list(range(len(frames)))
+        timestamps = list(timestamps) if timestamps is not None else [float(i) for i in indices]
+        return [FrameResult(i, t, faces, dict(timings)) for i, t, faces in zip(indices, timestamps, faces_per_frame)]
+
+    def stream(self, source, batch_frames: int | None = None, max_queue: int = 8) -> Iterator[FrameResult]:
+        """Results for every frame of a video path, rtsp:// URL, webcam index or iterable of frames.
+
+        Decoding runs in its own thread; `batch_frames` frames are processed together (1 = lowest
+        latency, larger = higher throughput).
+        """
+        batch_frames = int(batch_frames or self.batch_frames)
+        if batch_frames < 1:
+            raise InvalidInputError("batch_frames must be at least 1")
+        with ThreadedReader(source, max_queue=max_queue) as reader:
+            pending = []
+            for frame in reader:
+                pending.append(frame)
+                if len(pending) == batch_frames:
+                    yield from self._process_frames(pending)
+                    pending = []
+            if pending:
+                yield from self._process_frames(pending)
+
+    def _process_frames(self, frames) -> list[FrameResult]:
+        return self.process_batch([f.image for f in frames], [f.index for f in frames], [f.timestamp for f in frames])
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _detect_batch(self, frames: list[np.ndarray]) -> list[list[Face]]:
+        detections = self.detector.detect(frames)
+        result = []
+        for found in detections:
+            if len(found) == 0:
+                result.append([])
+                continue
+            sizes = 1.0 / np.hypot(*crop_transforms(found.landmarks, 1)[:, :, 0].T)
+            result.append([
+                Face(box=found.boxes[i], landmarks=found.landmarks[i], score=float(found.scores[i]), size_px=float(sizes[i]))
+                for i in range(len(found))
+            ])
+        return result
+
+    def _embed_frames(self, frames, faces_per_frame, owner, timings) -> np.ndarray:
+        all_faces = [face for faces in faces_per_frame for face in faces]
+        sizes = np.array([f.size_px for f in all_faces])
+        gated = sizes < self.gate_px
+        embeddings = np.empty((len(all_faces), self.embedder.dim), dtype=np.float32)
+        if gated.any():
+            with _timed(timings, "align"):
+                # Each tiny face is aligned at its own size (its real resolution), grouped by side.
+                sides = np.clip(np.round(sizes), MIN_LR_SIDE, max(MIN_LR_SIDE, self.gate_px)).astype(int)
+                crops = {}
+                for side in np.unique(sides[gated]):
+                    rows = np.flatnonzero(gated & (sides == side))
+                    crops[side] = (rows, np.concatenate([
+                        self.align(frames[i], [all_faces[r] for r in rows[owner[rows] == i]], int(side))
+                        for i in np.unique(owner[rows])
+                    ]))
+            with _timed(timings, "hallucinate"):
+                restored_rows, restored = [], []
+                for rows, lr in crops.values():
+                    restored_rows.append(rows)
+                    restored.append(self.hallucinate(lr))
+            with _timed(timings, "embed"):
+                rows = np.concatenate(restored_rows)
+                embeddings[rows] = self.embed(np.concatenate(restored))
+            for r in np.flatnonzero(gated):
+                all_faces[r].hallucinated = True
+        direct = np.flatnonzero(~gated)
+        if len(direct):
+            with _timed(timings, "embed"):
+                for i in np.unique(owner[direct]):
+                    rows = direct[owner[direct] == i]
+                    embeddings[rows] = self._embed_faces(frames[i], [all_faces[r] for r in rows])
+        return embeddings
+
+    def _embed_faces(self, frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Straight from the frame to the recogniser: the fused crop+align+resize+normalise kernel."""
+        side = self.embedder.input_side
+        landmarks = np.array([f.landmarks for f in faces], dtype=np.float64).reshape(-1, 5, 2)
+        batch = self.embedder.preprocess_frame(frame, crop_transforms(landmarks, side))
+        return self.embedder.embed_preprocessed(batch)
+
+
+def _default_or(spec: str, device: str):
+    if spec == "default":
+        try:
+            return create_hallucinator("default", device=device)
+        except Exception as error:  # no packaged model in this install
+            log.warning("%s; using bicubic", error)
+            return create_hallucinator("bicubic", device=device)
+    return create_hallucinator(spec, device=device)
+
+
+def _read_image(image) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        return as_bgr_image(image)
+    path = Path(image)
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ImageReadError(f"cannot read image {path}: the file is missing or not an image OpenCV can decode")
+    return frame
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start

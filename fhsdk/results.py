@@ -1,0 +1,48 @@
+"""What the pipeline returns: faces and per-frame results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    """One detected face.
+
+    size_px is the side, in frame pixels, of the face's canonical region (the square the recogniser's
+    chip covers); faces with size_px under the pipeline's gate_px are hallucinated before embedding.
+    """
+
+    box: np.ndarray  # x1, y1, x2, y2
+    landmarks: np.ndarray  # 5 x 2
+    score: float
+    size_px: float
+    hallucinated: bool = False
+    identity: str | None = None
+    similarity: float = float("nan")
+    track_id: int | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "size_px": round(float(self.size_px), 1),
+            "hallucinated": self.hallucinated,
+            "identity": self.identity,
+            "similarity": None if np.isnan(self.similarity) else round(float(self.similarity), 4),
+            "track_id": self.track_id,
+        }
+
+
+@dataclass
+class FrameResult:
+    index: int
+    timestamp: float  # seconds from the start of the source
+    faces: list[Face]
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (shared within a batch)
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "timestamp": round(self.timestamp, 3), "faces": [f.to_dict() for f in self.faces]}
