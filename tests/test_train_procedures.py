@@ -138,8 +138,15 @@ def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
     rows = read_log(out / "log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and {"total", "pixel", "identity", "sec"} <= set(rows[0])
     assert (out / "checkpoints" / "last.pt").is_file() and (out / "checkpoints" / "step_0000004.pt").is_file()
-    exported = torch.load(out / "generator.pt", weights_only=False)
-    assert exported["name"] == "edsr" and exported["lr_side"] == 32 and exported["hr_side"] == 128
+    exported = torch.load(out / "generator.pt", weights_only=True)  # plain data only
+    assert exported["arch"] == "edsr" and exported["native_side"] == 32 and exported["hr_side"] == 128
+    assert exported["step"] == 4 and exported["name"] == "lai-cpu_small-seed3"
+    # The deployment side loads it and maps LR crops of any side to 128 px crops.
+    from fhsdk.hallucinate import NetworkHallucinator
+
+    hallucinator = NetworkHallucinator.from_file(out / "generator.pt")
+    crops = load_cache(cache_path)["images"][:2, ::8, ::8, ::-1].copy()  # 16 px BGR crops
+    assert hallucinator(crops).shape == (2, 128, 128, 3)
     # A second start into the same folder without --resume is refused with a clear message.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "--resume" in again.stderr

@@ -113,8 +113,9 @@ def build_recognizer(cfg: dict) -> Recognizer:
     from fhsdk.models import create_model
 
     pretrained = cfg.pop("pretrained", True)
-    size = cfg.pop("input_size", 150)
+    size = cfg.pop("input_size", None)
     backbone = create_model(name, pretrained=pretrained, **cfg)
+    size = size or getattr(backbone, "input_size", 150)
     normalize_rgb = getattr(backbone, "normalize_rgb", None)
     if normalize_rgb is None:
         raise ConfigError(f"recogniser '{name}' has no normalize_rgb(images_0_255); it cannot be used for training")

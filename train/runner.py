@@ -4,7 +4,7 @@ Run folder layout:
     config.yaml                # the resolved config (base + preset + overrides + seed)
     log.csv                    # one row per step: step, the procedure's losses, sec
     checkpoints/step_NNNNNNN.pt, checkpoints/last.pt
-    generator.pt               # the latest generator for deployment: {name, kwargs, lr_side, hr_side, state_dict}
+    generator.pt               # the latest generator as an fhsdk hallucinator file (train/export_weights.py)
     recognizer_finetuned.pt    # only when `deploy.recognizer: finetuned`
 A checkpoint holds every network, optimiser and scheduler state, the procedure's RNG, the global
 RNG states and the step; the data order is a function of (seed, step). Resuming therefore continues
@@ -28,6 +28,7 @@ from tqdm import tqdm
 from fhsdk.errors import ConfigError
 from train.config import dump_config
 from train.data import EpochBatchSampler, FaceCropDataset, build_cache, default_cache_path, load_cache, split_indices
+from train.export_weights import hallucinator_record, save_hallucinator
 from train.procedures import PROCEDURES, Procedure
 
 
@@ -113,22 +114,12 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:07d}.pt"
     _atomic_save({"step": step, "procedure": procedure.state_dict(), "rng": rng_states(), "config": cfg}, path)
-    shutil.copyfile(path, folder / "last.pt")
+    shutil.copyfile(path, folder / "last.pt.tmp")
+    (folder / "last.pt.tmp").replace(folder / "last.pt")  # never a half-written last.pt
     keep = cfg["train"].get("keep_checkpoints", 2)
     for old in sorted(folder.glob("step_*.pt"))[:-keep]:
         old.unlink()
-    generator = dict(cfg["generator"])
-    _atomic_save(
-        {
-            "name": generator.pop("name"),
-            "lr_side": generator.pop("lr_side"),
-            "kwargs": generator,
-            "hr_side": procedure.train_set.images.shape[1],
-            "step": step,
-            "state_dict": procedure.generator.state_dict(),
-        },
-        out_dir / "generator.pt",
-    )
+    save_hallucinator(hallucinator_record(cfg, procedure.generator.state_dict(), step), out_dir / "generator.pt")
     # A fine-tuned recogniser is a training aid: exported for deployment only when the config says so.
     if cfg.get("deploy", {}).get("recognizer") == "finetuned" and "recognizer" in procedure.networks:
         _atomic_save(procedure.networks["recognizer"].backbone.state_dict(), out_dir / "recognizer_finetuned.pt")

@@ -1,0 +1,63 @@
+"""Export a run's generator as an fhsdk hallucinator file (what `fhsdk.hallucinate` loads).
+
+    python -m train.export_weights RUN_DIR [--checkpoint FILE] [--out FILE]
+
+The file is a plain dict, loadable with `torch.load(..., weights_only=True)`:
+{"arch", "arch_kwargs", "native_side", "hr_side", "name", "step", "state_dict"}. Only the generator
+is exported: evaluation and deployment keep the original recogniser (a recogniser fine-tuned during
+training is exported separately, and only when the run's config says `deploy: {recognizer: finetuned}`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from fhsdk.errors import ConfigError
+
+
+def hallucinator_record(cfg: dict, state_dict: dict, step: int) -> dict:
+    kwargs = dict(cfg["generator"])
+    arch, native_side = kwargs.pop("name"), kwargs.pop("lr_side")
+    return {
+        "arch": arch,
+        "arch_kwargs": kwargs,
+        "native_side": int(native_side),
+        "hr_side": int(native_side * kwargs.get("scale", 4)),
+        "name": f"{cfg['method']}-{cfg.get('preset')}-seed{cfg.get('seed', 0)}",
+        "step": int(step),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+    }
+
+
+def save_hallucinator(record: dict, path: str | Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(record, tmp)
+    tmp.replace(path)
+    return path
+
+
+def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
+    run_dir = Path(run_dir)
+    checkpoint = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        raise ConfigError(f"no checkpoint at {checkpoint}: pass a run folder written by `python -m train`")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    record = hallucinator_record(state["config"], state["procedure"]["networks"]["generator"], state["step"])
+    return save_hallucinator(record, out or run_dir / "generator.pt")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m train.export_weights", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--checkpoint", help="checkpoint file (default: RUN_DIR/checkpoints/last.pt)")
+    parser.add_argument("--out", help="output file (default: RUN_DIR/generator.pt)")
+    args = parser.parse_args(argv)
+    print(export_run(args.run_dir, args.checkpoint, args.out))
+
+
+if __name__ == "__main__":
+    main()
