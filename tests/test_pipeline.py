@@ -1,0 +1,135 @@
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+import fhsdk
+from fhsdk import GalleryError, ImageReadError, InvalidInputError, NoFaceError, VideoSourceError
+from fhsdk.gallery import Gallery
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return fhsdk.Pipeline(hallucinator="bicubic")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skimage.data.astronaut()[:, :, ::-1].copy()
+
+
+def _scene(face_image, side, position=(100, 50), shape=(240, 320)):
+    """A grey frame with the face image shrunk to `side` px pasted in."""
+    frame = np.full(shape + (3,), 90, np.uint8)
+    small = cv2.resize(face_image, (side, side), interpolation=cv2.INTER_AREA)
+    y, x = position
+    frame[y : y + side, x : x + side] = small
+    return frame
+
+
+def test_public_contract_stages(pipe, astronaut):
+    faces = pipe.detect(astronaut)
+    assert len(faces) == 1 and faces[0].score > 0.9
+    crops = pipe.align(astronaut, faces, size=16)
+    assert crops.shape == (1, 16, 16, 3) and crops.dtype == np.uint8
+    sr = pipe.hallucinate(crops)
+    assert sr.shape == (1, 128, 128, 3) and sr.dtype == np.uint8
+    emb = pipe.embed(sr)
+    assert emb.shape == (1, 128) and emb.dtype == np.float32
+    assert np.linalg.norm(emb, axis=1) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_enroll_then_identify_large_and_tiny_face(astronaut):
+    pipe = fhsdk.Pipeline(hallucinator="bicubic", gate_px=48)
+    pipe.enroll("eileen", [astronaut])
+    result = pipe.process(astronaut)
+    assert result.faces[0].identity == "eileen" and not result.faces[0].hallucinated
+    tiny = pipe.process(_scene(astronaut, 64))
+    assert len(tiny.faces) == 1
+    face = tiny.faces[0]
+    assert face.hallucinated and face.size_px < 48
+    assert face.identity == "eileen"
+
+
+def test_unknown_face_is_not_named(astronaut):
+    pipe = fhsdk.Pipeline(hallucinator="bicubic")
+    pipe.gallery.add("someone_else", np.eye(128, dtype=np.float32)[0])
+    result = pipe.process(astronaut)
+    assert result.faces[0].identity is None
+
+
+def test_enroll_errors(pipe, tmp_path):
+    with pytest.raises(NoFaceError, match="no face"):
+        pipe.enroll("nobody", [np.full((120, 120, 3), 128, np.uint8)])
+    with pytest.raises(ImageReadError):
+        pipe.enroll("missing", [tmp_path / "absent.jpg"])
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageReadError):
+        pipe.enroll("garbage", [garbage])
+
+
+@pytest.mark.parametrize("frame", [np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 5), np.uint8), [[1, 2]]])
+def test_process_rejects_bad_frames(pipe, frame):
+    with pytest.raises(InvalidInputError):
+        pipe.process(frame)
+
+
+def test_stream_over_frames_and_video_file(pipe, astronaut, tmp_path):
+    frames = [_scene(astronaut, 80, (40 + 5 * i, 60 + 10 * i)) for i in range(6)]
+    results = list(pipe.stream(iter(frames), batch_frames=4))
+    assert [r.index for r in results] == list(range(6))
+    assert all(len(r.faces) == 1 for r in results)
+    batched = [f.embedding for r in results for f in r.faces]
+    single = [pipe.process(frames[i]).faces[0].embedding for i in (0, 5)]
+    np.testing.assert_allclose(batched[0], single[0], atol=1e-5)
+    np.testing.assert_allclose(batched[5], single[1], atol=1e-5)
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    from_file = list(pipe.stream(str(path)))
+    assert len(from_file) == 6 and from_file[3].timestamp == pytest.approx(0.3, abs=0.05)
+
+
+def test_stream_errors(pipe, tmp_path):
+    with pytest.raises(VideoSourceError):
+        list(pipe.stream(tmp_path / "none.mp4"))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 100)
+    with pytest.raises(VideoSourceError):
+        list(pipe.stream(str(broken)))
+    with pytest.raises(VideoSourceError):
+        list(pipe.stream(3.5))
+
+
+def test_gallery_round_trip_and_refusals(tmp_path):
+    rng = np.random.default_rng(0)
+    gallery = Gallery(128, "abc")
+    gallery.add("a", rng.normal(size=(3, 128)), average=True)
+    gallery.add("b", rng.normal(size=(2, 128)))
+    assert len(gallery) == 3 and gallery.identities == ["a", "b"]
+    path = gallery.save(tmp_path / "g.npz")
+    loaded = Gallery.load(path, recognizer_fingerprint="abc")
+    assert loaded.names == gallery.names
+    np.testing.assert_array_equal(loaded.embeddings, gallery.embeddings)
+    query = gallery.embeddings[1:2]
+    assert loaded.match(query, 0.5)[0].identity == "b"
+    with pytest.raises(GalleryError, match="another recogniser"):
+        Gallery.load(path, recognizer_fingerprint="xyz")
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(GalleryError):
+        Gallery.load(path)
+    with pytest.raises(InvalidInputError):
+        gallery.add("nan", np.full(128, np.nan))
+    assert Gallery(128).match(query, 0.5)[0].identity is None
+
+
+def test_pipeline_refuses_foreign_gallery(tmp_path):
+    other = Gallery(128, "not-this-recogniser")
+    other.add("x", np.ones(128))
+    path = other.save(tmp_path / "other.npz")
+    with pytest.raises(GalleryError):
+        fhsdk.Pipeline(hallucinator="bicubic", gallery=path)
