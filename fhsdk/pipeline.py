@@ -26,6 +26,7 @@ from fhsdk.errors import BackendUnavailableError, ImageReadError, InvalidInputEr
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import create_hallucinator
 from fhsdk.results import Face, FrameResult
+from fhsdk.track import Tracker
 from fhsdk.video import ThreadedReader
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Pipeline:
         min_face_size: float = 20.0,
         gallery: Gallery | str | Path | None = None,
         batch_frames: int = 1,
+        track: bool = True,
+        fuse: bool = True,
     ):
         if backend != "torch":
             raise BackendUnavailableError(
@@ -66,6 +69,8 @@ class Pipeline:
         self.gate_px = float(gate_px)
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)
+        self.tracker = Tracker(fuse=fuse) if track else None
+        self._frames_seen = 0
         if gallery is None:
             self.gallery = Gallery(self.embedder.dim, self.embedder.fingerprint)
         elif isinstance(gallery, Gallery):
@@ -126,6 +131,8 @@ class Pipeline:
     def process_batch(self, frames: Sequence, indices: Sequence[int] | None = None,
                       timestamps: Sequence[float] | None = None) -> list[FrameResult]:
         frames = [as_bgr_image(f) for f in frames]
+        if not frames:
+            return []
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             faces_per_frame = self._detect_batch(frames)
@@ -137,9 +144,18 @@ class Pipeline:
                 matches = self.gallery.match(embeddings, self.threshold)
             for face, embedding, match in zip(all_faces, embeddings, matches):
                 face.embedding, face.identity, face.similarity = embedding, match.identity, match.similarity
-        indices = list(indices) if indices is not None else list(range(len(frames)))
+        if indices is None:
+            indices = list(range(self._frames_seen, self._frames_seen + len(frames)))
+        self._frames_seen = max(self._frames_seen, indices[-1] + 1)
         timestamps = list(timestamps) if timestamps is not None else [float(i) for i in indices]
-        return [FrameResult(i, t, faces, dict(timings)) for i, t, faces in zip(indices, timestamps, faces_per_frame)]
+        results = [FrameResult(i, t, faces, dict(timings)) for i, t, faces in zip(indices, timestamps, faces_per_frame)]
+        if self.tracker is not None:
+            with _timed(timings, "track"):
+                for result in results:
+                    result.events = self.tracker.update(result.index, result.faces, self.gallery, self.threshold)
+            for result in results:
+                result.timings["track"] = timings["track"]
+        return results
 
     def stream(self, source, batch_frames: int | None = None, max_queue: int = 8) -> Iterator[FrameResult]:
         """Results for every frame of a video path, rtsp:// URL, webcam index or iterable of frames.
@@ -150,6 +166,8 @@ class Pipeline:
         batch_frames = int(batch_frames or self.batch_frames)
         if batch_frames < 1:
             raise InvalidInputError("batch_frames must be at least 1")
+        if self.tracker is not None:
+            self.tracker = Tracker(fuse=self.tracker.fuse)  # a new source starts with no tracks
         with ThreadedReader(source, max_queue=max_queue) as reader:
             pending = []
             for frame in reader:
@@ -201,10 +219,10 @@ class Pipeline:
                     restored_rows.append(rows)
                     restored.append(self.hallucinate(lr))
             with _timed(timings, "embed"):
-                rows = np.concatenate(restored_rows)
-                embeddings[rows] = self.embed(np.concatenate(restored))
-            for r in np.flatnonzero(gated):
-                all_faces[r].hallucinated = True
+                rows, restored = np.concatenate(restored_rows), np.concatenate(restored)
+                embeddings[rows] = self.embed(restored)
+            for r, crop in zip(rows, restored):
+                all_faces[r].hallucinated, all_faces[r].restored = True, crop
         direct = np.flatnonzero(~gated)
         if len(direct):
             with _timed(timings, "embed"):

@@ -24,6 +24,7 @@ class Face:
     similarity: float = float("nan")
     track_id: int | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
+    restored: np.ndarray | None = field(default=None, repr=False)  # the hallucinated HR crop (BGR)
 
     def to_dict(self) -> dict:
         return {
@@ -43,6 +44,7 @@ class FrameResult:
     timestamp: float  # seconds from the start of the source
     faces: list[Face]
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (shared within a batch)
+    events: list[dict] = field(default_factory=list)  # tracking events: first_seen, identified, lost
 
     def to_dict(self) -> dict:
         return {"index": self.index, "timestamp": round(self.timestamp, 3), "faces": [f.to_dict() for f in self.faces]}
