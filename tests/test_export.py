@@ -13,16 +13,7 @@ from fhsdk.errors import InvalidInputError
 from fhsdk.runtime import create_backend, export_onnx, export_preset, get_preset, read_metadata
 from fhsdk.runtime.export import DEFAULT_OPSET, state_dict_sha256
 
-# fhsdk/detect/mtcnn_nets.py's MaxPoolSame computes its 'same' padding from the input size in
-# Python, so tracing bakes the example size's padding into the graph and P-Net's ONNX file is
-# wrong at other image sizes (maps one row/column short when H or W parity differs). Strict: when
-# the pool is made shape-independent this XPASSes and the mark must go.
-PNET_POOL_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="MaxPoolSame pads from Python ints, frozen by tracing; F.max_pool2d(x, 2, 2, ceil_mode=True) "
-           "is identical and exports dynamically (see test_pnet_with_shape_independent_pool_exports_dynamically)",
-)
-DETECTOR = [pytest.param("mtcnn_pnet", marks=PNET_POOL_XFAIL), "mtcnn_rnet", "mtcnn_onet"]
+DETECTOR = ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
 GENERATORS = ["edsr", "rrdb", "sicnn", "srgan", "dsnet"]
 
 # Small generator configurations keep the test quick; the architecture code is the real one.
@@ -91,21 +82,9 @@ def _check_pnet_serves_several_image_sizes(model, tmp_path):
         np.testing.assert_allclose(out["bbox_reg"], reg.numpy(), atol=1e-4)
 
 
-@PNET_POOL_XFAIL
-def test_pnet_one_file_serves_two_image_sizes(tmp_path):
+def test_pnet_one_file_serves_several_image_sizes(tmp_path):
+    """P-Net's pools must not freeze the traced size: one file serves every image size."""
     _check_pnet_serves_several_image_sizes(_build("mtcnn_pnet"), tmp_path)
-
-
-def test_pnet_with_shape_independent_pool_exports_dynamically(tmp_path):
-    """The real P-Net weights with pool1 as max_pool2d(2, 2, ceil_mode=True), first shown equal to
-    the 'same' pool in PyTorch at every parity of H and W: then one ONNX file serves every size."""
-    model = _build("mtcnn_pnet")
-    ceil_pool = torch.nn.MaxPool2d(2, 2, ceil_mode=True)
-    for h, w in [(12, 12), (13, 12), (12, 13), (31, 47)]:
-        x = torch.randn(1, 10, h, w)
-        assert torch.equal(model.pool1(x), ceil_pool(x))
-    model.pool1 = ceil_pool
-    _check_pnet_serves_several_image_sizes(model, tmp_path)
 
 
 def test_generator_output_is_upscaled_by_its_scale(tmp_path):
