@@ -56,8 +56,164 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument("--hallucinator", default="default", help="'default', 'bicubic' or a .pt file")
+    parser.add_argument("--face-px", type=float, default=20.0, help="side of the face region in the scene, px")
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--device", default="cpu")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from fhsdk.demo import run_demo as demo
+
+    summary = demo(args.out, args.hallucinator, args.face_px, args.frames, args.device)
+    for label in ("hallucination_on", "hallucination_off"):
+        part = summary[label]
+        print(f"{label:18s}: named in {part['frames_named']}/{part['frames_with_face']} frames with a face "
+              f"(hallucinator {part['hallucinator']}) -> {part['video']}, {part['events']}")
+    print(f"summary: {args.out / 'summary.json'}")
+    return 0
+
+
+def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--hallucinator", default="default", help="'default', 'bicubic' or a .pt file")
+    parser.add_argument("--gate-px", type=float, default=48.0, help="hallucinate faces whose region is smaller (px)")
+    parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
+    parser.add_argument("--min-face", type=float, default=20.0, help="smallest face the detector looks for (>= 12 px)")
+
+
+def _pipeline(args, gallery=None):
+    from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
+
+    return Pipeline(device=args.device, hallucinator=args.hallucinator, gate_px=args.gate_px,
+                    threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,
+                    min_face_size=args.min_face, gallery=gallery)
+
+
+def add_enroll_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", type=Path, help="a folder of name/*.jpg or name.jpg, or one image (with --name)")
+    parser.add_argument("--gallery", type=Path, required=True, help="gallery file to create or extend (.npz)")
+    parser.add_argument("--name", help="identity for a single image")
+    _add_pipeline_arguments(parser)
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from fhsdk.errors import InvalidInputError
+
+    pipe = _pipeline(args, gallery=args.gallery if args.gallery.exists() else None)
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp"}
+    if args.images.is_file():
+        if not args.name:
+            raise InvalidInputError("enrolling a single image needs --name")
+        people = {args.name: [args.images]}
+    elif args.images.is_dir():
+        people = {}
+        for entry in sorted(args.images.iterdir()):
+            if entry.is_dir():
+                files = sorted(f for f in entry.iterdir() if f.suffix.lower() in suffixes)
+                if files:
+                    people[entry.name] = files
+            elif entry.suffix.lower() in suffixes:
+                people.setdefault(entry.stem, []).append(entry)
+    else:
+        raise InvalidInputError(f"{args.images} is neither an image nor a folder")
+    for name, files in tqdm(people.items(), desc="enrol"):
+        pipe.enroll(name, files)
+    path = pipe.gallery.save(args.gallery)
+    print(f"{len(people)} people enrolled; gallery {path} holds {len(pipe.gallery.identities)} identities")
+    return 0
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", help="video file, rtsp:// or http:// URL, or webcam index")
+    parser.add_argument("--gallery", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="annotated video to write (.mp4 or .avi)")
+    parser.add_argument("--events", type=Path, help="JSON-lines events to write")
+    parser.add_argument("--batch-frames", type=int, default=4, help="frames per batch (1 = lowest latency)")
+    parser.add_argument("--max-frames", type=int, default=None)
+    _add_pipeline_arguments(parser)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    import itertools
+    import json
+
+    from tqdm import tqdm
+
+    from fhsdk.outputs import AnnotatedVideoWriter, EventLog, annotate
+
+    pipe = _pipeline(args, gallery=args.gallery)
+    source = int(args.video) if args.video.isdigit() else args.video
+    frames_with_face = named = 0
+    stage_seconds: dict[str, float] = {}
+    writer = events = None
+    try:
+        events = EventLog(args.events) if args.events else None
+        keep_frames = args.out is not None
+        reader_frames: list = []
+        for result in tqdm(itertools.islice(_stream_keeping_frames(pipe, source, args.batch_frames, reader_frames),
+                                            args.max_frames), desc="frames"):
+            frame = reader_frames.pop(0)
+            if keep_frames:
+                if writer is None:
+                    writer = AnnotatedVideoWriter(args.out, 25, (frame.shape[1], frame.shape[0]))
+                writer.write(frame, result)
+            for event in result.events:
+                if events:
+                    events.write(event)
+            frames_with_face += bool(result.faces)
+            named += any(f.identity for f in result.faces)
+            for stage, seconds in result.timings.items():
+                stage_seconds[stage] = seconds
+    finally:
+        if writer:
+            writer.close()
+        if events:
+            events.close()
+    print(json.dumps({"frames_with_face": frames_with_face, "frames_named": named}))
+    return 0
+
+
+def _stream_keeping_frames(pipe, source, batch_frames, sink):
+    """pipe.stream over the source, handing each decoded frame to `sink` for drawing."""
+    from fhsdk.video import iterate_source
+
+    def frames():
+        for frame in iterate_source(source):
+            sink.append(frame.image)
+            yield frame.image
+
+    return pipe.stream(frames(), batch_frames=batch_frames)
+
+
+def _runtime_command(module: str, add: str, run: str):
+    import importlib
+
+    def add_arguments(parser):
+        getattr(importlib.import_module(module), add)(parser)
+
+    def run_command(args):
+        return getattr(importlib.import_module(module), run)(args)
+
+    return add_arguments, run_command
+
+
+_export = _runtime_command("fhsdk.runtime.export", "add_export_arguments", "run_export")
+_build = _runtime_command("fhsdk.runtime.build", "add_build_engine_arguments", "run_build_engine")
+_verify = _runtime_command("fhsdk.runtime.verify", "add_verify_arguments", "run_verify")
+
 COMMANDS = {
+    "demo": ("run the built-in demo (no data needed)", add_demo_arguments, run_demo),
+    "run": ("identify the faces of a video against a gallery", add_run_arguments, run_run),
+    "enroll": ("add people to a gallery from images", add_enroll_arguments, run_enroll),
     "eval": ("evaluate recognition of low-resolution faces", add_eval_arguments, run_eval),
+    "export": ("export a model to ONNX and check it against PyTorch", *_export),
+    "build-engine": ("build a TensorRT engine from ONNX (like trtexec)", *_build),
+    "verify": ("check a backend against PyTorch FP32", *_verify),
 }
 
 
