@@ -20,15 +20,13 @@ def main(argv=None) -> None:
     parser.add_argument("--data", help="CelebA subset folder (sets data.celeba_dir; used to build the face cache)")
     parser.add_argument("--cache", help="face cache .npz (sets data.cache)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.steps=100")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (sets train.threads)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     args = parser.parse_args(argv)
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     overrides = list(args.set)
+    if args.threads:
+        overrides.append(f"train.threads={args.threads}")
     if args.data:
         overrides.append(f"data.celeba_dir={args.data}")
     if args.cache:

@@ -127,10 +127,10 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
 
 
 def _same_run(a: dict, b: dict) -> bool:
-    """Configs describe the same run, ignoring the step budget and where the config file was read from."""
+    """Configs describe the same run, ignoring the step budget, the thread count and the config file's path."""
     def strip(c: dict) -> dict:
         c = {k: v for k, v in copy.deepcopy(c).items() if k != "config_file"}
-        c["train"] = {k: v for k, v in c["train"].items() if k != "steps"}
+        c["train"] = {k: v for k, v in c["train"].items() if k not in ("steps", "threads")}
         return c
 
     return strip(a) == strip(b)
@@ -169,6 +169,16 @@ def train(
         raise ConfigError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
     dump_config(cfg, out_dir / "config.yaml")
 
+    threads = torch.get_num_threads()
+    if cfg["train"].get("threads"):
+        torch.set_num_threads(cfg["train"]["threads"])
+    try:
+        return _run(cfg, out_dir, seed, device, checkpoint, stop_after, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg, out_dir, seed, device, checkpoint, stop_after, progress) -> dict:
     seed_everything(seed)
     train_set = load_training_set(cfg["data"], seed)
     procedure = PROCEDURES[cfg["method"]](cfg, train_set, device, seed, out_dir)
