@@ -266,6 +266,24 @@ def test_topk_cpu_multi_tile_multi_thread(d, gdtype):
             assert idx[:, 0].tolist() == [17, 4999, 2500]
 
 
+@pytest.mark.parametrize("d", [128, 13])
+@pytest.mark.parametrize("gdtype", [np.float32, np.float16])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_topk_streaming_path_matches_packed_path(d, gdtype, normalize):
+    """B <= 3 streams the gallery unpacked, B >= 4 packs tiles: same results, any thread count."""
+    rng = np.random.default_rng(8)
+    n = 4099  # not a multiple of the 4-row blocks; longer than the prefetch distance
+    g = (rng.standard_normal((n, d)) * rng.uniform(0.5, 2, (n, 1))).astype(gdtype)
+    q = rng.standard_normal((6, d)).astype(np.float32)
+    packed_idx, packed_sims = K.cosine_topk(q, g, 7, normalize=normalize, num_threads=1)
+    for b in (1, 2, 3):
+        for threads in (1, 2, 3):
+            idx, sims = K.cosine_topk(q[:b], g, 7, normalize=normalize, num_threads=threads)
+            check_topk(q[:b], g.astype(np.float32), 7, idx, sims, normalize, atol=1e-4 * (1 if normalize else d))
+            np.testing.assert_allclose(sims, packed_sims[:b], rtol=1e-5, atol=1e-5)
+            assert idx.tolist() == packed_idx[:b].tolist()
+
+
 def test_topk_ties_break_by_lower_index():
     g = np.ones((600, 8), np.float32)
     g[[3, 300, 599]] *= 2  # three equal best rows

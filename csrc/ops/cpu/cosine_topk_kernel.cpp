@@ -4,8 +4,10 @@
 // rows transposed into panels of 8) into a buffer that stays in L2 while every query visits it; a
 // register-blocked micro-kernel (4 queries x 16 rows, 8 accumulators) produces a small block of
 // scores that goes straight into per-query bounded heaps, so memory is O(B * k) whatever N is.
-// Threads split the gallery (large N) or the queries (small N); per-thread heaps are merged at the
-// end. The AVX2+FMA+F16C code is compiled per function with __attribute__((target)) and chosen at
+// With at most 3 queries the packing is wasted work (each tile would be read by so few queries), so a
+// streaming scan reads each row once in place instead: SIMD dot products of 4 rows at a time with
+// every query, software prefetch ahead, scores straight into the heaps. Threads split the gallery
+// (large N, or few queries) or the queries (small N); per-thread heaps are merged at the end. The AVX2+FMA+F16C code is compiled per function with __attribute__((target)) and chosen at
 // run time (no -march flags), so the same binary runs on any x86-64 CPU.
 #include <algorithm>
 #include <cmath>
@@ -273,6 +275,145 @@ void scan(const Prepared& p, std::int64_t q0, std::int64_t q1, std::int64_t g0, 
   }
 }
 
+// ---- the streaming scan, for few queries ---------------------------------------------------------
+// With at most kStreamMaxQueries queries a packed tile would be read by one to three queries only:
+// packing then costs a write and a re-read of every row for nothing, and the scan is bound by memory
+// bandwidth anyway. So each row is read once, in place, and dotted with every query (one SIMD
+// accumulator per query and row, 4 rows in flight); its score goes straight into the query's heap.
+
+constexpr std::int64_t kStreamMaxQueries = 3;
+constexpr int kStreamRows = 4;
+constexpr std::int64_t kPrefetchRows = 16;
+
+// dots[q * R + r] = dot(query q, row r); ss[r] = |row r|^2 when Norm.
+template <int Q, int R, bool Norm>
+void stream_rows_generic(const TopkArgs& a, const float* const* q, std::int64_t row0, float* dots, float* ss) {
+  for (int r = 0; r < R; ++r) {
+    float acc[Q] = {}, s = 0.f;
+    for (std::int64_t d = 0; d < a.dim; ++d) {
+      const float g = gallery_at(a, row0 + r, d);
+      for (int i = 0; i < Q; ++i) acc[i] += q[i][d] * g;
+      if (Norm) s += g * g;
+    }
+    for (int i = 0; i < Q; ++i) dots[i * R + r] = acc[i];
+    if (Norm) ss[r] = s;
+  }
+}
+
+#ifdef FHSDK_X86
+// Sum of each of four vectors -> one 4-vector (lane r = sum of v[r]).
+__attribute__((target("avx2"))) inline __m128 hsum4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+__attribute__((target("avx2"))) inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <bool Half>
+__attribute__((target("avx2,f16c"))) inline __m256 load8_as(const char* row, std::int64_t d) {
+  if constexpr (Half) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * d)));
+  return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + d);
+}
+
+template <int Q, int R, bool Norm, bool Half>
+__attribute__((target("avx2,fma,f16c"))) void stream_rows_avx2(const TopkArgs& a, const float* const* q,
+                                                               std::int64_t row0, float* dots, float* ss) {
+  static_assert(R == 1 || R == 4, "rows are reduced one or four at a time");
+  const std::int64_t D = a.dim, row_bytes = a.gallery_stride * (Half ? 2 : 4);
+  const char* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = static_cast<const char*>(a.gallery) + (row0 + r) * row_bytes;
+  __m256 acc[Q][R], sq[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    sq[r] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int i = 0; i < Q; ++i) acc[i][r] = _mm256_setzero_ps();
+  }
+  std::int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    __m256 qv[Q];
+#pragma GCC unroll 4
+    for (int i = 0; i < Q; ++i) qv[i] = _mm256_loadu_ps(q[i] + d);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256 g = load8_as<Half>(rows[r], d);
+#pragma GCC unroll 4
+      for (int i = 0; i < Q; ++i) acc[i][r] = _mm256_fmadd_ps(qv[i], g, acc[i][r]);
+      if (Norm) sq[r] = _mm256_fmadd_ps(g, g, sq[r]);
+    }
+  }
+  if constexpr (R == 4) {
+    for (int i = 0; i < Q; ++i) _mm_storeu_ps(dots + i * R, hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+    if (Norm) _mm_storeu_ps(ss, hsum4(sq[0], sq[1], sq[2], sq[3]));
+  } else {
+    for (int i = 0; i < Q; ++i) dots[i] = hsum(acc[i][0]);
+    if (Norm) ss[0] = hsum(sq[0]);
+  }
+  for (; d < D; ++d)  // D not a multiple of 8
+    for (int r = 0; r < R; ++r) {
+      const float g = gallery_at(a, row0 + r, d);
+      for (int i = 0; i < Q; ++i) dots[i * R + r] += q[i][d] * g;
+      if (Norm) ss[r] += g * g;
+    }
+}
+#endif
+
+template <int Q, int R, bool Norm>
+inline void stream_rows(bool avx2, const TopkArgs& a, const float* const* q, std::int64_t row0, float* dots,
+                        float* ss) {
+#ifdef FHSDK_X86
+  if (avx2) {
+    if (a.gallery_dtype == GalleryDType::kFloat16) return stream_rows_avx2<Q, R, Norm, true>(a, q, row0, dots, ss);
+    return stream_rows_avx2<Q, R, Norm, false>(a, q, row0, dots, ss);
+  }
+#endif
+  stream_rows_generic<Q, R, Norm>(a, q, row0, dots, ss);
+}
+
+// Pushes the scores of rows [row0, row0 + R) into the Q heaps.
+template <int Q, int R, bool Norm>
+inline void stream_block(const Prepared& p, const float* const* q, std::int64_t row0, TopK* heaps) {
+  float dots[Q * R], ss[R];
+  stream_rows<Q, R, Norm>(p.avx2, *p.args, q, row0, dots, ss);
+  for (int r = 0; r < R; ++r) {
+    const float inv = Norm ? (ss[r] > 0.f ? 1.f / std::sqrt(ss[r]) : 0.f) : 1.f;
+    for (int i = 0; i < Q; ++i) heaps[i].push(Norm ? dots[i * R + r] * inv : dots[i * R + r], row0 + r);
+  }
+}
+
+template <int Q, bool Norm>
+void stream_scan_impl(const Prepared& p, std::int64_t g0, std::int64_t g1, std::vector<TopK>& heaps) {
+  const float* q[Q];
+  for (int i = 0; i < Q; ++i) q[i] = p.queries.data() + i * p.args->dim;
+  const TopkArgs& a = *p.args;
+  const std::int64_t row_bytes = a.gallery_stride * (a.gallery_dtype == GalleryDType::kFloat16 ? 2 : 4);
+  const std::int64_t block_bytes = kStreamRows * row_bytes;
+  const char* base = static_cast<const char*>(a.gallery);
+  std::int64_t r = g0;
+  for (; r + kStreamRows <= g1; r += kStreamRows) {
+    // The hardware prefetcher alone leaves one thread well short of the memory bandwidth.
+    if (r + kPrefetchRows + kStreamRows <= g1)
+      for (std::int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(base + (r + kPrefetchRows) * row_bytes + off);
+    stream_block<Q, kStreamRows, Norm>(p, q, r, heaps.data());
+  }
+  for (; r < g1; ++r) stream_block<Q, 1, Norm>(p, q, r, heaps.data());
+}
+
+// All B <= kStreamMaxQueries queries against gallery rows [g0, g1), without packing.
+void stream_scan(const Prepared& p, std::int64_t g0, std::int64_t g1, std::vector<TopK>& heaps) {
+  const bool norm = p.args->normalize;
+  switch (p.args->num_queries) {
+    case 1: return norm ? stream_scan_impl<1, true>(p, g0, g1, heaps) : stream_scan_impl<1, false>(p, g0, g1, heaps);
+    case 2: return norm ? stream_scan_impl<2, true>(p, g0, g1, heaps) : stream_scan_impl<2, false>(p, g0, g1, heaps);
+    default: return norm ? stream_scan_impl<3, true>(p, g0, g1, heaps) : stream_scan_impl<3, false>(p, g0, g1, heaps);
+  }
+}
+
 void write_results(const TopkArgs& a, std::int64_t q, TopK& heap) {
   const std::int64_t kk = std::min(a.k, a.num_gallery);
   const std::vector<Entry>& best = heap.sorted();
@@ -307,7 +448,7 @@ void cosine_topk_cpu(const TopkArgs& a, int num_threads) {
   if (work < 4e6) threads = 1;  // spawning threads costs more than the scan
   const std::int64_t tiles = (N + kTileRows - 1) / kTileRows;
 
-  if (tiles >= threads || B < 2 * threads) {
+  if (tiles >= threads || B < 2 * threads || B <= kStreamMaxQueries) {
     // Split the gallery: each thread keeps heaps for all queries over its tiles, merged below.
     const std::int64_t parts = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, tiles));
     std::vector<std::vector<TopK>> partial(parts, std::vector<TopK>(B, TopK(kk)));
@@ -316,7 +457,11 @@ void cosine_topk_cpu(const TopkArgs& a, int num_threads) {
       for (std::int64_t t = begin; t < end; ++t) {
         const std::int64_t g0 = t * tiles_per_part * kTileRows;
         const std::int64_t g1 = std::min(N, g0 + tiles_per_part * kTileRows);
-        if (g0 < g1) scan(p, 0, B, g0, g1, partial[t]);
+        if (g0 >= g1) continue;
+        if (B <= kStreamMaxQueries)
+          stream_scan(p, g0, g1, partial[t]);
+        else
+          scan(p, 0, B, g0, g1, partial[t]);
       }
     });
     for (std::int64_t q = 0; q < B; ++q) {
