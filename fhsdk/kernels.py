@@ -47,6 +47,10 @@ __all__ = [
 BACKENDS = ("auto", "cpu", "cuda", "reference")
 CUDA_MAX_K = 1024  # the CUDA top-k keeps sorted per-warp lists; larger k would be quadratic
 _KDL_CUDA = 2  # DLPack device type of CUDA memory
+# Per-call overhead matters: one 16 px face costs the kernel a few microseconds, so the checks below
+# take fast paths for the common, already-valid arguments (NumPy arrays, ints, tuples of floats).
+_F32, _F16 = np.dtype(np.float32), np.dtype(np.float16)
+_SMALL_AFFINE_BATCH = 8  # up to this many matrices, plain Python floats beat NumPy's per-call overhead
 
 
 def native_available() -> bool:
@@ -75,6 +79,8 @@ def _is_torch(x) -> bool:
 
 def _on_cuda(x) -> bool:
     """True for arrays living in CUDA device memory (torch, CuPy, DLPack, __cuda_array_interface__)."""
+    if type(x) is np.ndarray:
+        return False
     if _is_torch(x):
         return bool(x.is_cuda)
     if hasattr(x, "__cuda_array_interface__"):
@@ -186,6 +192,8 @@ def _resolve_backend(backend, on_cuda, name):
 
 
 def _to_numpy(x, name):
+    if type(x) is np.ndarray:
+        return x
     if _is_torch(x):
         x = x.detach().numpy()  # CPU tensor (CUDA ones never get here)
     try:
@@ -195,6 +203,8 @@ def _to_numpy(x, name):
 
 
 def _out_size(size, name):
+    if type(size) is int and size >= 1:
+        return size, size
     if isinstance(size, numbers.Integral):
         size = (int(size), int(size))
     try:
@@ -207,20 +217,24 @@ def _out_size(size, name):
 
 
 def _per_channel(values, channels, what, name):
-    if isinstance(values, numbers.Real):
+    if type(values) in (float, int) or (type(values) not in (tuple, list) and isinstance(values, numbers.Real)):
         values = (values,)
     try:
-        v = [float(f) for f in values]  # plain floats: this runs per call, keep it cheap
+        v = list(map(float, values))  # plain floats: this runs per call, keep it cheap
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name}: {what} must be one number or {channels} of them, got {values!r}") from exc
     if len(v) == 1:
         v = v * channels
-    if len(v) != channels or not all(math.isfinite(f) for f in v):
+    if len(v) != channels or not all(map(math.isfinite, v)):
         raise InvalidInputError(f"{name}: {what} must be one finite number or {channels} of them, got {values!r}")
     return v
 
 
 def _out_dtype(dtype, name):
+    if dtype is np.float32:
+        return _F32
+    if dtype is np.float16:
+        return _F16
     if type(dtype).__module__.startswith("torch"):
         dtype = str(dtype).replace("torch.", "")
     try:
@@ -234,25 +248,44 @@ def _out_dtype(dtype, name):
 
 def _host_affines(affines, inverse_map, name):
     """N x 2 x 3 float32 OUTPUT -> SOURCE matrices (what the kernels sample with)."""
-    if _is_torch(affines) or hasattr(affines, "__cuda_array_interface__"):
+    if type(affines) is not np.ndarray and (_is_torch(affines) or hasattr(affines, "__cuda_array_interface__")):
         affines = affines.get() if hasattr(affines, "get") else affines.detach().cpu().numpy()
     m = np.asarray(affines, dtype=np.float64)
     if m.ndim == 2:
         m = m[None]
     if m.ndim != 3 or m.shape[1:] != (2, 3):
         raise InvalidInputError(f"{name}: affines must be 2 x 3 or N x 2 x 3, got shape {m.shape}")
+    if m.shape[0] <= _SMALL_AFFINE_BATCH:  # the usual few faces per frame: Python floats
+        rows = m.reshape(-1, 6).tolist()
+        if not all(all(map(math.isfinite, row)) for row in rows):
+            raise InvalidInputError(f"{name}: affines contain NaN or inf")
+        if not inverse_map:
+            rows = [_invert_affine(*row, name) for row in rows]
+        return np.array(rows, dtype=np.float32).reshape(-1, 2, 3)
     if not np.all(np.isfinite(m)):
         raise InvalidInputError(f"{name}: affines contain NaN or inf")
-    if not inverse_map:  # cv2.warpAffine's default: the matrix maps source -> output; invert it
-        a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
-        det = a * d - b * c
-        if np.any(np.abs(det) < 1e-12):
-            raise InvalidInputError(f"{name}: an affine matrix is singular (zero scale); check the landmarks")
-        inv = np.empty_like(m)  # closed-form 2x2 inverse: np.linalg.inv costs more than the kernel
-        inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 0], inv[:, 1, 1] = d / det, -b / det, -c / det, a / det
-        inv[:, :, 2] = -(inv[:, :, :2] @ m[:, :, 2:])[:, :, 0]
-        m = inv
-    return np.ascontiguousarray(m, dtype=np.float32)
+    if inverse_map:
+        return np.ascontiguousarray(m, dtype=np.float32)
+    # The same arithmetic as _invert_affine, vectorised (np.linalg.inv costs more than the kernel).
+    a, b, tx, c, d, ty = m.reshape(-1, 6).T
+    det = a * d - b * c
+    if np.any(np.abs(det) < 1e-12):
+        raise InvalidInputError(_SINGULAR.format(name=name))
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    inv = np.stack([ia, ib, -(ia * tx + ib * ty), ic, id_, -(ic * tx + id_ * ty)], axis=1)
+    return inv.astype(np.float32).reshape(-1, 2, 3)
+
+
+_SINGULAR = "{name}: an affine matrix is singular (zero scale); check the landmarks"
+
+
+def _invert_affine(a, b, tx, c, d, ty, name):
+    """Inverse of the affine map [[a, b, tx], [c, d, ty]] (cv2.warpAffine's default is source -> output)."""
+    det = a * d - b * c
+    if abs(det) < 1e-12:
+        raise InvalidInputError(_SINGULAR.format(name=name))
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return ia, ib, -(ia * tx + ib * ty), ic, id_, -(ic * tx + id_ * ty)
 
 
 # ---- ops ----------------------------------------------------------------------------------------

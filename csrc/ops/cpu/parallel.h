@@ -33,8 +33,10 @@ inline int default_num_threads() {
 template <class Fn>
 void parallel_for(std::int64_t n, std::int64_t grain, int num_threads, Fn&& fn) {
   if (n <= 0) return;
-  std::int64_t threads = num_threads > 0 ? num_threads : default_num_threads();
-  threads = std::min<std::int64_t>(threads, std::max<std::int64_t>(1, n / std::max<std::int64_t>(1, grain)));
+  const std::int64_t useful = n / std::max<std::int64_t>(1, grain);
+  // One grain of work: run inline without asking the OS for the core count (a syscall per call).
+  const std::int64_t threads =
+      useful <= 1 ? 1 : std::min<std::int64_t>(num_threads > 0 ? num_threads : default_num_threads(), useful);
   if (threads <= 1) {
     fn(std::int64_t(0), n);
     return;
