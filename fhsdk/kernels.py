@@ -17,6 +17,7 @@ Backends (``backend=``)
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -217,6 +218,16 @@ def _out_size(size, name):
 
 
 def _per_channel(values, channels, what, name):
+    """`values` as a tuple of `channels` finite floats (one number is repeated)."""
+    if type(values) is tuple:  # usually the same constant tuple every call: validate it once
+        try:
+            return _per_channel_tuple(values, channels, what, name)
+        except TypeError:  # unhashable items; the unchecked path below reports them
+            pass
+    return _per_channel_checked(values, channels, what, name)
+
+
+def _per_channel_checked(values, channels, what, name):
     if type(values) in (float, int) or (type(values) not in (tuple, list) and isinstance(values, numbers.Real)):
         values = (values,)
     try:
@@ -227,7 +238,10 @@ def _per_channel(values, channels, what, name):
         v = v * channels
     if len(v) != channels or not all(map(math.isfinite, v)):
         raise InvalidInputError(f"{name}: {what} must be one finite number or {channels} of them, got {values!r}")
-    return v
+    return tuple(v)
+
+
+_per_channel_tuple = functools.lru_cache(maxsize=64)(_per_channel_checked)  # errors are never cached
 
 
 def _out_dtype(dtype, name):

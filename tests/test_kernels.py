@@ -154,6 +154,27 @@ def test_affine_threads_do_not_change_results():
     np.testing.assert_array_equal(one, many)
 
 
+@pytest.mark.parametrize("n", [1, K._SMALL_AFFINE_BATCH, K._SMALL_AFFINE_BATCH + 1, 40])
+def test_affine_inversion_and_checks_in_both_paths(n):
+    """Few matrices are inverted with Python floats, many with NumPy: same results, same errors."""
+    rng = np.random.default_rng(4)
+    frame = smooth_frame(rng, 60, 80)
+    mats = np.stack([similarity(12, rng.uniform(0, 80, 2), rng.uniform(10, 40), rng.uniform(-1, 1)) for _ in range(n)])
+    fwd = K.resize_normalize_affine(frame, mats, 12, MEAN, SCALE)
+    inv = np.stack([cv2.invertAffineTransform(m) for m in mats])
+    np.testing.assert_allclose(fwd, K.resize_normalize_affine(frame, inv, 12, MEAN, SCALE, inverse_map=True), atol=1e-3)
+    for bad, msg in ((np.nan, "NaN"), (np.inf, "NaN or inf")):
+        broken = mats.copy()
+        broken[-1, 1, 2] = bad
+        with pytest.raises(InvalidInputError, match=msg):
+            K.resize_normalize_affine(frame, broken, 12, MEAN, SCALE)
+    singular = mats.copy()
+    singular[-1, :, :2] = 0
+    with pytest.raises(InvalidInputError, match="singular"):
+        K.resize_normalize_affine(frame, singular, 12, MEAN, SCALE)
+    K.resize_normalize_affine(frame, singular, 12, MEAN, SCALE, inverse_map=True)  # no inversion: valid
+
+
 def test_affine_input_validation():
     frame = np.zeros((10, 10, 3), np.uint8)
     m = similarity(8, (5, 5), 8)
@@ -167,6 +188,9 @@ def test_affine_input_validation():
         K.resize_normalize_affine(frame, m, 0, 0, 1)
     with pytest.raises(InvalidInputError, match="mean"):
         K.resize_normalize_affine(frame, m, 8, (1, 2), 1)
+    for bad in ((1, 2, float("nan")), ([1, 2, 3],), [1, "x", 3], "abc"):  # tuples take a cached path
+        with pytest.raises(InvalidInputError, match="scale"):
+            K.resize_normalize_affine(frame, m, 8, 0, bad)
     with pytest.raises(InvalidInputError, match="dtype"):
         K.resize_normalize_affine(frame, m, 8, 0, 1, dtype=np.int32)
     with pytest.raises(InvalidInputError, match="backend"):
