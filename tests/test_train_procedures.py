@@ -17,7 +17,7 @@ from train.config import CONFIG_DIR, load_config
 from train.data import FaceCropDataset, load_cache
 from train.procedures import PROCEDURES
 from train.runner import read_log, seed_everything
-from train.testing import make_center_crop_cache, tiny_config
+from train.testing import TINY, TINY_COMMON, make_center_crop_cache, tiny_config
 
 METHODS = ["lai", "sicnn", "cface", "fhgan", "ipfsrgan"]
 
@@ -124,8 +124,8 @@ def test_cface_stages(cache_path, tmp_path):
 
 def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
     out = tmp_path / "run"
-    overrides = [o for o in tiny_config.__globals__["TINY_COMMON"] if not o.startswith("discriminator.")]
-    overrides += tiny_config.__globals__["TINY"]["lai"] + ["train.steps=4", "train.checkpoint_every=2"]
+    overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")]
+    overrides += TINY["lai"] + ["train.steps=4", "train.checkpoint_every=2"]
     cmd = [sys.executable, "-m", "train", "lai", "--out", str(out), "--seed", "3", "--cache", str(cache_path),
            "--no-progress", "--threads", "1"]
     for override in overrides:
