@@ -336,3 +336,22 @@ def test_count_flops_conv_linear_and_deconv_by_hand():
     grouped = torch.nn.Conv2d(4, 8, 3, groups=2)
     assert count_flops(deconv, torch.zeros(1, 4, 5, 5))["flops"] == 2 * 100 * 2 * 16
     assert count_flops(grouped, torch.zeros(1, 4, 5, 5))["flops"] == 2 * (8 * 3 * 3) * 2 * 9
+
+
+def test_verify_on_real_aligned_faces(tmp_path, lfw_dir):
+    """`fhsdk verify --faces`: the exported recogniser against PyTorch on real aligned LFW chips."""
+    import argparse
+
+    from fhsdk.runtime.export import export_preset
+    from fhsdk.runtime.verify import add_verify_arguments, face_inputs, run_verify
+
+    onnx_path = tmp_path / "recognizer.onnx"
+    export_preset("dlib_resnet_v1", str(onnx_path), check_batches=(1,))
+    faces = [str(lfw_dir / "images" / "Aaron_Peirsol")]
+    from fhsdk.runtime.presets import get_preset
+
+    chips = face_inputs(faces, "dlib_resnet_v1", get_preset("dlib_resnet_v1"))
+    assert chips.shape == (4, 3, 150, 150) and abs(float(chips.mean())) < 0.5
+    parser = argparse.ArgumentParser()
+    add_verify_arguments(parser)
+    assert run_verify(parser.parse_args([str(onnx_path), "--faces", *faces])) == 0
