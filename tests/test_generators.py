@@ -136,3 +136,20 @@ def test_onnx_export_dynamic_batch(name, tmp_path):
         (got,) = session.run(None, {"lr": x.numpy()})
         assert got.shape == (batch, 3, 128, 128)
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_edsr_bicubic_skip_starts_at_bicubic_and_learns_a_residual():
+    import torch.nn.functional as F
+
+    from fhsdk.models import create_model
+
+    model = create_model("edsr", num_features=8, num_blocks=1, bicubic_skip=True)
+    x = torch.rand(2, 3, 8, 8)
+    bicubic = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.equal(model(x), bicubic)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (model(x) - torch.zeros_like(bicubic)).abs().mean().backward()
+        optimizer.step()
+    assert not torch.allclose(model(x), bicubic)
