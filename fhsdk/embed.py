@@ -19,7 +19,8 @@ from fhsdk.degrade import _check_batch
 
 
 class Embedder:
-    def __init__(self, recognizer: str = "dlib_resnet_v1", device: str | torch.device = "cpu", batch_size: int = 64):
+    def __init__(self, recognizer: str = "dlib_resnet_v1", device: str | torch.device = "cpu", batch_size: int = 64,
+                 backend: str = "torch"):
         from fhsdk.models import create_model
         from fhsdk.models import dlib_resnet
 
@@ -30,6 +31,9 @@ class Embedder:
         self.input_side = dlib_resnet.INPUT_SIZE
         self.batch_size = batch_size
         self.fingerprint = _fingerprint(self.network, recognizer)
+        from fhsdk.runtime.module_adapter import runner
+
+        self._forward = runner(self.network, recognizer, backend, str(self.device))
         self.dim = 128
 
     @property
@@ -55,7 +59,7 @@ class Embedder:
     def embed_preprocessed(self, batch: torch.Tensor) -> np.ndarray:
         out = np.empty((len(batch), self.dim), dtype=np.float32)
         for start in range(0, len(batch), self.batch_size):
-            descriptors = self.network(batch[start : start + self.batch_size])
+            descriptors = self._forward(batch[start : start + self.batch_size])
             out[start : start + len(descriptors)] = F.normalize(descriptors, dim=1).cpu().numpy()
         return out
 

@@ -32,15 +32,26 @@ class NetworkHallucinator:
     """A trained generator behind the crop-in, crop-out contract (BGR uint8 N x s x s x 3)."""
 
     def __init__(self, generator: torch.nn.Module, native_side: int, name: str = "network",
-                 device: str | torch.device = "cpu", batch_size: int = 64):
+                 device: str | torch.device = "cpu", batch_size: int = 64, arch: str | None = None):
         self.generator = generator.to(device).eval()
         self.native_side = native_side
         self.name = name
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.arch = arch
+        self._forward = self.generator
         with torch.no_grad():
             probe = torch.zeros(1, 3, native_side, native_side, device=self.device)
             self.hr_side = int(self.generator(probe).shape[-1])
+
+    def use_backend(self, kind: str) -> "NetworkHallucinator":
+        """Run the generator on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
+        from fhsdk.runtime.module_adapter import runner
+
+        if kind != "torch" and self.arch is None:
+            raise ConfigError("this hallucinator does not name its architecture, so it can only run on backend='torch'")
+        self._forward = runner(self.generator, self.arch, kind, str(self.device))
+        return self
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> "NetworkHallucinator":
@@ -58,7 +69,8 @@ class NetworkHallucinator:
                 f"{path} is not a valid fhsdk hallucinator file ({error}): export one with "
                 "`python -m train.export_weights RUN_DIR`"
             ) from error
-        return cls(generator, int(checkpoint["native_side"]), name=checkpoint.get("name", path.stem), device=device)
+        return cls(generator, int(checkpoint["native_side"]), name=checkpoint.get("name", path.stem), device=device,
+                   arch=checkpoint["arch"])
 
     @torch.no_grad()
     def __call__(self, crops: np.ndarray) -> np.ndarray:
@@ -67,7 +79,7 @@ class NetworkHallucinator:
         for start in range(0, len(crops), self.batch_size):
             lr = resize_bicubic(crops[start : start + self.batch_size], self.native_side)
             x = torch.from_numpy(lr[..., ::-1].copy()).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            sr = self.generator(x).clamp_(0, 1).mul_(255).round_()
+            sr = self._forward(x).clamp_(0, 1).mul_(255).round_()
             out[start : start + len(lr)] = sr.to(torch.uint8).permute(0, 2, 3, 1).flip(-1).cpu().numpy()
         return out
 

@@ -51,11 +51,8 @@ class Pipeline:
         track: bool = True,
         fuse: bool = True,
     ):
-        if backend != "torch":
-            raise BackendUnavailableError(
-                f"backend '{backend}' is not wired into the pipeline yet: use backend='torch' "
-                "(ONNX Runtime and TensorRT run single models through fhsdk.runtime)"
-            )
+        if backend not in ("torch", "onnxruntime", "tensorrt", "auto"):
+            raise InvalidInputError(f"unknown backend '{backend}': use 'torch', 'onnxruntime', 'tensorrt' or 'auto'")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailableError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'")
         if detector != "mtcnn":
@@ -63,9 +60,12 @@ class Pipeline:
         from fhsdk.detect.mtcnn import MTCNN
 
         self.device = device
-        self.detector = MTCNN(min_face_size=min_face_size, device=device)
+        self.backend = backend
+        self.detector = MTCNN(min_face_size=min_face_size, device=device).use_backend(backend)
         self.hallucinator = _default_or(hallucinator, device)
-        self.embedder = Embedder(recognizer, device=device)
+        if hasattr(self.hallucinator, "use_backend"):
+            self.hallucinator.use_backend(backend)
+        self.embedder = Embedder(recognizer, device=device, backend=backend)
         self.gate_px = float(gate_px)
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)

@@ -133,3 +133,20 @@ def test_pipeline_refuses_foreign_gallery(tmp_path):
     path = other.save(tmp_path / "other.npz")
     with pytest.raises(GalleryError):
         fhsdk.Pipeline(hallucinator="bicubic", gallery=path)
+
+
+def test_onnxruntime_backend_matches_torch(astronaut):
+    torch_pipe = fhsdk.Pipeline(hallucinator="bicubic")
+    ort_pipe = fhsdk.Pipeline(hallucinator="bicubic", backend="onnxruntime")
+    assert ort_pipe.detector.backend == "onnxruntime"
+    frame = _scene(astronaut, 64)
+    for image in (astronaut, frame):
+        a, b = torch_pipe.process(image).faces, ort_pipe.process(image).faces
+        assert len(a) == len(b) == 1
+        np.testing.assert_allclose(a[0].landmarks, b[0].landmarks, atol=0.01)
+        assert float(a[0].embedding @ b[0].embedding) > 0.99999
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(InvalidInputError, match="unknown backend"):
+        fhsdk.Pipeline(backend="tflite")

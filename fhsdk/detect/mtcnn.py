@@ -125,6 +125,17 @@ class MTCNN(nn.Module):
         self.onet = load_pretrained("onet")
         self.to(device)
         self.eval()
+        self._nets = {"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet}
+        self.backend = "torch"
+
+    def use_backend(self, kind: str) -> "MTCNN":
+        """Run the three nets on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
+        from fhsdk.runtime.module_adapter import runner
+
+        device = str(self.device)
+        self._nets = {name: runner(getattr(self, name), f"mtcnn_{name}", kind, device) for name in ("pnet", "rnet", "onet")}
+        self.backend = kind
+        return self
 
     @property
     def device(self) -> torch.device:
@@ -163,7 +174,7 @@ class MTCNN(nn.Module):
             member_ids = torch.tensor(members, device=self.device)
             for scale in pyramid_scales(height, width, self.min_face_size, self.scale_factor):
                 size = (math.ceil(height * scale), math.ceil(width * scale))
-                prob, offsets = self.pnet(F.interpolate(batch, size=size, mode="area"))
+                prob, offsets = self._nets["pnet"](F.interpolate(batch, size=size, mode="area"))
                 b, y, x = (prob > self.thresholds[0]).nonzero(as_tuple=True)
                 if b.numel() == 0:
                     continue
@@ -189,7 +200,7 @@ class MTCNN(nn.Module):
     def _stage_rnet(self, rgb, index, boxes):
         if index.numel() == 0:
             return self._nothing()
-        prob, offsets = self.rnet(_normalise(crop_resize(rgb, index, boxes, 24)))
+        prob, offsets = self._nets["rnet"](_normalise(crop_resize(rgb, index, boxes, 24)))
         passed = prob > self.thresholds[1]
         index, boxes, scores = index[passed], _regress(boxes[passed], offsets[passed]), prob[passed]
         keep = batched_nms(boxes, scores, index, NMS_RNET)
@@ -198,7 +209,7 @@ class MTCNN(nn.Module):
     def _stage_onet(self, rgb, index, boxes):
         if index.numel() == 0:
             return (*self._nothing(), torch.zeros((0, 5, 2), device=self.device))
-        prob, offsets, points = self.onet(_normalise(crop_resize(rgb, index, boxes, 48)))
+        prob, offsets, points = self._nets["onet"](_normalise(crop_resize(rgb, index, boxes, 48)))
         passed = prob > self.thresholds[2]
         index, boxes, scores = index[passed], boxes[passed], prob[passed]
         offsets, points = offsets[passed], points[passed]
