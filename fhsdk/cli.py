@@ -22,6 +22,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     lfw.add_argument("--max-identities", type=int, default=None, help="limit the identification set")
     lfw.add_argument("--no-identification", action="store_true")
     lfw.add_argument("--device", default="cpu")
+    lfw.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt", "auto"],
+                     help="runtime for the recogniser and hallucinators (results agree to float tolerance)")
     lfw.add_argument("--out", type=Path, default=Path("out/eval"))
 
 
@@ -40,10 +42,12 @@ def run_eval(args: argparse.Namespace) -> int:
         identification=not args.no_identification,
         max_identities=args.max_identities,
     )
-    embedder = Embedder(device=args.device)
+    embedder = Embedder(device=args.device, backend=args.backend)
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
         hallucinator = create_hallucinator(spec, device=args.device)
+        if hasattr(hallucinator, "use_backend"):
+            hallucinator.use_backend(args.backend)
         result = evaluate_lfw(config, hallucinator, embedder)
         results[hallucinator.name] = result
         paths = write_outputs(result, args.out, f"{hallucinator.name}_{config.degradation}")
