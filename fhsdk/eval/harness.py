@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from fhsdk.align import CANONICAL_TEMPLATE, HR_SIDE, LR_SIDES, RECOGNIZER_SIDE, align, interocular_px
 from fhsdk.degrade import degrade
-from fhsdk.errors import ImageReadError
+from fhsdk.errors import ConfigError, ImageReadError
 from fhsdk.eval import metrics
 from fhsdk.eval.protocol import check_lfw_dir, identification_images, read_pairs
 from fhsdk.weights import cache_dir
@@ -141,6 +141,8 @@ class EvalResult:
 
 def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> EvalResult:
     started = time.time()
+    if config.folds is not None and not 2 <= config.folds <= 10:
+        raise ConfigError(f"folds={config.folds}: use 2 to 10 (each fold's threshold is chosen on the others)")
     root = check_lfw_dir(config.data)
     pairs = read_pairs(root)
     keep = np.ones(len(pairs.same), dtype=bool) if config.folds is None else pairs.fold < config.folds
@@ -162,7 +164,12 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> E
     query_slot = np.full(len(images), -1)
     query_slot[queries] = np.arange(len(queries))
 
-    found = detect_landmarks(root, images, detector)
+    # Detection runs once over every image either full protocol uses, so quick runs on a subset
+    # reuse the full run's cache.
+    every_image = sorted(set(pairs.images) | {n for files in identification_images(root).values() for n in files})
+    everything = detect_landmarks(root, every_image, detector)
+    positions = np.searchsorted(every_image, images)
+    found = LandmarkSet(everything.landmarks[positions], everything.detected[positions])
     log.info("central face found by the detector in %d of %d images", found.detected.sum(), len(images))
 
     crops = aligned_crops(root, images, found.landmarks, (RECOGNIZER_SIDE, HR_SIDE), "align")
