@@ -46,10 +46,10 @@ def downscale(frames: list[np.ndarray], factor: int) -> list[np.ndarray]:
     return [cv2.resize(f, (f.shape[1] // factor, f.shape[0] // factor), interpolation=cv2.INTER_AREA) for f in frames]
 
 
-def run_fhsdk(frames, gallery_image, hallucinator, gate_px, fuse, min_face, batch_frames) -> dict:
+def run_fhsdk(frames, gallery_image, hallucinator, gate_px, fuse, min_face, batch_frames, backend) -> dict:
     import fhsdk
 
-    pipe = fhsdk.Pipeline(hallucinator=hallucinator, gate_px=gate_px, fuse=fuse, min_face_size=min_face)
+    pipe = fhsdk.Pipeline(backend=backend, hallucinator=hallucinator, gate_px=gate_px, fuse=fuse, min_face_size=min_face)
     pipe.enroll(NAME, [gallery_image])
     with_face = named = 0
     sizes, hallucinated = [], 0
@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--hallucinator", default="default")
     parser.add_argument("--gate-px", type=float, default=48.0)
     parser.add_argument("--batch-frames", type=int, default=4)
+    parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
+    parser.add_argument("--compare-torch", action="store_true", help="also time the main configuration on PyTorch")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-dlib", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("video_identification.json"))
@@ -117,14 +119,18 @@ def main() -> None:
     gallery_image = cv2.imread(str(video / "gallery" / f"{NAME}.png"))
     report = {"command": "python benchmarks/video_identification.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
-        if v not in (None, False) and k != "skip_dlib"), "threads": args.threads, "scales": {}}
+        if v not in (None, False) and not isinstance(v, bool)) + (" --skip-dlib" if args.skip_dlib else "")
+        + (" --compare-torch" if args.compare_torch else ""), "threads": args.threads, "scales": {}}
     for scale in tqdm(args.scales, desc="scales"):
         small = downscale(frames, scale)
         min_face = 20 if scale == 1 else 12
         rows = {}
         for label, gate, fuse in (("fhsdk_sr_fused", args.gate_px, True), ("fhsdk_sr_single", args.gate_px, False),
                                   ("fhsdk_nosr_fused", 0.0, True), ("fhsdk_nosr_single", 0.0, False)):
-            rows[label] = run_fhsdk(small, gallery_image, args.hallucinator, gate, fuse, min_face, args.batch_frames)
+            rows[label] = run_fhsdk(small, gallery_image, args.hallucinator, gate, fuse, min_face, args.batch_frames, args.backend)
+        if args.compare_torch:
+            rows["fhsdk_sr_fused_torch"] = run_fhsdk(small, gallery_image, args.hallucinator, args.gate_px, True,
+                                                     min_face, args.batch_frames, "torch")
         if not args.skip_dlib:
             rows["dlib_reference"] = run_dlib(small, gallery_image, 1 if scale == 1 else 2)
         report["scales"][str(scale)] = {"frame_size": list(small[0].shape[1::-1]), "results": rows}
