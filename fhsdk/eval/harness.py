@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fhsdk.align import CANONICAL_TEMPLATE, HR_SIDE, LR_SIDES, RECOGNIZER_SIDE, align, interocular_px
+from fhsdk.align import ALIGN_VERSION, CANONICAL_TEMPLATE, HR_SIDE, LR_SIDES, RECOGNIZER_SIDE, align, interocular_px
 from fhsdk.degrade import degrade
 from fhsdk.errors import ConfigError, ImageReadError
 from fhsdk.eval import metrics
@@ -225,7 +225,7 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> E
 
 
 def _cached_embeddings(embedder, chips: np.ndarray, landmarks: np.ndarray, desc: str) -> np.ndarray:
-    key = hashlib.sha256(embedder.fingerprint.encode() + landmarks.tobytes() + CANONICAL_TEMPLATE.tobytes())
+    key = hashlib.sha256(f"{embedder.fingerprint}/align{ALIGN_VERSION}".encode() + landmarks.tobytes() + CANONICAL_TEMPLATE.tobytes())
     path = cache_dir() / f"lfw_hr_embeddings_{key.hexdigest()[:16]}.npy"
     if path.is_file():
         stored = np.load(path, allow_pickle=False)
