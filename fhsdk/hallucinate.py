@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fhsdk.align import HR_SIDE
 from fhsdk.degrade import _check_batch, resize_bicubic

@@ -12,13 +12,12 @@ import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from fhsdk import kernels
 from fhsdk.align import as_bgr_image, crop_transforms
 from fhsdk.align import align as align_faces
 from fhsdk.embed import Embedder
