@@ -208,6 +208,33 @@ def _runtime_command(module: str, add: str, run: str):
     return add_arguments, run_command
 
 
+BENCHMARKS = {"kernels": "bench_kernels.py", "models": "bench_models.py", "detector": "detector_accuracy.py",
+              "video": "video_identification.py"}
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("which", choices=sorted(BENCHMARKS), help="which benchmark script of benchmarks/ to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="its own arguments (see fhsdk bench WHICH --help)")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Runs benchmarks/<script> of the source tree (benchmarks are not part of the installed package)."""
+    import runpy
+
+    from fhsdk.errors import DataNotFoundError
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / BENCHMARKS[args.which]
+    if not script.is_file():
+        raise DataNotFoundError(f"{script} not found: the benchmarks ship with the source tree; install it with pip install -e .")
+    saved = sys.argv
+    sys.argv = [str(script), *args.args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
+    return 0
+
+
 _export = _runtime_command("fhsdk.runtime.export", "add_export_arguments", "run_export")
 _build = _runtime_command("fhsdk.runtime.build", "add_build_engine_arguments", "run_build_engine")
 _verify = _runtime_command("fhsdk.runtime.verify", "add_verify_arguments", "run_verify")
@@ -220,6 +247,7 @@ COMMANDS = {
     "export": ("export a model to ONNX and check it against PyTorch", *_export),
     "build-engine": ("build a TensorRT engine from ONNX (like trtexec)", *_build),
     "verify": ("check a backend against PyTorch FP32", *_verify),
+    "bench": ("run a benchmark of benchmarks/ (kernels, models, detector, video)", add_bench_arguments, run_bench),
 }
 
 

@@ -47,3 +47,9 @@ def test_user_errors_exit_with_message(tmp_path, capsys):
     assert "no LFW found" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "none.mp4"), "--gallery", str(tmp_path / "g.npz"), "--hallucinator", "bicubic"]) == 2
     assert "no gallery file" in capsys.readouterr().err
+
+
+def test_bench_runs_a_benchmark_script(tmp_path, capsys):
+    out = tmp_path / "k.json"
+    assert main(["bench", "kernels", "--quick", "--cases", "topk", "--reps", "1", "--json", str(out)]) == 0
+    assert out.is_file() and "cosine_topk" in capsys.readouterr().out
