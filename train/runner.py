@@ -187,6 +187,10 @@ def _run(cfg, out_dir, seed, device, checkpoint, stop_after, progress) -> dict:
         procedure.load_state_dict(checkpoint["procedure"])
         set_rng_states(checkpoint["rng"])
         step = checkpoint["step"]
+    elif cfg["train"].get("init_generator"):
+        # Fine-tuning: start the generator from an exported hallucinator (python -m train.export_weights).
+        record = torch.load(cfg["train"]["init_generator"], map_location="cpu", weights_only=True)
+        procedure.generator.load_state_dict(record["state_dict"])
 
     train_cfg = cfg["train"]
     total, every = train_cfg["steps"], train_cfg.get("checkpoint_every", 1000)
