@@ -68,7 +68,7 @@ class NetworkHallucinator:
                 f"{path} is not a valid fhsdk hallucinator file ({error}): export one with "
                 "`python -m train.export_weights RUN_DIR`"
             ) from error
-        return cls(generator, int(checkpoint["native_side"]), name=checkpoint.get("name", path.stem), device=device,
+        return cls(generator, int(checkpoint["native_side"]), name=path.stem, device=device,
                    arch=checkpoint["arch"])
 
     @torch.no_grad()
