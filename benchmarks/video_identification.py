@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=1, help="use every Nth frame")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--hallucinator", default="default")
-    parser.add_argument("--gate-px", type=float, default=48.0)
+    parser.add_argument("--gate-px", type=float, default=24.0)
     parser.add_argument("--batch-frames", type=int, default=4)
     parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
     parser.add_argument("--compare-torch", action="store_true", help="also time the main configuration on PyTorch")

@@ -83,7 +83,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--hallucinator", default="default", help="'default', 'bicubic' or a .pt file")
-    parser.add_argument("--gate-px", type=float, default=48.0, help="hallucinate faces whose region is smaller (px)")
+    parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")
     parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
     parser.add_argument("--min-face", type=float, default=20.0, help="smallest face the detector looks for (>= 12 px)")
 

@@ -68,7 +68,7 @@ def run_demo(out_dir: str | Path = "out/demo", hallucinator: str = "default", fa
     out_dir.mkdir(parents=True, exist_ok=True)
     face = astronaut_bgr()
     summary = {"face_px": face_px, "frames": frames}
-    with_sr = Pipeline(device=device, hallucinator=hallucinator, gate_px=48)
+    with_sr = Pipeline(device=device, hallucinator=hallucinator, gate_px=24)
     without_sr = Pipeline(device=device, hallucinator="bicubic", gate_px=0, gallery=with_sr.gallery)
     with_sr.enroll("astronaut", [face])
     landmarks = with_sr.detect(face)[0].landmarks
