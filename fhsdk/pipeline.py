@@ -77,6 +77,30 @@ class Pipeline:
         else:
             self.gallery = Gallery.load(gallery, recognizer_fingerprint=self.embedder.fingerprint)
 
+    @classmethod
+    def from_config(cls, path: str | Path) -> "Pipeline":
+        """A pipeline from a YAML file whose keys are this constructor's arguments."""
+        import inspect
+
+        import yaml
+
+        from fhsdk.errors import ConfigError
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"no pipeline config at {path}: write a YAML file of Pipeline arguments")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of Pipeline arguments, got {type(values).__name__}")
+        allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        return cls(**values)
+
     # ---- the stages, each usable on its own -------------------------------------------------
 
     def detect(self, frame) -> list[Face]:

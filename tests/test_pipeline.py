@@ -150,3 +150,16 @@ def test_onnxruntime_backend_matches_torch(astronaut):
 def test_unknown_backend_is_refused():
     with pytest.raises(InvalidInputError, match="unknown backend"):
         fhsdk.Pipeline(backend="tflite")
+
+
+def test_pipeline_from_config(tmp_path):
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("hallucinator: bicubic\ngate_px: 20\nthreshold: 0.9\ntrack: false\n")
+    pipe = fhsdk.Pipeline.from_config(config)
+    assert pipe.gate_px == 20 and pipe.threshold == 0.9 and pipe.tracker is None
+    config.write_text("hallucinator: bicubic\ngate: 20\n")
+    with pytest.raises(fhsdk.ConfigError, match="unknown keys gate"):
+        fhsdk.Pipeline.from_config(config)
+    config.write_text("[unclosed")
+    with pytest.raises(fhsdk.ConfigError):
+        fhsdk.Pipeline.from_config(config)
