@@ -154,6 +154,18 @@ class Procedure:
             real_scores = discriminator(real).detach() if kind == "ragan" else None
             return generator_adversarial_loss(kind, discriminator(sr), real_scores)
 
+    def margin_step(self, first: torch.Tensor, second: torch.Tensor, labels: torch.Tensor):
+        """One recogniser update with the margin head on two domains of the same faces (SR and HR).
+
+        Returns (loss, accuracy of the head's cosine logits) for logging.
+        """
+        faces, both = torch.cat([first, second]), torch.cat([labels, labels])
+        features = self.recognizer(faces)
+        loss = torch.nn.functional.cross_entropy(self.head(features, both), both)
+        self.step(self.optimizers["recognizer"], loss)
+        accuracy = (self.head.cosine(features.detach()).argmax(1) == both).float().mean()
+        return loss, accuracy
+
     @staticmethod
     def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)

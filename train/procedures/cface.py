@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from train.degradations import Degradation
 from train.losses import cface_loss, pixel_loss, random_same_identity, topk_same_identity
@@ -122,11 +121,7 @@ class CFaceProcedure(Procedure):
         return logs, sr
 
     def _recognizer_step(self, hr, sr, labels) -> dict[str, float]:
-        faces, both = torch.cat([hr, sr.detach()]), torch.cat([labels, labels])
-        features = self.recognizer(faces)
-        loss = F.cross_entropy(self.head(features, both), both)
-        self.step(self.optimizers["recognizer"], loss)
-        accuracy = (self.head.cosine(features.detach()).argmax(1) == both).float().mean()
+        loss, accuracy = self.margin_step(hr, sr.detach(), labels)
         return {"recognizer": loss.item(), "recognizer_acc": accuracy.item()}
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:

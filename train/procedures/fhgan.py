@@ -8,7 +8,6 @@ on pixel MSE + w_adv * (-critic(SR)) + w_id * ||FR(HR) - FR(SR)||^2 through the 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from train.losses import feature_distance_loss, pixel_loss
 from train.procedures.base import Procedure, frozen
@@ -37,11 +36,7 @@ class FHGANProcedure(Procedure):
         for _ in range(loss_cfg.get("critic_steps", 1)):
             critic, penalty = self.discriminator_step("wgan", hr, sr, gp_weight=loss_cfg.get("gp_weight", 10.0))
 
-        faces, both = torch.cat([hr, sr.detach()]), torch.cat([labels, labels])
-        features = self.recognizer(faces)
-        recognizer_loss = F.cross_entropy(self.head(features, both), both)
-        self.step(self.optimizers["recognizer"], recognizer_loss)
-        accuracy = (self.head.cosine(features.detach()).argmax(1) == both).float().mean()
+        recognizer_loss, accuracy = self.margin_step(hr, sr.detach(), labels)
 
         with torch.no_grad():
             hr_features = self.recognizer(hr)

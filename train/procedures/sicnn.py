@@ -9,7 +9,6 @@ Euclidean loss and L_SI the super-identity loss through the just-updated recogni
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from train.losses import pixel_loss, super_identity_loss
 from train.procedures.base import Procedure, frozen
@@ -36,12 +35,7 @@ class SICNNProcedure(Procedure):
         sr = self.generator(batch.lr)
 
         # (1) recogniser update on both domains.
-        faces = torch.cat([sr.detach(), hr])
-        both = torch.cat([labels, labels])
-        features = self.recognizer(faces)
-        recognizer_loss = F.cross_entropy(self.head(features, both), both)
-        self.step(self.optimizers["recognizer"], recognizer_loss)
-        accuracy = (self.head.cosine(features.detach()).argmax(1) == both).float().mean()
+        recognizer_loss, accuracy = self.margin_step(sr.detach(), hr, labels)
 
         # (2) generator update through the updated, fixed recogniser.
         with torch.no_grad():
