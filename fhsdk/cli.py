@@ -153,7 +153,8 @@ def run_run(args: argparse.Namespace) -> int:
 
     pipe = _pipeline(args, gallery=args.gallery)
     source = int(args.video) if args.video.isdigit() else args.video
-    frames_with_face = named = frames = 0
+    frames_with_face = named = frames = faces = 0
+    stage_seconds: dict[str, float] = {}
     started = time.perf_counter()
     writer = events = None
     try:
@@ -171,6 +172,9 @@ def run_run(args: argparse.Namespace) -> int:
                 if events:
                     events.write(event)
             frames += 1
+            faces += len(result.faces)
+            for stage, seconds in result.timings.items():
+                stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
             frames_with_face += bool(result.faces)
             named += any(f.identity for f in result.faces)
     finally:
@@ -179,8 +183,10 @@ def run_run(args: argparse.Namespace) -> int:
         if events:
             events.close()
     seconds = time.perf_counter() - started
-    print(json.dumps({"frames": frames, "frames_with_face": frames_with_face, "frames_named": named,
-                      "fps": round(frames / max(seconds, 1e-9), 2)}))
+    print(json.dumps({"frames": frames, "faces_per_frame": round(faces / max(frames, 1), 2),
+                      "frames_with_face": frames_with_face, "frames_named": named,
+                      "fps": round(frames / max(seconds, 1e-9), 2),
+                      "ms_per_frame_by_stage": {k: round(1000 * v / max(frames, 1), 1) for k, v in stage_seconds.items()}}))
     return 0
 
 

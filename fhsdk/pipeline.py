@@ -171,13 +171,14 @@ class Pipeline:
             indices = list(range(self._frames_seen, self._frames_seen + len(frames)))
         self._frames_seen = max(self._frames_seen, indices[-1] + 1)
         timestamps = list(timestamps) if timestamps is not None else [float(i) for i in indices]
-        results = [FrameResult(i, t, faces, dict(timings)) for i, t, faces in zip(indices, timestamps, faces_per_frame)]
+        results = [FrameResult(i, t, faces) for i, t, faces in zip(indices, timestamps, faces_per_frame)]
         if self.tracker is not None:
             with _timed(timings, "track"):
                 for result in results:
                     result.events = self.tracker.update(result.index, result.faces, self.gallery, self.threshold)
-            for result in results:
-                result.timings["track"] = timings["track"]
+        per_frame = {stage: seconds / len(frames) for stage, seconds in timings.items()}
+        for result in results:
+            result.timings = dict(per_frame)
         return results
 
     def stream(self, source, batch_frames: int | None = None, max_queue: int = 8) -> Iterator[FrameResult]:

@@ -43,7 +43,7 @@ class FrameResult:
     index: int
     timestamp: float  # seconds from the start of the source
     faces: list[Face]
-    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (shared within a batch)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds: its batch's time / frames in it
     events: list[dict] = field(default_factory=list)  # tracking events: first_seen, identified, lost
 
     def to_dict(self) -> dict:
