@@ -46,6 +46,7 @@ class Pipeline:
         threshold: float = DEFAULT_THRESHOLD,
         min_face_size: float = 20.0,
         gallery: Gallery | str | Path | None = None,
+        gallery_key: str | bytes | None = None,  # for an encrypted gallery file (Gallery.generate_key())
         batch_frames: int = 1,
         track: bool = True,
         fuse: bool = True,
@@ -75,7 +76,7 @@ class Pipeline:
         elif isinstance(gallery, Gallery):
             self.gallery = gallery
         else:
-            self.gallery = Gallery.load(gallery, recognizer_fingerprint=self.embedder.fingerprint)
+            self.gallery = Gallery.load(gallery, recognizer_fingerprint=self.embedder.fingerprint, key=gallery_key)
 
     @classmethod
     def from_config(cls, path: str | Path) -> "Pipeline":
