@@ -88,18 +88,40 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-face", type=float, default=20.0, help="smallest face the detector looks for (>= 12 px)")
 
 
+def _add_gallery_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gallery-key-env", metavar="NAME",
+                        help="environment variable holding the gallery's encryption key (e.g. FHSDK_GALLERY_KEY; "
+                             "make one with: python -c 'import fhsdk; print(fhsdk.Gallery.generate_key())')")
+
+
+def _gallery_key(args) -> str | None:
+    """The key named by --gallery-key-env; read from the environment so it stays out of shell history."""
+    import os
+
+    from fhsdk.errors import InvalidInputError
+
+    if not args.gallery_key_env:
+        return None
+    key = os.environ.get(args.gallery_key_env, "").strip()
+    if not key:
+        raise InvalidInputError(f"--gallery-key-env names {args.gallery_key_env}, but that environment variable is "
+                                f"not set or empty: export it with the gallery's key")
+    return key
+
+
 def _pipeline(args, gallery=None):
     from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
 
     return Pipeline(device=args.device, hallucinator=args.hallucinator, gate_px=args.gate_px,
                     threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,
-                    min_face_size=args.min_face, gallery=gallery)
+                    min_face_size=args.min_face, gallery=gallery, gallery_key=_gallery_key(args) if gallery else None)
 
 
 def add_enroll_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", type=Path, help="a folder of name/*.jpg or name.jpg, or one image (with --name)")
     parser.add_argument("--gallery", type=Path, required=True, help="gallery file to create or extend (.npz)")
     parser.add_argument("--name", help="identity for a single image")
+    _add_gallery_key_argument(parser)
     _add_pipeline_arguments(parser)
 
 
@@ -108,6 +130,10 @@ def run_enroll(args: argparse.Namespace) -> int:
 
     from fhsdk.errors import InvalidInputError
 
+    from fhsdk.gallery import gallery_path
+
+    key = _gallery_key(args)  # a missing key fails now, not after enrolling everyone
+    args.gallery = gallery_path(args.gallery)  # 'people' extends people.npz rather than overwriting it
     pipe = _pipeline(args, gallery=args.gallery if args.gallery.exists() else None)
     suffixes = {".jpg", ".jpeg", ".png", ".bmp"}
     if args.images.is_file():
@@ -127,7 +153,7 @@ def run_enroll(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.images} is neither an image nor a folder")
     for name, files in tqdm(people.items(), desc="enrol"):
         pipe.enroll(name, files)
-    path = pipe.gallery.save(args.gallery)
+    path = pipe.gallery.save(args.gallery, key=key)
     print(f"{len(people)} people enrolled; gallery {path} holds {len(pipe.gallery.identities)} identities")
     return 0
 
@@ -135,6 +161,7 @@ def run_enroll(args: argparse.Namespace) -> int:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file, rtsp:// or http:// URL, or webcam index")
     parser.add_argument("--gallery", type=Path, required=True)
+    _add_gallery_key_argument(parser)
     parser.add_argument("--out", type=Path, help="annotated video to write (.mp4 or .avi)")
     parser.add_argument("--events", type=Path, help="JSON-lines events to write")
     parser.add_argument("--batch-frames", type=int, default=4, help="frames per batch (1 = lowest latency)")

@@ -196,9 +196,7 @@ class Gallery:
 
     def save(self, path: str | os.PathLike, key: str | bytes | None = None) -> Path:
         """Write the gallery atomically to `path` (.npz appended if missing); encrypted when `key` is given."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        path = gallery_path(path)
         arrays = {
             "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
             "recognizer_fingerprint": np.array(self.recognizer_fingerprint, dtype=np.str_),
@@ -269,6 +267,12 @@ class Gallery:
         gallery = cls(dim=embeddings.shape[1], recognizer_fingerprint=fingerprint)
         gallery._names, gallery._embeddings = names, embeddings
         return gallery
+
+
+def gallery_path(path: str | os.PathLike) -> Path:
+    """Where save(path) writes: the path with '.npz' appended unless it already ends so."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
