@@ -30,6 +30,10 @@ def __getattr__(name):
         from fhsdk import results
 
         return getattr(results, name)
+    if name == "RetryPolicy":
+        from fhsdk.video import RetryPolicy
+
+        return RetryPolicy
     if name == "align":
         import importlib
 
@@ -50,6 +54,7 @@ __all__ = [
     "ImageReadError",
     "InvalidInputError",
     "NoFaceError",
+    "RetryPolicy",
     "VideoSourceError",
     "WeightsError",
     "__version__",

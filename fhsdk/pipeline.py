@@ -9,10 +9,11 @@ per batch of frames over all their faces.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import create_hallucinator
 from fhsdk.results import Face, FrameResult
 from fhsdk.track import Tracker
-from fhsdk.video import ThreadedReader
+from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Pipeline:
         self.batch_frames = int(batch_frames)
         self.tracker = Tracker(fuse=fuse) if track else None
         self._frames_seen = 0
+        self._readers: set[ThreadedReader] = set()  # active streams, for stop()
         if gallery is None:
             self.gallery = Gallery(self.embedder.dim, self.embedder.fingerprint)
         elif isinstance(gallery, Gallery):
@@ -182,29 +184,62 @@ class Pipeline:
             result.timings = dict(per_frame)
         return results
 
-    def stream(self, source, batch_frames: int | None = None, max_queue: int = 8) -> Iterator[FrameResult]:
-        """Results for every frame of a video path, rtsp:// URL, webcam index or iterable of frames.
+    def stream(self, source, batch_frames: int | None = None, max_queue: int = 8, *,
+               retry: RetryPolicy | bool | None = None, stall_timeout: float | None = DEFAULT_STALL_TIMEOUT_S,
+               stop_event: threading.Event | None = None,
+               on_event: Callable[[dict], None] | None = None) -> Iterator[FrameResult]:
+        """Results for every frame of a video source.
+
+        `source` is a video path, a stream URL (rtsp://, http://, ...), a webcam index, an iterable of BGR
+        uint8 frames, or a source factory: a zero-argument callable returning such an iterable (a
+        generator function over a camera SDK, say), which the stream calls again to reconnect.
 
         Decoding runs in its own thread; `batch_frames` frames are processed together (1 = lowest
         latency, larger = higher throughput).
+
+        Sources that can drop (URLs, webcams, factories) are reopened when they fail, end or stall, with
+        the backoff of `retry` (a `fhsdk.video.RetryPolicy`; None = the default policy for those and no
+        retry for files and iterables; False = never). Each failure adds a {"type": "source_dropped",
+        "attempt": k, "error": ...} event, and the first frame after it a {"type": "source_recovered"}
+        one, to the `events` of the next result (and calls `on_event(event)` at once); frame indexes keep
+        increasing. After `retry.max_retries` reopenings in a row without a frame it raises
+        VideoSourceError. No frame for `stall_timeout` seconds (None: wait forever) counts as a drop, or
+        raises VideoSourceError for a source that cannot be reopened.
+
+        The stream ends cleanly after the current batch when `stop_event` is set or `stop()` is called
+        (from any thread); breaking out of the loop also stops the decode thread.
         """
         batch_frames = int(batch_frames or self.batch_frames)
         if batch_frames < 1:
             raise InvalidInputError("batch_frames must be at least 1")
         if self.tracker is not None:
             self.tracker = Tracker(fuse=self.tracker.fuse)  # a new source starts with no tracks
-        with ThreadedReader(source, max_queue=max_queue) as reader:
-            pending = []
-            for frame in reader:
-                pending.append(frame)
-                if len(pending) == batch_frames:
+        reader = ThreadedReader(source, max_queue=max_queue, retry=retry, stall_timeout=stall_timeout,
+                                stop_event=stop_event, on_event=on_event)
+        self._readers.add(reader)
+        try:
+            with reader:
+                pending = []
+                for frame in reader:
+                    pending.append(frame)
+                    if len(pending) == batch_frames:
+                        yield from self._process_frames(pending)
+                        pending = []
+                if pending:
                     yield from self._process_frames(pending)
-                    pending = []
-            if pending:
-                yield from self._process_frames(pending)
+        finally:
+            self._readers.discard(reader)
+
+    def stop(self) -> None:
+        """End every stream of this pipeline after its current batch; safe to call from any thread."""
+        for reader in list(self._readers):
+            reader.stop()
 
     def _process_frames(self, frames) -> list[FrameResult]:
-        return self.process_batch([f.image for f in frames], [f.index for f in frames], [f.timestamp for f in frames])
+        results = self.process_batch([f.image for f in frames], [f.index for f in frames], [f.timestamp for f in frames])
+        for frame, result in zip(frames, results):
+            result.events = frame.events + result.events  # source events first: they happened before the frame
+        return results
 
     # ---- internals ---------------------------------------------------------------------------
 
