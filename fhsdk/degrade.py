@@ -23,12 +23,16 @@ def _check_batch(crops: np.ndarray) -> np.ndarray:
             f"expected uint8 crops of shape N x H x W x 3, got "
             f"{getattr(crops, 'dtype', type(crops).__name__)} {getattr(crops, 'shape', '')}"
         )
+    if crops.shape[1] < 1 or crops.shape[2] < 1:
+        raise InvalidInputError(f"the crops are empty (shape {crops.shape}): crops need at least 1 x 1 pixels")
     return crops
 
 
 def resize_bicubic(crops: np.ndarray, size: int) -> np.ndarray:
     """Resize a batch of uint8 crops to size x size, bicubic, antialiased when shrinking."""
     crops = _check_batch(crops)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise InvalidInputError(f"the output side must be an integer >= 1, got {size!r}")
     if len(crops) == 0:
         return np.zeros((0, size, size, 3), dtype=np.uint8)
     if crops.shape[1] == size and crops.shape[2] == size:

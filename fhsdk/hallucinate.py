@@ -7,6 +7,7 @@ is first resized (bicubic) to the generator's native LR side, then the network u
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,8 @@ class NetworkHallucinator:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
             generator = create_model(checkpoint["arch"], **checkpoint.get("arch_kwargs", {}))
             generator.load_state_dict(checkpoint["state_dict"])
-        except (KeyError, RuntimeError, OSError, ValueError) as error:
+        except (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
+            # weights_only=True refuses pickled code with UnpicklingError: it is never run
             raise WeightsError(
                 f"{path} is not a valid fhsdk hallucinator file ({error}): export one with "
                 "`python -m train.export_weights RUN_DIR`"
@@ -94,7 +96,21 @@ def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu
                 "no default hallucinator is packaged in this install: pass hallucinator='bicubic' "
                 "or the path to a trained .pt file"
             )
+        _check_packaged(packaged)
         return NetworkHallucinator.from_file(packaged, device=device)
     if spec.endswith(".pt") or Path(spec).exists():
         return NetworkHallucinator.from_file(spec, device=device)
     raise ConfigError(f"unknown hallucinator '{spec}': use 'bicubic', 'default' or a path to a .pt file")
+
+
+def _check_packaged(path: Path) -> None:
+    """The packaged model must be the file we shipped: its SHA-256 is recorded beside it."""
+    from fhsdk.weights import sha256_file
+
+    expected_file = path.with_name(path.name + ".sha256")
+    expected = expected_file.read_text().split()[0] if expected_file.is_file() else None
+    if expected is None or sha256_file(path) != expected:
+        raise WeightsError(
+            f"the packaged hallucinator {path} does not match its recorded SHA-256 ({expected_file.name}): "
+            "the install is damaged or the file was modified; reinstall fhsdk"
+        )

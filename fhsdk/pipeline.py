@@ -9,6 +9,7 @@ per batch of frames over all their faces.
 from __future__ import annotations
 
 import logging
+import numbers
 import threading
 import time
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ import torch
 from fhsdk.align import as_bgr_image, crop_transforms
 from fhsdk.align import align as align_faces
 from fhsdk.embed import Embedder
-from fhsdk.errors import BackendUnavailableError, ImageReadError, InvalidInputError, NoFaceError
+from fhsdk.errors import BackendUnavailableError, ImageReadError, InvalidInputError, NoFaceError, WeightsError
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import create_hallucinator
 from fhsdk.results import Face, FrameResult
@@ -54,6 +55,7 @@ class Pipeline:
     ):
         if backend not in ("torch", "onnxruntime", "tensorrt", "auto"):
             raise InvalidInputError(f"unknown backend '{backend}': use 'torch', 'onnxruntime', 'tensorrt' or 'auto'")
+        _check_settings(device, gate_px, threshold, min_face_size, batch_frames)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailableError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'")
         if detector != "mtcnn":
@@ -299,11 +301,31 @@ class Pipeline:
         return self.embedder.embed_preprocessed(batch)
 
 
+def _check_settings(device, gate_px, threshold, min_face_size, batch_frames) -> None:
+    """Refuse settings that would otherwise fail deep inside a stage, or silently name nobody."""
+    from fhsdk.errors import ConfigError
+
+    def number(name, value, low, high):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+            raise ConfigError(f"{name}={value!r} is invalid: use a number in [{low:g}, {high:g}]")
+
+    if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or
+                                           (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"device={device!r} is invalid: use 'cpu', 'cuda' or 'cuda:N'")
+    number("threshold", threshold, -1.0, 1.0)  # a cosine similarity
+    number("gate_px", gate_px, 0.0, 4096.0)
+    number("min_face_size", min_face_size, 12.0, 4096.0)  # MTCNN's smallest window is 12 px
+    if isinstance(batch_frames, bool) or not isinstance(batch_frames, int) or batch_frames < 1:
+        raise ConfigError(f"batch_frames={batch_frames!r} is invalid: use an integer >= 1 (1 = lowest latency)")
+
+
 def _default_or(spec: str, device: str):
     if spec == "default":
         try:
             return create_hallucinator("default", device=device)
-        except Exception as error:  # no packaged model in this install
+        except WeightsError as error:
+            if "no default hallucinator is packaged" not in str(error):
+                raise  # a damaged model is an error, not a reason to quietly run another one
             log.warning("%s; using bicubic", error)
             return create_hallucinator("bicubic", device=device)
     return create_hallucinator(spec, device=device)

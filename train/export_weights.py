@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from fhsdk.errors import ConfigError
+from train.checkpoint_io import load_checkpoint
 
 
 def hallucinator_record(cfg: dict, state_dict: dict, step: int) -> dict:
@@ -45,7 +46,7 @@ def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: s
     checkpoint = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
     if not checkpoint.is_file():
         raise ConfigError(f"no checkpoint at {checkpoint}: pass a run folder written by `python -m train`")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     record = hallucinator_record(state["config"], state["procedure"]["networks"]["generator"], state["step"])
     return save_hallucinator(record, out or run_dir / "generator.pt")
 

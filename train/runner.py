@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fhsdk.errors import ConfigError
+from train.checkpoint_io import load_checkpoint
 from train.config import dump_config
 from train.data import EpochBatchSampler, FaceCropDataset, build_cache, default_cache_path, load_cache, split_indices
 from train.export_weights import hallucinator_record, save_hallucinator
@@ -159,7 +160,7 @@ def train(
     if resume:
         if not checkpoint_path.is_file():
             raise ConfigError(f"--resume: no checkpoint at {checkpoint_path}; start the run without --resume")
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(checkpoint_path)
         if not _same_run(checkpoint["config"], cfg):
             raise ConfigError(
                 f"--resume: the config differs from the one {out_dir} was trained with (only train.steps may "
