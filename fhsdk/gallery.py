@@ -297,7 +297,7 @@ def _read_arrays(path: Path, key) -> dict[str, np.ndarray]:
                 raise GalleryError(f"{path} is encrypted: give its key (Gallery.load(path, key=...), "
                                    "Pipeline(gallery_key=...) or `fhsdk ... --gallery-key-env NAME`)")
             source = io.BytesIO(_decrypt(_cipher(key), handle.read(), path))
-        elif key is not None:  # refuse rather than silently trust an unauthenticated file
+        elif key is not None and head.startswith(b"PK"):  # refuse rather than trust an unauthenticated file
             raise GalleryError(f"{path} is not encrypted but a key was given: load it without a key, "
                                "or save it again with the key to encrypt it")
         elif not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):

@@ -1,0 +1,510 @@
+"""The gallery file: integrity, atomic saves under SIGKILL, encryption at rest, and FAISS search."""
+
+import io
+import logging
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fhsdk
+from fhsdk import BackendUnavailableError, GalleryError, InvalidInputError
+from fhsdk.gallery import FORMAT_VERSION, Gallery
+
+FIELDS = ("format_version", "recognizer_fingerprint", "names", "embeddings")
+
+
+def _gallery(rows=5, dim=128, fingerprint="fp", seed=0):
+    rng = np.random.default_rng(seed)
+    gallery = Gallery(dim, fingerprint)
+    for i in range(rows):
+        gallery.add(f"person-{i % 3}", rng.normal(size=dim))
+    return gallery
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def _temp_files(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".tmp"))
+
+
+def _assert_same(a, b):
+    assert a.names == b.names and a.recognizer_fingerprint == b.recognizer_fingerprint and a.dim == b.dim
+    np.testing.assert_array_equal(a.embeddings, b.embeddings)
+
+
+# ---- format and round trip ---------------------------------------------------------------------
+
+
+def test_saved_file_is_format_2_with_checksum(tmp_path):
+    gallery = _gallery()
+    path = gallery.save(tmp_path / "g")
+    assert path.name == "g.npz"
+    stored = _arrays(path)
+    assert set(stored) == {*FIELDS, "checksum"}
+    assert int(stored["format_version"]) == FORMAT_VERSION == 2
+    assert len(str(stored["checksum"])) == 64  # SHA-256, hex
+    _assert_same(Gallery.load(path, recognizer_fingerprint="fp"), gallery)
+    assert _temp_files(tmp_path) == []
+
+
+names = st.text(min_size=1, max_size=12).filter(lambda s: s.strip() and "\0" not in s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(dim=st.integers(1, 16), people=st.lists(st.tuples(names, st.integers(1, 3)), max_size=6),
+       fingerprint=st.text(max_size=20).filter(lambda s: "\0" not in s), seed=st.integers(0, 2**32 - 1),
+       encrypt=st.booleans())
+def test_round_trip_of_random_galleries(dim, people, fingerprint, seed, encrypt):
+    rng = np.random.default_rng(seed)
+    gallery = Gallery(dim, fingerprint)
+    for name, count in people:
+        gallery.add(name, rng.normal(size=(count, dim)) + 0.1)
+    key = Gallery.generate_key() if encrypt else None
+    with tempfile.TemporaryDirectory() as folder:
+        path = gallery.save(Path(folder) / "g.npz", key=key)
+        loaded = Gallery.load(path, recognizer_fingerprint=fingerprint, key=key)
+        assert _temp_files(folder) == []
+    _assert_same(loaded, gallery)
+    if len(gallery):
+        assert loaded.match(gallery.embeddings, 0.99)[0].identity == gallery.names[0]
+
+
+def test_empty_gallery_round_trips(tmp_path):
+    loaded = Gallery.load(Gallery(64, "fp").save(tmp_path / "empty.npz"))
+    assert len(loaded) == 0 and loaded.dim == 64 and loaded.embeddings.shape == (0, 64)
+
+
+# ---- add() and search() inputs -----------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9))
+def test_add_accepts_only_d_vectors_or_n_by_d(shape):
+    gallery = Gallery(dim=8)
+    vectors = np.ones(shape, dtype=np.float32)
+    good = (len(shape) == 1 and shape == (8,)) or (len(shape) == 2 and shape[1] == 8 and shape[0] >= 1)
+    if good:
+        gallery.add("a", vectors)
+        assert len(gallery) == (1 if len(shape) == 1 else shape[0])
+        np.testing.assert_allclose(np.linalg.norm(gallery.embeddings, axis=1), 1.0, rtol=1e-6)
+    else:
+        with pytest.raises(InvalidInputError, match="shape|no embeddings"):
+            gallery.add("a", vectors)
+        assert len(gallery) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(bad=st.sampled_from([np.nan, np.inf, -np.inf]), row=st.integers(0, 2), column=st.integers(0, 7))
+def test_add_rejects_non_finite_values(bad, row, column):
+    vectors = np.ones((3, 8), dtype=np.float32)
+    vectors[row, column] = bad
+    gallery = Gallery(dim=8)
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        gallery.add("a", vectors)
+    assert len(gallery) == 0
+
+
+@pytest.mark.parametrize("name", ["", "   ", None, 3, "a\0b"])
+def test_add_rejects_bad_names(name):
+    with pytest.raises(InvalidInputError, match="name"):
+        Gallery(dim=4).add(name, np.ones(4))
+
+
+def test_add_rejects_zero_and_non_numeric_embeddings():
+    gallery = Gallery(dim=4)
+    with pytest.raises(InvalidInputError, match="all zeros"):
+        gallery.add("zero", np.zeros(4))
+    with pytest.raises(InvalidInputError, match="averages to zero"):
+        gallery.add("opposite", np.array([[1, 0, 0, 0], [-1, 0, 0, 0]]), average=True)
+    with pytest.raises(InvalidInputError, match="numbers"):
+        gallery.add("text", ["a", "b", "c", "d"])
+    with pytest.raises(InvalidInputError, match="shape"):
+        gallery.search(np.ones((2, 5)))
+
+
+# ---- damaged, foreign and hostile files ----------------------------------------------------------
+
+
+def _rezip(path, change):
+    """Rewrite the .npz with `change(arrays)` applied, as a consistent zip (its CRCs pass)."""
+    arrays = _arrays(path)
+    change(arrays)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _flip_embedding_bit(arrays):
+    embeddings = arrays["embeddings"].copy()
+    embeddings.view(np.uint32)[2, 17] ^= 1 << 3
+    arrays["embeddings"] = embeddings
+
+
+def _flip_raw_byte_in_embeddings(path):
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("embeddings.npy")
+    data[info.header_offset + 200] ^= 0x10  # past the local header and .npy header: inside the floats
+    path.write_bytes(bytes(data))
+
+
+class _Payload:
+    """Unpickling this runs code (touches a marker file): the gallery must never do it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+DAMAGE = {
+    # name: (how to damage the saved file at path, message fragment)
+    "bit flip, re-zipped": (lambda p: _rezip(p, _flip_embedding_bit), "fails its SHA-256 checksum"),
+    "renamed person, re-zipped": (lambda p: _rezip(p, lambda a: a.update(names=np.array(["x"] * len(a["names"])))),
+                                  "fails its SHA-256 checksum"),
+    "other fingerprint, re-zipped": (lambda p: _rezip(p, lambda a: a.update(recognizer_fingerprint=np.array("fp"))),
+                                     "fails its SHA-256 checksum"),
+    "checksum removed": (lambda p: _rezip(p, lambda a: a.pop("checksum")), "lost its checksum"),
+    "extra entry": (lambda p: _rezip(p, lambda a: a.update(extra=np.zeros(3))), "not an fhsdk gallery"),
+    "future version": (lambda p: _rezip(p, lambda a: a.update(format_version=np.array(99))), "upgrade fhsdk"),
+    "names as objects": (lambda p: _rezip(p, lambda a: a.update(names=np.array(list(a["names"]), dtype=object))),
+                         "damaged"),
+    "raw bit flip (zip CRC)": (_flip_raw_byte_in_embeddings, "damaged"),
+    "truncated to 50 bytes": (lambda p: p.write_bytes(p.read_bytes()[:50]), "damaged"),
+    "truncated by half": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "damaged"),
+    "last byte cut": (lambda p: p.write_bytes(p.read_bytes()[:-1]), "damaged"),
+    "zero bytes": (lambda p: p.write_bytes(b""), "empty"),
+    "random bytes": (lambda p: p.write_bytes(np.random.default_rng(1).bytes(5000)), "not an fhsdk gallery"),
+    "random bytes after a zip signature": (lambda p: p.write_bytes(b"PK\x03\x04" + np.random.default_rng(2).bytes(999)),
+                                           "damaged"),
+    "foreign npz": (lambda p: np.savez(p, weights=np.ones(3), bias=np.zeros(2)), "holds bias, weights"),
+    "single .npy": (lambda p: p.write_bytes(_npy_bytes()), "not an fhsdk gallery"),
+    "text file": (lambda p: p.write_text("name,embedding\nalice,0.1 0.2\n"), "not an fhsdk gallery"),
+}
+
+
+def _npy_bytes():
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones((3, 128), np.float32))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_or_foreign_file_is_refused(tmp_path, case):
+    damage, message = DAMAGE[case]
+    path = _gallery(fingerprint="fp2" if "fingerprint" in case else "fp").save(tmp_path / "g.npz")
+    damage(path)
+    with pytest.raises(GalleryError, match=message) as error:
+        Gallery.load(path)
+    assert str(path) in str(error.value)
+    assert any(hint in str(error.value) for hint in ("backup", "re-enrol", "check the path", "upgrade"))
+
+
+@pytest.mark.parametrize("where", ["whole file", "names inside the npz"])
+def test_pickles_are_never_unpickled(tmp_path, where):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "g.npz"
+    if where == "whole file":
+        path.write_bytes(pickle.dumps(_Payload(marker)))
+    else:  # a well-formed gallery whose names array is a pickled object array
+        arrays = {name: np.array(0) for name in FIELDS}
+        arrays["names"] = np.array([_Payload(marker)], dtype=object)
+        np.savez(path, **arrays)
+    with pytest.raises(GalleryError):
+        Gallery.load(path)
+    assert not marker.exists()
+
+
+def test_wrong_recogniser_and_missing_file(tmp_path):
+    path = _gallery(fingerprint="abc").save(tmp_path / "g.npz")
+    with pytest.raises(GalleryError, match="another recogniser.*re-enrol"):
+        Gallery.load(path, recognizer_fingerprint="xyz")
+    with pytest.raises(GalleryError, match="no gallery file.*fhsdk enroll"):
+        Gallery.load(tmp_path / "absent.npz")
+
+
+def test_format_1_file_loads_with_a_warning(tmp_path, caplog):
+    gallery = _gallery()
+    path = tmp_path / "old.npz"
+    np.savez(path, format_version=np.array(1), recognizer_fingerprint=np.array("fp"),
+             names=np.array(gallery.names), embeddings=gallery.embeddings)
+    with caplog.at_level(logging.WARNING, logger="fhsdk.gallery"):
+        loaded = Gallery.load(path, recognizer_fingerprint="fp")
+    _assert_same(loaded, gallery)
+    assert "without a checksum" in caplog.text
+    assert "checksum" in _arrays(loaded.save(path))  # saving upgrades it to format 2
+
+
+# ---- atomic saves ------------------------------------------------------------------------------------
+
+
+def test_failed_save_keeps_old_gallery_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    old = _gallery(seed=1)
+    path = old.save(tmp_path / "g.npz")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        _gallery(seed=2).save(path)
+    _assert_same(Gallery.load(path), old)
+    assert _temp_files(tmp_path) == []
+
+
+def test_next_save_sweeps_only_our_stale_temp_files(tmp_path):
+    path = _gallery().save(tmp_path / "g.npz")
+    ours = [tmp_path / ".g.npz.fhsdk-save-abc123.tmp", tmp_path / ".g.npz.fhsdk-save-zz_9.tmp"]
+    theirs = [tmp_path / "notes.tmp", tmp_path / ".other.npz.fhsdk-save-abc.tmp", tmp_path / ".g.npz.tmp"]
+    for stray in ours + theirs:
+        stray.write_bytes(b"half a gallery")
+    _gallery().save(path)
+    assert [p for p in ours if p.exists()] == []
+    assert all(p.exists() for p in theirs)
+
+
+# A saver that loads the gallery on disk and writes new versions of it as fast as it can. Version v
+# names row 0 'version-v' and sets it to the unit vector e_(v mod 128); the other rows never change.
+SAVER = r"""
+import sys
+import numpy as np
+from fhsdk.gallery import Gallery
+path = sys.argv[1]
+gallery = Gallery.load(path)
+version = int(gallery.names[0].split("-")[1])
+print("ready", flush=True)
+while True:
+    version += 1
+    gallery._names[0] = f"version-{version}"
+    gallery._embeddings[0] = np.eye(128, dtype=np.float32)[version % 128]
+    gallery.save(path)
+    print("saved", version, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_sigkill_during_saves_never_loses_the_gallery(tmp_path):
+    rows, kills, rng = 20_000, 20, random.Random(0)
+    base = np.random.default_rng(0).normal(size=(rows, 128)).astype(np.float32)
+    gallery = Gallery(128, "fp")
+    gallery.add("version-0", np.eye(128, dtype=np.float32)[0])
+    gallery.add("someone", base[1:])
+    path = gallery.save(tmp_path / "g.npz")
+    rest = gallery.embeddings[1:].copy()
+    last_saved, mid_write, renamed_unreported, versions_seen = 0, 0, 0, set()
+    started = time.perf_counter()
+    for _ in range(kills):
+        before = set(_temp_files(tmp_path))
+        saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+        assert saver.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.25))
+        saver.send_signal(signal.SIGKILL)
+        output, _ = saver.communicate(timeout=10)
+        assert saver.returncode == -signal.SIGKILL
+        saved = [int(line.split()[1]) for line in output.splitlines() if line.startswith("saved")]
+        last_saved = max([last_saved, *saved])
+        strays = _temp_files(tmp_path)
+        mid_write += bool(set(strays) - before)  # this kill left a temp file: it landed mid-write
+        # whatever the moment of the kill, the file is whole: the last version reported saved, or the
+        # one being written if the kill fell between its rename and its report
+        loaded = Gallery.load(path, recognizer_fingerprint="fp")
+        version = int(loaded.names[0].split("-")[1])
+        assert last_saved <= version <= last_saved + 1
+        renamed_unreported += version == last_saved + 1
+        versions_seen.add(version)
+        np.testing.assert_array_equal(loaded.embeddings[0], np.eye(128, dtype=np.float32)[version % 128])
+        np.testing.assert_array_equal(loaded.embeddings[1:], rest)
+        assert loaded.names[1:] == ["someone"] * (rows - 1)
+        # a killed save leaves only a hidden '.tmp', which no one would take for the gallery
+        assert all(s.startswith(".g.npz.fhsdk-save-") and s.endswith(".tmp") for s in strays)
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")) == [".g.npz.lock", "g.npz"]
+    seconds = time.perf_counter() - started
+    print(f"\n{kills} SIGKILLs in {seconds:.1f} s, {mid_write} while a temp file existed; "
+          f"{renamed_unreported} after a rename but before its report; {last_saved} versions saved; "
+          f"{len(versions_seen)} distinct versions found after kills")
+    assert mid_write >= 3, "too few kills landed mid-write to test anything"
+    assert len(versions_seen) >= kills // 2  # the savers made progress between kills
+    loaded.save(path)  # the next save sweeps the killed saves' temp files
+    assert _temp_files(tmp_path) == []
+
+
+# ---- encryption at rest --------------------------------------------------------------------------------
+
+
+def test_encrypted_round_trip_hides_contents(tmp_path):
+    pytest.importorskip("cryptography")
+    key = Gallery.generate_key()
+    assert len(key) == 44 and key != Gallery.generate_key()
+    gallery = _gallery(fingerprint="fp-secret")
+    path = gallery.save(tmp_path / "g.npz", key=key)
+    raw = path.read_bytes()
+    for secret in ("person-1", "fp-secret"):
+        assert secret.encode("utf-8") not in raw and secret.encode("utf-32-le") not in raw
+    assert gallery.embeddings[0].tobytes()[:16] not in raw
+    _assert_same(Gallery.load(path, recognizer_fingerprint="fp-secret", key=key), gallery)
+    import base64  # 32 raw key bytes work as well as their base64 text
+
+    _assert_same(Gallery.load(path, key=base64.urlsafe_b64decode(key)), gallery)
+
+
+def _flip(offset):
+    def damage(path):
+        data = bytearray(path.read_bytes())
+        data[offset] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    return damage
+
+
+@pytest.mark.parametrize("case, damage, message", [
+    ("no key", None, "is encrypted: give its key"),
+    ("wrong key", None, "could not be decrypted: the key is wrong"),
+    ("nonce flipped", _flip(30), "could not be decrypted"),
+    ("ciphertext flipped", _flip(500), "could not be decrypted"),
+    ("tag flipped", _flip(-1), "could not be decrypted"),
+    ("truncated", lambda p: p.write_bytes(p.read_bytes()[:-100]), "could not be decrypted"),
+    ("header only", lambda p: p.write_bytes(p.read_bytes()[:26]), "could not be decrypted"),
+    ("header flipped", _flip(3), "not an fhsdk gallery"),
+])
+def test_encrypted_gallery_refusals(tmp_path, case, damage, message):
+    pytest.importorskip("cryptography")
+    key = Gallery.generate_key()
+    path = _gallery().save(tmp_path / "g.npz", key=key)
+    if damage:
+        damage(path)
+    use = None if case == "no key" else Gallery.generate_key() if case == "wrong key" else key
+    with pytest.raises(GalleryError, match=message):
+        Gallery.load(path, key=use)
+
+
+def test_plain_gallery_with_a_key_and_malformed_keys_are_refused(tmp_path):
+    pytest.importorskip("cryptography")
+    path = _gallery().save(tmp_path / "g.npz")
+    with pytest.raises(GalleryError, match="not encrypted but a key was given"):
+        Gallery.load(path, key=Gallery.generate_key())
+    for bad in ("", "short", Gallery.generate_key()[:-4], "é" * 44, b"\x00" * 31):
+        with pytest.raises(InvalidInputError, match="32 random bytes"):
+            _gallery().save(tmp_path / "h.npz", key=bad)
+    assert not (tmp_path / "h.npz").exists() and _temp_files(tmp_path) == []
+
+
+def test_missing_cryptography_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
+    with pytest.raises(BackendUnavailableError, match=r'pip install "fhsdk\[crypto\]"'):
+        Gallery.generate_key()
+    with pytest.raises(BackendUnavailableError, match="crypto"):
+        _gallery().save(tmp_path / "g.npz", key="A" * 43 + "=")
+
+
+def test_cli_reads_the_key_from_the_named_environment_variable(tmp_path, monkeypatch, capsys):
+    from fhsdk.cli import main
+
+    pytest.importorskip("cryptography")
+    path = _gallery().save(tmp_path / "g.npz", key=Gallery.generate_key())
+    monkeypatch.delenv("FHSDK_TEST_GALLERY_KEY", raising=False)
+    code = main(["run", "clip.mp4", "--gallery", str(path), "--gallery-key-env", "FHSDK_TEST_GALLERY_KEY"])
+    assert code == 2 and "FHSDK_TEST_GALLERY_KEY" in capsys.readouterr().err
+    code = main(["enroll", str(tmp_path), "--gallery", str(path), "--gallery-key-env", "FHSDK_TEST_GALLERY_KEY"])
+    assert code == 2 and "not set or empty" in capsys.readouterr().err
+
+
+def test_pipeline_loads_an_encrypted_gallery_with_its_key(tmp_path):
+    pytest.importorskip("cryptography")
+    pipe = fhsdk.Pipeline(hallucinator="bicubic")
+    gallery = _gallery(fingerprint=pipe.embedder.fingerprint)
+    key = Gallery.generate_key()
+    path = gallery.save(tmp_path / "g.npz", key=key)
+    loaded = fhsdk.Pipeline(hallucinator="bicubic", gallery=path, gallery_key=key).gallery
+    _assert_same(loaded, gallery)
+    with pytest.raises(GalleryError, match="encrypted"):
+        fhsdk.Pipeline(hallucinator="bicubic", gallery=path)
+
+
+# ---- FAISS --------------------------------------------------------------------------------------------------
+
+
+def _unit_rows(n, dim=128, seed=0):
+    rows = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def big_gallery():
+    gallery = Gallery(128, "fp")
+    gallery.add("row", _unit_rows(5000))
+    return gallery
+
+
+def test_faiss_flat_gives_the_exact_top_k(big_gallery):
+    pytest.importorskip("faiss")
+    queries = _unit_rows(64, seed=1)
+    exact = big_gallery.search(queries, k=10)
+    big_gallery.build_index("faiss-flat")
+    try:
+        indices, similarities = big_gallery.search(queries, k=10)
+        assert big_gallery.index_kind == "faiss-flat"
+    finally:
+        big_gallery.drop_index()
+    np.testing.assert_array_equal(indices, exact[0])
+    np.testing.assert_allclose(similarities, exact[1], atol=1e-5)
+    assert indices.dtype == np.int64 and similarities.dtype == np.float32
+
+
+# Random unit vectors have no clusters: the hardest case for approximate search (face embeddings do better).
+@pytest.mark.parametrize("kind, params, floor", [("faiss-hnsw", {}, 0.9), ("faiss-ivf", {}, 0.3),
+                                                 ("faiss-ivf", {"ivf_lists": 64, "nprobe": 64}, 1.0)])
+def test_faiss_approximate_recall_at_1(big_gallery, kind, params, floor):
+    pytest.importorskip("faiss")
+    queries = _unit_rows(500, seed=2)
+    truth = big_gallery.search(queries, k=1)[0][:, 0]
+    big_gallery.build_index(kind, **params)
+    try:
+        found = big_gallery.search(queries, k=1)[0][:, 0]
+    finally:
+        big_gallery.drop_index()
+    recall = float((found == truth).mean())
+    print(f"\n{kind} {params} recall@1 against exact, 5000 random unit 128-D rows, 500 queries: {recall:.3f}")
+    assert recall >= floor
+
+
+def test_faiss_index_follows_add_and_remove_and_matches_like_exact():
+    pytest.importorskip("faiss")
+    gallery = Gallery(128, "fp")
+    gallery.add("a", _unit_rows(3, seed=3))
+    gallery.build_index("faiss-flat")
+    indices, similarities = gallery.search(_unit_rows(2, seed=4), k=10)  # k > N: N columns, like cosine_topk
+    assert indices.shape == similarities.shape == (2, 3)
+    new = _unit_rows(1, seed=5)
+    gallery.add("b", new)
+    assert gallery.match(new, 0.99)[0].identity == "b"
+    gallery.remove("a")
+    assert gallery.index_kind is None and gallery.match(new, 0.99)[0].identity == "b"
+    with pytest.raises(InvalidInputError, match="unknown index"):
+        gallery.build_index("annoy")
+    with pytest.raises(InvalidInputError, match="needs at least"):
+        gallery.build_index("faiss-ivf")
+    gallery.build_index("faiss-flat")
+    with pytest.raises(InvalidInputError, match="k must be"):
+        gallery.search(new, k=0)
+
+
+def test_missing_faiss_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(BackendUnavailableError, match=r'pip install "fhsdk\[faiss\]"'):
+        _gallery().build_index("faiss-hnsw")
