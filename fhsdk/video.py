@@ -395,7 +395,8 @@ class ThreadedReader:
 
     def close(self) -> None:
         self.stop()
-        self._decoder.thread.join(timeout=2)
+        if not self._decoder.stop.is_set():  # set: it ended, failed or stalled, and is not waited for
+            self._decoder.thread.join(timeout=2)
 
     def __enter__(self) -> "ThreadedReader":
         return self
