@@ -141,17 +141,30 @@ class Gallery:
             index = faiss.IndexFlatIP(self.dim)
         elif kind == "faiss-hnsw":
             index = faiss.IndexHNSWFlat(self.dim, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = int(ef_search)
         else:
             lists = int(ivf_lists or max(1, round(4 * math.sqrt(len(self)))))
             if len(self) < lists:
                 raise InvalidInputError(f"a faiss-ivf index of {lists} lists needs at least {lists} embeddings to "
                                         f"train on; the gallery has {len(self)}: use 'faiss-flat' or fewer ivf_lists")
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, lists, faiss.METRIC_INNER_PRODUCT)
-            index.train(self._embeddings)
-            index.nprobe = int(nprobe)
+            # k-means needs tens of rows per list, not millions: a sample keeps the training quick
+            sample = np.random.default_rng(0).permutation(len(self))[: 64 * lists]
+            index.train(self._embeddings[np.sort(sample)])
         index.add(self._embeddings)
         self._index, self.index_kind = index, kind
+        self.tune_index(ef_search=ef_search if kind == "faiss-hnsw" else None,
+                        nprobe=nprobe if kind == "faiss-ivf" else None)
+
+    def tune_index(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Set how hard an approximate index searches, without rebuilding it: more is slower and finds more."""
+        for value, kind in ((ef_search, "faiss-hnsw"), (nprobe, "faiss-ivf")):
+            if value is not None and self.index_kind != kind:
+                raise InvalidInputError(f"{'ef_search' if kind == 'faiss-hnsw' else 'nprobe'} tunes a '{kind}' index, "
+                                        f"but this gallery's index is {self.index_kind}: build_index('{kind}') first")
+        if ef_search is not None:
+            self._index.hnsw.efSearch = int(ef_search)
+        if nprobe is not None:
+            self._index.nprobe = int(nprobe)
 
     def drop_index(self) -> None:
         """Go back to the default exact search (fhsdk.kernels.cosine_topk)."""

@@ -483,6 +483,21 @@ def test_faiss_approximate_recall_at_1(big_gallery, kind, params, floor):
     assert recall >= floor
 
 
+def test_tune_index_trades_speed_for_recall(big_gallery):
+    pytest.importorskip("faiss")
+    queries = _unit_rows(300, seed=6)
+    truth = big_gallery.search(queries, k=1)[0][:, 0]
+    big_gallery.build_index("faiss-ivf", ivf_lists=64, nprobe=1)
+    try:
+        low = (big_gallery.search(queries, k=1)[0][:, 0] == truth).mean()
+        big_gallery.tune_index(nprobe=64)  # every list: exhaustive
+        assert (big_gallery.search(queries, k=1)[0][:, 0] == truth).mean() == 1.0 > low
+        with pytest.raises(InvalidInputError, match="ef_search tunes a 'faiss-hnsw' index"):
+            big_gallery.tune_index(ef_search=100)
+    finally:
+        big_gallery.drop_index()
+
+
 def test_faiss_index_follows_add_and_remove_and_matches_like_exact():
     pytest.importorskip("faiss")
     gallery = Gallery(128, "fp")
