@@ -34,7 +34,7 @@ class ConfigError(FHSDKError, ValueError):
 
 
 class GalleryError(FHSDKError):
-    """A gallery file is corrupt, foreign, or was made with another recogniser."""
+    """A gallery file is damaged, foreign, altered, encrypted with another key, or was made with another recogniser."""
 
 
 class VideoSourceError(FHSDKError, OSError):
