@@ -200,7 +200,7 @@ class Pipeline:
         latency, larger = higher throughput).
 
         Sources that can drop (URLs, webcams, factories) are reopened when they fail, end or stall, with
-        the backoff of `retry` (a `fhsdk.video.RetryPolicy`; None = the default policy for those and no
+        the backoff of `retry` (a `fhsdk.RetryPolicy`; None = the default policy for those and no
         retry for files and iterables; False = never). Each failure adds a {"type": "source_dropped",
         "attempt": k, "error": ...} event, and the first frame after it a {"type": "source_recovered"}
         one, to the `events` of the next result (and calls `on_event(event)` at once); frame indexes keep

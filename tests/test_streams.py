@@ -13,6 +13,8 @@ import time
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fhsdk
 from fhsdk import InvalidInputError, RetryPolicy, VideoSourceError
@@ -113,6 +115,45 @@ def test_factory_reconnects_through_drops_then_gives_up_with_cause():
     assert "source factory" in message and "camera" in message and "4 attempts in a row" in message
     assert isinstance(error.value.__cause__, ConnectionError) and "camera gone" in message
     assert len(calls) == 6 and _gone(reader.threads)  # 3 openings, then 3 retries of the dead one
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["end", "raise"])), min_size=1, max_size=6))
+def test_any_script_of_drops_keeps_indexes_and_counts_events(script):
+    """Opening k yields script[k][0] frames, then ends or raises; after the script the source stays down."""
+    calls = []
+
+    def camera():
+        calls.append(1)
+        if len(calls) > len(script):
+            raise ConnectionError("down for good")
+        count, outcome = script[len(calls) - 1]
+        yield from (_frame(i) for i in range(count))
+        if outcome == "raise":
+            raise ConnectionError(f"drop {len(calls)}")
+
+    # What should happen: each opening's frames, one drop per opening, a recovery at the first frame
+    # after drops, and the end once max_retries + 1 openings in a row gave no frame.
+    policy = RetryPolicy(max_retries=2, initial_backoff_s=0, max_backoff_s=0)
+    total, failures, expected = 0, 0, []
+    for count, _ in itertools.chain(script, itertools.repeat((0, "raise"))):
+        if count and failures:
+            expected.append(("source_recovered", failures, total))
+            failures = 0
+        total += count
+        failures += 1
+        expected.append(("source_dropped", failures, total))
+        if failures > policy.max_retries:
+            break
+    seen, frames = [], []
+    with pytest.raises(VideoSourceError, match="3 attempts in a row"):
+        with ThreadedReader(camera, retry=policy, on_event=seen.append) as reader:
+            frames.extend(reader)
+    assert [f.index for f in frames] == list(range(total))
+    assert [(e["type"], e.get("attempt", e.get("attempts")), e["frame_index"]) for e in seen] == expected
+    for frame in frames:  # each event rides on the first frame after it
+        assert all(e["frame_index"] == frame.index for e in frame.events)
+    assert _gone(reader.threads)
 
 
 def test_stream_attaches_source_events_to_results(pipe):
@@ -313,6 +354,7 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.skipif(not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG), reason="OpenCV built without FFmpeg")
 def test_real_http_stream_drops_stalls_and_recovers(pipe, tmp_path, release):
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
