@@ -472,21 +472,27 @@ def test_faiss_flat_gives_the_exact_top_k(big_gallery):
     assert indices.dtype == np.int64 and similarities.dtype == np.float32
 
 
-# Random unit vectors have no clusters: the hardest case for approximate search (face embeddings do better).
-@pytest.mark.parametrize("kind, params, floor", [("faiss-hnsw", {}, 0.9), ("faiss-ivf", {}, 0.3),
-                                                 ("faiss-ivf", {"ivf_lists": 64, "nprobe": 64}, 1.0)])
-def test_faiss_approximate_recall_at_1(big_gallery, kind, params, floor):
+# Random unit queries have no near neighbour: the hardest case for approximate search. Probes of
+# enrolled rows (row + noise, cosine ~0.8 to it) are what a face seen again looks like.
+@pytest.mark.parametrize("kind, params, floor_random, floor_probes", [
+    ("faiss-hnsw", {}, 0.9, 0.99),
+    ("faiss-ivf", {}, 0.3, 0.9),
+    ("faiss-ivf", {"ivf_lists": 64, "nprobe": 64}, 1.0, 1.0),  # every list searched: exact
+])
+def test_faiss_approximate_recall_at_1(big_gallery, kind, params, floor_random, floor_probes):
     pytest.importorskip("faiss")
-    queries = _unit_rows(500, seed=2)
-    truth = big_gallery.search(queries, k=1)[0][:, 0]
+    noise = np.random.default_rng(3).normal(size=(500, 128)).astype(np.float32)
+    probes = big_gallery.embeddings[:1000:2] + 0.75 / np.sqrt(128) * noise
+    queries = {"random": _unit_rows(500, seed=2), "probes": probes}
+    truth = {name: big_gallery.search(q, k=1)[0][:, 0] for name, q in queries.items()}
     big_gallery.build_index(kind, **params)
     try:
-        found = big_gallery.search(queries, k=1)[0][:, 0]
+        recall = {name: float((big_gallery.search(q, k=1)[0][:, 0] == truth[name]).mean())
+                  for name, q in queries.items()}
     finally:
         big_gallery.drop_index()
-    recall = float((found == truth).mean())
-    print(f"\n{kind} {params} recall@1 against exact, 5000 random unit 128-D rows, 500 queries: {recall:.3f}")
-    assert recall >= floor
+    print(f"\n{kind} {params} recall@1 against exact on 5000 random unit 128-D rows, 500 queries each: {recall}")
+    assert recall["random"] >= floor_random and recall["probes"] >= floor_probes
 
 
 def test_tune_index_trades_speed_for_recall(big_gallery):
