@@ -67,7 +67,8 @@ def main():
           f"k={args.k}, {args.dim}-D float32, median of {args.reps}; each method interleaved with cosine_topk; "
           f"recall@1 against exact on {args.recall_queries} random unit queries and on {args.recall_queries} "
           f"probes of enrolled rows (row + noise, cosine ~0.8 to it)\n")
-    print("| rows | method | build s | ms per batch | cosine_topk ms, same pairing | speed vs cosine_topk | recall@1 random | recall@1 probes |")
+    print("| rows | method | build s | ms per batch | cosine_topk ms, same pairing | speed vs cosine_topk "
+          "| recall@1 random | recall@1 probes |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     settings = {"faiss-flat": [{}], "faiss-hnsw": [{"ef_search": e} for e in args.ef_search],
                 "faiss-ivf": [{"nprobe": p} for p in args.nprobe]}
@@ -103,7 +104,8 @@ def main():
 
 def row(n, label, build, seconds, exact_seconds, recall):
     print(f"| {n:,} | {label} | {'-' if build is None else f'{build:.1f}'} | {1e3 * seconds:.2f} | "
-          f"{1e3 * exact_seconds:.2f} | {exact_seconds / seconds:.2f}x | {recall[0]:.3f} | {recall[1]:.3f} |", flush=True)
+          f"{1e3 * exact_seconds:.2f} | {exact_seconds / seconds:.2f}x | {recall[0]:.3f} | {recall[1]:.3f} |",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -268,7 +268,8 @@ class Gallery:
             raise GalleryError(f"{path} (format {version}) has lost its checksum: it was altered after it was saved; "
                                "restore it from a backup or re-enrol")
         else:
-            log.warning("%s is a format-1 gallery without a checksum, loaded unverified; save it again to add one", path)
+            log.warning("%s is a format-1 gallery without a checksum, loaded unverified; save it again to add one",
+                        path)
         if embeddings.dtype != np.float32 or embeddings.ndim != 2 or np.shape(arrays["names"]) != (len(embeddings),):
             raise GalleryError(f"{path} is inconsistent ({len(names)} names, embeddings {embeddings.dtype} "
                                f"{embeddings.shape}): restore it from a backup or re-enrol")
@@ -366,7 +367,8 @@ def _aead_class():
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError as error:
-        raise BackendUnavailableError('encrypted galleries need the cryptography package: pip install "fhsdk[crypto]"') from error
+        raise BackendUnavailableError(
+            'encrypted galleries need the cryptography package: pip install "fhsdk[crypto]"') from error
     return AESGCM
 
 
