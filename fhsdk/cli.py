@@ -183,18 +183,16 @@ def run_run(args: argparse.Namespace) -> int:
     frames_with_face = named = frames = faces = 0
     stage_seconds: dict[str, float] = {}
     started = time.perf_counter()
-    writer = events = None
+    writer = events = results = None
     try:
         events = EventLog(args.events) if args.events else None
         keep_frames = args.out is not None
-        reader_frames: list = []
-        for result in tqdm(itertools.islice(_stream_keeping_frames(pipe, source, args.batch_frames, reader_frames),
-                                            args.max_frames), desc="frames"):
-            frame = reader_frames.pop(0)
+        results = pipe.stream(source, batch_frames=args.batch_frames, keep_images=keep_frames)
+        for result in tqdm(itertools.islice(results, args.max_frames), desc="frames"):
             if keep_frames:
                 if writer is None:
-                    writer = AnnotatedVideoWriter(args.out, 25, (frame.shape[1], frame.shape[0]))
-                writer.write(frame, result)
+                    writer = AnnotatedVideoWriter(args.out, 25, (result.image.shape[1], result.image.shape[0]))
+                writer.write(result.image, result)
             for event in result.events:
                 if events:
                     events.write(event)
@@ -205,6 +203,8 @@ def run_run(args: argparse.Namespace) -> int:
             frames_with_face += bool(result.faces)
             named += any(f.identity for f in result.faces)
     finally:
+        if results is not None:
+            results.close()  # stops the decode thread when --max-frames ends the run early
         if writer:
             writer.close()
         if events:
@@ -215,18 +215,6 @@ def run_run(args: argparse.Namespace) -> int:
                       "fps": round(frames / max(seconds, 1e-9), 2),
                       "ms_per_frame_by_stage": {k: round(1000 * v / max(frames, 1), 1) for k, v in stage_seconds.items()}}))
     return 0
-
-
-def _stream_keeping_frames(pipe, source, batch_frames, sink):
-    """pipe.stream over the source, handing each decoded frame to `sink` for drawing."""
-    from fhsdk.video import iterate_source
-
-    def frames():
-        for frame in iterate_source(source):
-            sink.append(frame.image)
-            yield frame.image
-
-    return pipe.stream(frames(), batch_frames=batch_frames)
 
 
 def _runtime_command(module: str, add: str, run: str):

@@ -189,7 +189,7 @@ class Pipeline:
     def stream(self, source, batch_frames: int | None = None, max_queue: int = 8, *,
                retry: RetryPolicy | bool | None = None, stall_timeout: float | None = DEFAULT_STALL_TIMEOUT_S,
                stop_event: threading.Event | None = None,
-               on_event: Callable[[dict], None] | None = None) -> Iterator[FrameResult]:
+               on_event: Callable[[dict], None] | None = None, keep_images: bool = False) -> Iterator[FrameResult]:
         """Results for every frame of a video source.
 
         `source` is a video path, a stream URL (rtsp://, http://, ...), a webcam index, an iterable of BGR
@@ -210,6 +210,8 @@ class Pipeline:
 
         The stream ends cleanly after the current batch when `stop_event` is set or `stop()` is called
         (from any thread); breaking out of the loop also stops the decode thread.
+
+        keep_images=True puts each decoded frame on its result (`result.image`), for drawing.
         """
         batch_frames = int(batch_frames or self.batch_frames)
         if batch_frames < 1:
@@ -225,10 +227,10 @@ class Pipeline:
                 for frame in reader:
                     pending.append(frame)
                     if len(pending) == batch_frames:
-                        yield from self._process_frames(pending)
+                        yield from self._process_frames(pending, keep_images)
                         pending = []
                 if pending:
-                    yield from self._process_frames(pending)
+                    yield from self._process_frames(pending, keep_images)
         finally:
             self._readers.discard(reader)
 
@@ -237,10 +239,12 @@ class Pipeline:
         for reader in list(self._readers):
             reader.stop()
 
-    def _process_frames(self, frames) -> list[FrameResult]:
+    def _process_frames(self, frames, keep_images: bool = False) -> list[FrameResult]:
         results = self.process_batch([f.image for f in frames], [f.index for f in frames], [f.timestamp for f in frames])
         for frame, result in zip(frames, results):
             result.events = frame.events + result.events  # source events first: they happened before the frame
+            if keep_images:
+                result.image = frame.image
         return results
 
     # ---- internals ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class FrameResult:
     faces: list[Face]
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds: its batch's time / frames in it
     events: list[dict] = field(default_factory=list)  # tracking (first_seen, identified, lost) and source (source_dropped, source_recovered) events
+    image: np.ndarray | None = field(default=None, repr=False)  # the decoded frame, with stream(keep_images=True)
 
     def to_dict(self) -> dict:
         return {"index": self.index, "timestamp": round(self.timestamp, 3), "faces": [f.to_dict() for f in self.faces]}
