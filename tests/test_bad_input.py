@@ -311,3 +311,24 @@ def test_hallucinator_refuses_or_handles_bad_batches(crops):
     else:
         with pytest.raises(InvalidInputError):
             hallucinator(crops)
+
+
+def test_mtcnn_weight_reader_reads_arrays_and_refuses_code(tmp_path):
+    import joblib
+
+    from fhsdk.detect.mtcnn_nets import WEIGHTS_FILES, _load_arrays
+    from fhsdk.weights import package_file
+
+    shipped = package_file("mtcnn", WEIGHTS_FILES["onet"])
+    for ours, theirs in zip(_load_arrays(shipped), joblib.load(shipped), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    marker = tmp_path / "code_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    joblib.dump([np.zeros(3, np.float32), Payload()], tmp_path / "onet.lz4", compress="lz4")
+    with pytest.raises(pickle.UnpicklingError, match="arrays only"):
+        _load_arrays(tmp_path / "onet.lz4")
+    assert not marker.exists()

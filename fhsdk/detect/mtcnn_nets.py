@@ -10,9 +10,12 @@ Flatten over NHWC). Softmax outputs are [not-face, face].
 
 from __future__ import annotations
 
-import joblib
+import inspect
+import pickle
+
 import numpy as np
 import torch
+from joblib.numpy_pickle import NumpyUnpickler
 from torch import nn
 
 from fhsdk.errors import WeightsError
@@ -165,7 +168,29 @@ def load_pretrained(name: str) -> nn.Module:
     net = {"pnet": PNet, "rnet": RNet, "onet": ONet}[name]()
     path = package_file(WEIGHTS_PACKAGE, WEIGHTS_FILES[name])
     try:
-        arrays = joblib.load(path)
+        arrays = _load_arrays(path)
     except Exception as error:  # joblib raises many types for a corrupt file
         raise WeightsError(f"cannot read MTCNN weights {path} ({error}); reinstall the `mtcnn` package") from error
     return load_keras_weights(net, arrays, name)
+
+
+class _ArraysOnlyUnpickler(NumpyUnpickler):
+    """joblib's unpickler, limited to the globals a list of NumPy arrays needs: a weight file that
+    names any other callable is refused instead of run (joblib.load would run it)."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("joblib.numpy_pickle", "NumpyArrayWrapper")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: MTCNN weight files hold arrays only")
+        return super().find_class(module, name)
+
+
+def _load_arrays(path) -> list:
+    import lz4.frame
+
+    extra = {}
+    if "ensure_native_byte_order" in inspect.signature(NumpyUnpickler.__init__).parameters:  # joblib >= 1.5
+        extra["ensure_native_byte_order"] = True
+    with lz4.frame.open(path, "rb") as handle:
+        return _ArraysOnlyUnpickler(str(path), handle, **extra).load()
