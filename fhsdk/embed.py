@@ -55,6 +55,17 @@ class Embedder:
         batch = kernels.resize_normalize_affine(frame, to_chip, self.input_side, self._mean, self._scale, swap_rb=True)
         return torch.from_numpy(batch).to(self.device)
 
+    def embed_tensor(self, rgb: torch.Tensor) -> np.ndarray:
+        """float32 RGB N x 3 x H x W (0-255) on any device -> embeddings; the resize and normalisation
+        run where the tensor is (the fused CUDA kernel on a GPU), so it never visits the host."""
+        out = np.empty((len(rgb), self.dim), dtype=np.float32)
+        for start in range(0, len(rgb), self.batch_size):
+            chunk = rgb[start : start + self.batch_size].to(self.device).contiguous()
+            batch = kernels.resize_normalize_batch(chunk, self.input_side, self._mean, self._scale)
+            batch = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch).to(self.device)
+            out[start : start + len(chunk)] = self.embed_preprocessed(batch)
+        return out
+
     @torch.no_grad()
     def embed_preprocessed(self, batch: torch.Tensor) -> np.ndarray:
         out = np.empty((len(batch), self.dim), dtype=np.float32)

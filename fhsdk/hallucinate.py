@@ -27,6 +27,10 @@ class BicubicHallucinator:
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         return resize_bicubic(crops, self.hr_side)
 
+    def hallucinate_tensor(self, crops: np.ndarray) -> torch.Tensor:
+        """N x 3 x hr x hr float32 RGB (0-255, whole levels): the pipeline's input to the embedder."""
+        return bgr_uint8_to_tensor(resize_bicubic(crops, self.hr_side))
+
 
 class NetworkHallucinator:
     """A trained generator behind the crop-in, crop-out contract (BGR uint8 N x s x s x 3)."""
@@ -73,16 +77,33 @@ class NetworkHallucinator:
         return cls(generator, int(checkpoint["native_side"]), name=path.stem, device=device,
                    arch=checkpoint["arch"])
 
-    @torch.no_grad()
     def __call__(self, crops: np.ndarray) -> np.ndarray:
+        return tensor_to_bgr_uint8(self.hallucinate_tensor(crops))
+
+    @torch.no_grad()
+    def hallucinate_tensor(self, crops: np.ndarray) -> torch.Tensor:
+        """N x 3 x hr x hr float32 RGB (0-255, whole levels, as the uint8 output) on this device.
+
+        The pipeline hands this straight to the embedder, so on a GPU the restored faces never
+        leave the device between the two networks.
+        """
         crops = _check_batch(crops)
-        out = np.empty((len(crops), self.hr_side, self.hr_side, 3), dtype=np.uint8)
+        out = torch.empty((len(crops), 3, self.hr_side, self.hr_side), dtype=torch.float32, device=self.device)
         for start in range(0, len(crops), self.batch_size):
-            lr = resize_bicubic(crops[start : start + self.batch_size], self.native_side)
-            x = torch.from_numpy(lr[..., ::-1].copy()).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            sr = self._forward(x).clamp_(0, 1).mul_(255).round_()
-            out[start : start + len(lr)] = sr.to(torch.uint8).permute(0, 2, 3, 1).flip(-1).cpu().numpy()
+            lr = bgr_uint8_to_tensor(resize_bicubic(crops[start : start + self.batch_size], self.native_side))
+            sr = self._forward(lr.to(self.device).div_(255.0))
+            out[start : start + len(lr)] = sr.clamp_(0, 1).mul_(255).round_()
         return out
+
+
+def bgr_uint8_to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """BGR uint8 N x H x W x 3 -> float32 RGB N x 3 x H x W (0-255), on the CPU."""
+    return torch.from_numpy(np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2))).float()
+
+
+def tensor_to_bgr_uint8(batch: torch.Tensor) -> np.ndarray:
+    """float RGB N x 3 x H x W (0-255) on any device -> BGR uint8 N x H x W x 3 on the host."""
+    return batch.round().clamp_(0, 255).to(torch.uint8).flip(1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu"):

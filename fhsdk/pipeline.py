@@ -25,7 +25,7 @@ from fhsdk.align import align as align_faces
 from fhsdk.embed import Embedder
 from fhsdk.errors import BackendUnavailableError, ImageReadError, InvalidInputError, NoFaceError, WeightsError
 from fhsdk.gallery import Gallery
-from fhsdk.hallucinate import create_hallucinator
+from fhsdk.hallucinate import bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
 from fhsdk.results import Face, FrameResult
 from fhsdk.track import Tracker
 from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader
@@ -283,11 +283,11 @@ class Pipeline:
                 restored_rows, restored = [], []
                 for rows, lr in crops.values():
                     restored_rows.append(rows)
-                    restored.append(self.hallucinate(lr))
+                    restored.append(self._hallucinate_tensor(lr))
             with _timed(timings, "embed"):
-                rows, restored = np.concatenate(restored_rows), np.concatenate(restored)
-                embeddings[rows] = self.embed(restored)
-            for r, crop in zip(rows, restored):
+                rows, restored = np.concatenate(restored_rows), torch.cat(restored)
+                embeddings[rows] = self.embedder.embed_tensor(restored)  # restored faces stay on the device
+            for r, crop in zip(rows, tensor_to_bgr_uint8(restored)):  # one copy to the host, for the insets
                 all_faces[r].hallucinated, all_faces[r].restored = True, crop
         direct = np.flatnonzero(~gated)
         if len(direct):
@@ -296,6 +296,11 @@ class Pipeline:
                     rows = direct[owner[direct] == i]
                     embeddings[rows] = self._embed_faces(frames[i], [all_faces[r] for r in rows])
         return embeddings
+
+    def _hallucinate_tensor(self, crops: np.ndarray) -> torch.Tensor:
+        if hasattr(self.hallucinator, "hallucinate_tensor"):
+            return self.hallucinator.hallucinate_tensor(crops)
+        return bgr_uint8_to_tensor(self.hallucinator(crops))  # a user's hallucinator with only the array contract
 
     def _embed_faces(self, frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Straight from the frame to the recogniser: the fused crop+align+resize+normalise kernel."""

@@ -2,6 +2,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+import torch
 
 import fhsdk
 from fhsdk import GalleryError, ImageReadError, InvalidInputError, NoFaceError, VideoSourceError
@@ -163,3 +164,14 @@ def test_pipeline_from_config(tmp_path):
     config.write_text("[unclosed")
     with pytest.raises(fhsdk.ConfigError):
         fhsdk.Pipeline.from_config(config)
+
+
+@pytest.mark.parametrize("hallucinator", ["bicubic", "default"])
+def test_tensor_path_between_hallucinator_and_embedder_equals_the_array_contract(astronaut, hallucinator):
+    pipe = fhsdk.Pipeline(hallucinator=hallucinator)
+    faces = pipe.detect(astronaut)
+    crops = np.concatenate([pipe.align(astronaut, faces, 14)] * 3)
+    restored = pipe.hallucinator.hallucinate_tensor(crops)
+    assert restored.shape == (3, 3, 128, 128) and restored.dtype == torch.float32
+    np.testing.assert_array_equal(fhsdk.hallucinate.tensor_to_bgr_uint8(restored), pipe.hallucinate(crops))
+    np.testing.assert_array_equal(pipe.embedder.embed_tensor(restored), pipe.embed(pipe.hallucinate(crops)))
