@@ -230,7 +230,7 @@ def _runtime_command(module: str, add: str, run: str):
 
 
 BENCHMARKS = {"kernels": "bench_kernels.py", "models": "bench_models.py", "detector": "detector_accuracy.py",
-              "video": "video_identification.py"}
+              "video": "video_identification.py", "crowd": "crowd_throughput.py", "gallery": "gallery_search.py"}
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
