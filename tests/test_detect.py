@@ -234,3 +234,28 @@ def test_landmarks_agree_with_dlib_five_point(detector, lfw_images):
         errors.append(np.linalg.norm(ours[:2] - dlib_eyes, axis=1).mean() / interocular)
     assert len(errors) >= 4
     assert np.mean(errors) < 0.15
+
+
+def _greedy_nms_reference(boxes, scores, threshold, mode, groups):
+    """The textbook loop on full overlap matrices: keep the best, drop what overlaps it, repeat."""
+    overlap = box_overlap(boxes, boxes, mode) > threshold
+    overlap &= groups[:, None] == groups[None, :]
+    alive = torch.ones(len(boxes), dtype=torch.bool)
+    keep = []
+    for i in scores.argsort(descending=True, stable=True).tolist():
+        if alive[i]:
+            keep.append(i)
+            alive &= ~overlap[i]
+    return keep
+
+
+@pytest.mark.parametrize("mode", ["union", "min"])
+@pytest.mark.parametrize("n", [1, 40, 1500])
+def test_nms_equals_the_textbook_loop_with_ties_and_groups(mode, n):
+    g = torch.Generator().manual_seed(n)
+    corner = torch.randint(0, 300, (n, 2), generator=g).float()
+    side = torch.randint(12, 48, (n, 1), generator=g).float()  # integer grid: many overlaps sit on the threshold
+    boxes = torch.cat([corner, corner + side], dim=1)
+    scores = torch.rand(n, generator=g).round(decimals=1)  # many ties
+    groups = torch.randint(0, 3, (n,), generator=g)
+    assert nms(boxes, scores, 0.5, mode, groups).tolist() == _greedy_nms_reference(boxes, scores, 0.5, mode, groups)

@@ -5,6 +5,7 @@ Boxes are (x1, y1, x2, y2) in pixel-edge coordinates: a box's width is x2 - x1.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 OVERLAP_MODES = ("union", "min")
@@ -35,21 +36,31 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str =
     `groups`, boxes only suppress boxes of their own group. Ties keep their input order (stable
     sort), so a group gives the same result alone or batched with others.
     """
+    if mode not in OVERLAP_MODES:
+        raise ValueError(f"mode must be one of {OVERLAP_MODES}, got {mode!r}")
     order = scores.argsort(descending=True, stable=True)
+    # The loop runs once per kept box, thousands of times on a 1080p pyramid: on small host arrays
+    # NumPy's per-call cost is a fraction of torch's, so the loop works on NumPy copies.
+    sorted_boxes = boxes[order].detach().cpu().float().numpy()  # float32, as box_overlap: same ties
+    sorted_groups = groups[order].cpu().numpy() if groups is not None else None
+    x1, y1, x2, y2 = sorted_boxes.T
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    remaining = np.arange(len(sorted_boxes))
     keep = []
-    while order.numel() > 0:
-        best = order[0]
+    while remaining.size:
+        best, rest = remaining[0], remaining[1:]
         keep.append(best)
-        rest = order[1:]
-        if rest.numel() == 0:
-            break
-        suppress = box_overlap(boxes[best][None], boxes[rest], mode)[0] > threshold
-        if groups is not None:
-            suppress &= groups[rest] == groups[best]
-        order = rest[~suppress]
-    if not keep:
-        return torch.empty(0, dtype=torch.long, device=boxes.device)
-    return torch.stack(keep)
+        inter = (np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+                 * np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None))
+        if mode == "union":
+            denominator = areas[best] + areas[rest] - inter
+        else:
+            denominator = np.minimum(areas[best], areas[rest])
+        suppress = inter / np.maximum(denominator, np.float32(1e-9)) > threshold
+        if sorted_groups is not None:
+            suppress &= sorted_groups[rest] == sorted_groups[best]
+        remaining = rest[~suppress]
+    return order[torch.as_tensor(np.array(keep, dtype=np.int64), device=order.device)]
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float,
