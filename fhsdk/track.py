@@ -58,6 +58,7 @@ class Tracker:
         """Assign track ids to `faces` (with embeddings), fuse, re-match, expire; return events."""
         events: list[dict] = []
         assigned = self._associate(faces)
+        face_tracks = []
         for face_index, face in enumerate(faces):
             track = assigned.get(face_index)
             weight = float(face.size_px * face.score)
@@ -71,9 +72,13 @@ class Tracker:
                 track.embedding_sum = track.embedding_sum + face.embedding * weight
                 track.weight += weight
             face.track_id = track.track_id
-            if self.fuse and gallery is not None and len(gallery):
-                match = gallery.match(track.embedding[None], threshold)[0]
+            face_tracks.append(track)
+        if self.fuse and gallery is not None and len(gallery) and faces:
+            # every face of the frame is matched on its track's fused embedding, in one search
+            fused = gallery.match(np.stack([track.embedding for track in face_tracks]), threshold)
+            for face, match in zip(faces, fused):
                 face.identity, face.similarity = match.identity, match.similarity
+        for face, track in zip(faces, face_tracks):
             if face.identity is not None and face.identity != track.identity:
                 events.append({"event": "identified", "frame": frame_index, "track_id": track.track_id,
                                "identity": face.identity, "similarity": round(float(face.similarity), 4)})
