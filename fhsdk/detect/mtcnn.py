@@ -124,6 +124,8 @@ class MTCNN(nn.Module):
         self.rnet = load_pretrained("rnet")
         self.onet = load_pretrained("onet")
         self.to(device)
+        # P-Net sweeps whole pyramid levels: its convolutions and pools run about 2x faster channels-last
+        self.pnet.to(memory_format=torch.channels_last)
         self.eval()
         self._nets = {"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet}
         self.backend = "torch"
@@ -174,7 +176,8 @@ class MTCNN(nn.Module):
             member_ids = torch.tensor(members, device=self.device)
             for scale in pyramid_scales(height, width, self.min_face_size, self.scale_factor):
                 size = (math.ceil(height * scale), math.ceil(width * scale))
-                prob, offsets = self._nets["pnet"](F.interpolate(batch, size=size, mode="area"))
+                level = F.interpolate(batch, size=size, mode="area").contiguous(memory_format=torch.channels_last)
+                prob, offsets = self._nets["pnet"](level)
                 b, y, x = (prob > self.thresholds[0]).nonzero(as_tuple=True)
                 if b.numel() == 0:
                     continue
