@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import re
 import threading
 import time
@@ -49,6 +50,8 @@ class RetryPolicy:
     initial_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     multiplier: float = 2.0
+    jitter: float = 0.2  # each wait is shortened by up to this fraction, at random: cameras that dropped
+    #                      together (a switch rebooting) do not all reconnect in the same instant
 
     def __post_init__(self):
         if self.max_retries is not None and (isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int)
@@ -58,10 +61,16 @@ class RetryPolicy:
             raise InvalidInputError("RetryPolicy needs 0 <= initial_backoff_s <= max_backoff_s (seconds)")
         if self.multiplier < 1:
             raise InvalidInputError(f"RetryPolicy.multiplier must be >= 1 (1 = constant backoff), got {self.multiplier}")
+        if not 0 <= self.jitter <= 1:
+            raise InvalidInputError(f"RetryPolicy.jitter must lie in [0, 1] (0 = exact waits), got {self.jitter}")
 
     def backoff(self, failures: int) -> float:
         """Seconds to wait before reopening after `failures` failures in a row (1, 2, ...)."""
         return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** min(failures - 1, 64))
+
+    def delay(self, failures: int) -> float:
+        """The wait actually used: `backoff`, shortened at random by up to `jitter` of it."""
+        return self.backoff(failures) * (1.0 - self.jitter * random.random())
 
     def gives_up(self, failures: int) -> bool:
         return self.max_retries is not None and failures > self.max_retries
@@ -372,7 +381,7 @@ class ThreadedReader:
             if failures == 1:
                 dropped_at = time.monotonic()
             gives_up = self.policy.gives_up(failures)
-            delay = None if gives_up else self.policy.backoff(failures)
+            delay = None if gives_up else self.policy.delay(failures)
             self._emit(events, "source_dropped", attempt=failures, frame_index=index,
                        error=f"{type(cause).__name__}: {cause}", retry_in_s=delay)
             if gives_up:

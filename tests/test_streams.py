@@ -20,7 +20,7 @@ import fhsdk
 from fhsdk import InvalidInputError, RetryPolicy, VideoSourceError
 from fhsdk.video import ThreadedReader, is_live
 
-FAST = RetryPolicy(max_retries=3, initial_backoff_s=0.01, max_backoff_s=0.05)
+FAST = RetryPolicy(max_retries=3, initial_backoff_s=0.01, max_backoff_s=0.05, jitter=0)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,10 @@ def test_retry_policy_backoff_defaults_and_validation(tmp_path):
     assert [policy.backoff(k) for k in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert not policy.gives_up(policy.max_retries) and policy.gives_up(policy.max_retries + 1)
     assert not RetryPolicy(max_retries=None).gives_up(10**6) and RetryPolicy(max_retries=None).backoff(10**6) == 30
-    for bad in ({"max_retries": -1}, {"initial_backoff_s": 5, "max_backoff_s": 1}, {"multiplier": 0.5}):
+    delays = [policy.delay(3) for _ in range(200)]  # jitter: 2 s shortened by up to 20%, at random
+    assert 1.6 <= min(delays) < max(delays) <= 2.0 and len(set(delays)) > 100
+    assert RetryPolicy(jitter=0).delay(3) == 2.0
+    for bad in ({"max_retries": -1}, {"initial_backoff_s": 5, "max_backoff_s": 1}, {"multiplier": 0.5}, {"jitter": 1.5}):
         with pytest.raises(InvalidInputError):
             RetryPolicy(**bad)
     assert is_live("rtsp://cam/1") and is_live("http://h/v.avi") and is_live(0) and is_live(_endless)
@@ -134,7 +137,7 @@ def test_any_script_of_drops_keeps_indexes_and_counts_events(script):
 
     # What should happen: each opening's frames, one drop per opening, a recovery at the first frame
     # after drops, and the end once max_retries + 1 openings in a row gave no frame.
-    policy = RetryPolicy(max_retries=2, initial_backoff_s=0, max_backoff_s=0)
+    policy = RetryPolicy(max_retries=2, initial_backoff_s=0, max_backoff_s=0, jitter=0)
     total, failures, expected = 0, 0, []
     for count, _ in itertools.chain(script, itertools.repeat((0, "raise"))):
         if count and failures:
