@@ -332,3 +332,61 @@ def test_mtcnn_weight_reader_reads_arrays_and_refuses_code(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="arrays only"):
         _load_arrays(tmp_path / "onet.lz4")
     assert not marker.exists()
+
+
+def _similarity(scale, angle, tx, ty):
+    c, s = scale * np.cos(angle), scale * np.sin(angle)
+    return np.array([[c, -s, tx], [s, c, ty]])
+
+
+ACCEPTED = {"affine": 0, "batch": 0}  # how many generated cases reached a kernel (checked below)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    frame=st.one_of(*[hnp.arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12), st.just(3)))] * 3)  # frames, mostly
+    | hnp.arrays(st.sampled_from([np.uint8, np.float32, np.int16]), hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=12)),
+    affines=st.one_of(*[st.builds(_similarity, st.floats(0.1, 5), st.floats(-3.2, 3.2), st.floats(-50, 50), st.floats(-50, 50))] * 3)
+    | hnp.arrays(np.float64, st.sampled_from([(2, 3), (0, 2, 3), (3, 2, 3), (2, 2), (1, 3, 3)]),
+                 elements=st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf, 0.0])),
+    size=st.sampled_from([1, 7, (5, 9), 3, 12, (8, 2), 0, -3, (0, 4)]),
+    swap_rb=st.booleans(),
+)
+def test_resize_normalize_affine_front_returns_a_batch_or_refuses(frame, affines, size, swap_rb):
+    from fhsdk.kernels import resize_normalize_affine
+
+    try:
+        out = resize_normalize_affine(frame, affines, size, (127.5, 127.5, 127.5), 1 / 128, swap_rb=swap_rb)
+    except InvalidInputError:
+        return
+    h, w = (size, size) if isinstance(size, int) else size
+    n = 1 if affines.ndim == 2 else affines.shape[0]
+    ACCEPTED["affine"] += 1
+    assert out.shape == (n, 3, h, w) and out.dtype == np.float32
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    images=hnp.arrays(np.float32, st.tuples(*[st.integers(1, 6)] * 4), elements=st.floats(0, 255, width=32))  # a batch
+    | hnp.arrays(st.sampled_from([np.float32, np.float64]), hnp.array_shapes(min_dims=2, max_dims=5, min_side=0, max_side=9),
+                      elements=st.floats(-300, 300, width=32) | st.just(np.nan))
+    | hnp.arrays(np.uint8, hnp.array_shapes(min_dims=4, max_dims=4, max_side=6)),
+    size=st.sampled_from([1, 6, (3, 8), 0, -1]),
+)
+def test_resize_normalize_batch_front_returns_a_batch_or_refuses(images, size):
+    from fhsdk.kernels import resize_normalize_batch
+
+    try:
+        out = resize_normalize_batch(images, size, 127.5, 1 / 128)
+    except InvalidInputError:
+        return
+    h, w = (size, size) if isinstance(size, int) else size
+    ACCEPTED["batch"] += 1
+    assert out.shape == images.shape[:2] + (h, w) and out.dtype == np.float32
+
+
+def test_the_kernel_fronts_fuzz_reached_the_kernels():
+    """The two fuzz tests above must not pass only by refusing everything."""
+    if ACCEPTED["affine"] == 0 and ACCEPTED["batch"] == 0:
+        pytest.skip("run together with the fuzz tests above")
+    assert ACCEPTED["affine"] >= 10 and ACCEPTED["batch"] >= 10, ACCEPTED
