@@ -162,13 +162,13 @@ class Pipeline:
         if not frames:
             return []
         timings: dict[str, float] = {}
-        with _timed(timings, "detect"):
+        with self._timed(timings, "detect"):
             faces_per_frame = self._detect_batch(frames)
         all_faces = [face for faces in faces_per_frame for face in faces]
         if all_faces:
             owner = np.concatenate([np.full(len(faces), i) for i, faces in enumerate(faces_per_frame)])
             embeddings = self._embed_frames(frames, faces_per_frame, owner, timings)
-            with _timed(timings, "match"):
+            with self._timed(timings, "match"):
                 matches = self.gallery.match(embeddings, self.threshold)
             for face, embedding, match in zip(all_faces, embeddings, matches):
                 face.embedding, face.identity, face.similarity = embedding, match.identity, match.similarity
@@ -178,7 +178,7 @@ class Pipeline:
         timestamps = list(timestamps) if timestamps is not None else [float(i) for i in indices]
         results = [FrameResult(i, t, faces) for i, t, faces in zip(indices, timestamps, faces_per_frame)]
         if self.tracker is not None:
-            with _timed(timings, "track"):
+            with self._timed(timings, "track"):
                 for result in results:
                     result.events = self.tracker.update(result.index, result.faces, self.gallery, self.threshold)
         per_frame = {stage: seconds / len(frames) for stage, seconds in timings.items()}
@@ -269,7 +269,7 @@ class Pipeline:
         gated = sizes < self.gate_px
         embeddings = np.empty((len(all_faces), self.embedder.dim), dtype=np.float32)
         if gated.any():
-            with _timed(timings, "align"):
+            with self._timed(timings, "align"):
                 # Each tiny face is aligned at its own size (its real resolution), grouped by side.
                 sides = np.clip(np.round(sizes), MIN_LR_SIDE, max(MIN_LR_SIDE, self.gate_px)).astype(int)
                 crops = {}
@@ -279,23 +279,26 @@ class Pipeline:
                         self.align(frames[i], [all_faces[r] for r in rows[owner[rows] == i]], int(side))
                         for i in np.unique(owner[rows])
                     ]))
-            with _timed(timings, "hallucinate"):
+            with self._timed(timings, "hallucinate"):
                 restored_rows, restored = [], []
                 for rows, lr in crops.values():
                     restored_rows.append(rows)
                     restored.append(self._hallucinate_tensor(lr))
-            with _timed(timings, "embed"):
+            with self._timed(timings, "embed"):
                 rows, restored = np.concatenate(restored_rows), torch.cat(restored)
                 embeddings[rows] = self.embedder.embed_tensor(restored)  # restored faces stay on the device
             for r, crop in zip(rows, tensor_to_bgr_uint8(restored)):  # one copy to the host, for the insets
                 all_faces[r].hallucinated, all_faces[r].restored = True, crop
         direct = np.flatnonzero(~gated)
         if len(direct):
-            with _timed(timings, "embed"):
+            with self._timed(timings, "embed"):
                 for i in np.unique(owner[direct]):
                     rows = direct[owner[direct] == i]
                     embeddings[rows] = self._embed_faces(frames[i], [all_faces[r] for r in rows])
         return embeddings
+
+    def _timed(self, timings: dict[str, float], stage: str):
+        return _timed(timings, stage, self.device)
 
     def _hallucinate_tensor(self, crops: np.ndarray) -> torch.Tensor:
         if hasattr(self.hallucinator, "hallucinate_tensor"):
@@ -351,7 +354,9 @@ def _read_image(image) -> np.ndarray:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], stage: str):
+def _timed(timings: dict[str, float], stage: str, device: str = "cpu"):
     start = time.perf_counter()
     yield
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)  # GPU work is asynchronous: charge it to the stage that queued it
     timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
