@@ -69,6 +69,7 @@ class OnnxRuntimeBackend(Backend):
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
         graph_optimization_level: str = "all",
+        allow_spinning: bool = False,
     ) -> None:
         ort = import_onnxruntime()
         if precision != "fp32":
@@ -92,6 +93,9 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = int(intra_op_threads)
         if inter_op_threads is not None:
             options.inter_op_num_threads = int(inter_op_threads)
+        # ORT's worker threads spin after each run by default; a pipeline holds five sessions next to
+        # PyTorch, and their spinning pools steal the cores the next stage needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         source = model if isinstance(model, bytes) else os.fspath(model)
         if not isinstance(model, bytes) and not os.path.isfile(source):
             raise WeightsError(f"ONNX file '{source}' does not exist: export it with `fhsdk export`")
