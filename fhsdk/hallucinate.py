@@ -18,6 +18,9 @@ from fhsdk.degrade import _check_batch, resize_bicubic
 from fhsdk.errors import ConfigError, WeightsError
 
 
+PACKAGED_DEFAULT = Path(__file__).parent / "weights" / "hallucinator_default.pt"
+
+
 class BicubicHallucinator:
     name = "bicubic"
 
@@ -111,7 +114,7 @@ def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu
     if spec == "bicubic":
         return BicubicHallucinator()
     if spec == "default":
-        packaged = Path(__file__).parent / "weights" / "hallucinator_default.pt"
+        packaged = PACKAGED_DEFAULT
         if not packaged.is_file():
             raise WeightsError(
                 "no default hallucinator is packaged in this install: pass hallucinator='bicubic' "

@@ -23,9 +23,9 @@ import torch
 from fhsdk.align import as_bgr_image, crop_transforms
 from fhsdk.align import align as align_faces
 from fhsdk.embed import Embedder
-from fhsdk.errors import BackendUnavailableError, ImageReadError, InvalidInputError, NoFaceError, WeightsError
+from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
-from fhsdk.hallucinate import bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
+from fhsdk.hallucinate import PACKAGED_DEFAULT, bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
 from fhsdk.results import Face, FrameResult
 from fhsdk.track import Tracker
 from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader
@@ -88,8 +88,6 @@ class Pipeline:
         import inspect
 
         import yaml
-
-        from fhsdk.errors import ConfigError
 
         path = Path(path)
         if not path.is_file():
@@ -315,8 +313,6 @@ class Pipeline:
 
 def _check_settings(device, gate_px, threshold, min_face_size, batch_frames) -> None:
     """Refuse settings that would otherwise fail deep inside a stage, or silently name nobody."""
-    from fhsdk.errors import ConfigError
-
     def number(name, value, low, high):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
             raise ConfigError(f"{name}={value!r} is invalid: use a number in [{low:g}, {high:g}]")
@@ -333,12 +329,8 @@ def _check_settings(device, gate_px, threshold, min_face_size, batch_frames) -> 
 
 def _default_or(spec: str, device: str):
     if spec == "default":
-        try:
-            return create_hallucinator("default", device=device)
-        except WeightsError as error:
-            if "no default hallucinator is packaged" not in str(error):
-                raise  # a damaged model is an error, not a reason to quietly run another one
-            log.warning("%s; using bicubic", error)
+        if not PACKAGED_DEFAULT.is_file():  # an install without the model; a damaged one is an error
+            log.warning("no default hallucinator is packaged in this install; using bicubic")
             return create_hallucinator("bicubic", device=device)
     return create_hallucinator(spec, device=device)
 

@@ -302,12 +302,13 @@ class ThreadedReader:
         self._on_event = on_event
         self._halt = threading.Event()
         self._flags = (self._halt,) if stop_event is None else (self._halt, stop_event)
-        self.threads: list[threading.Thread] = []  # every decode thread started, abandoned ones included
+        self.threads: list[threading.Thread] = []  # decode threads not yet finished, abandoned ones included
         self._decoder = self._start()
 
     def _start(self) -> _Decoder:
         decoder = _Decoder(self._open, self._max_queue, self._flags)
-        self.threads.append(decoder.thread)
+        # only live threads are kept: a stream that reconnects for months must not pile up dead ones
+        self.threads = [thread for thread in self.threads if thread.is_alive()] + [decoder.thread]
         return decoder
 
     def _stopping(self) -> bool:

@@ -27,6 +27,17 @@ def box_overlap(a: torch.Tensor, b: torch.Tensor, mode: str = "union") -> torch.
     return inter / denominator.clamp(min=1e-9)
 
 
+def box_overlap_np(a: np.ndarray, b: np.ndarray, mode: str = "union") -> np.ndarray:
+    """`box_overlap` on NumPy arrays, with the same arithmetic (so float32 boxes give the same ties)."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
+    area_a = (np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None))[:, None]
+    area_b = (np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None))[None, :]
+    denominator = area_a + area_b - inter if mode == "union" else np.minimum(area_a, area_b)
+    return inter / np.maximum(denominator, 1e-9)
+
+
 def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str = "union",
         groups: torch.Tensor | None = None) -> torch.Tensor:
     """Greedy NMS: indices of kept boxes, best score first.
@@ -43,20 +54,12 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str =
     # NumPy's per-call cost is a fraction of torch's, so the loop works on NumPy copies.
     sorted_boxes = boxes[order].detach().cpu().float().numpy()  # float32, as box_overlap: same ties
     sorted_groups = groups[order].cpu().numpy() if groups is not None else None
-    x1, y1, x2, y2 = sorted_boxes.T
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     remaining = np.arange(len(sorted_boxes))
     keep = []
     while remaining.size:
         best, rest = remaining[0], remaining[1:]
         keep.append(best)
-        inter = (np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
-                 * np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None))
-        if mode == "union":
-            denominator = areas[best] + areas[rest] - inter
-        else:
-            denominator = np.minimum(areas[best], areas[rest])
-        suppress = inter / np.maximum(denominator, np.float32(1e-9)) > threshold
+        suppress = box_overlap_np(sorted_boxes[best][None], sorted_boxes[rest], mode)[0] > threshold
         if sorted_groups is not None:
             suppress &= sorted_groups[rest] == sorted_groups[best]
         remaining = rest[~suppress]
