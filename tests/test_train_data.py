@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from fhsdk.errors import ConfigError
 from train.data import EpochBatchSampler, FaceCropDataset, load_cache, pick_face, split_indices
 from train.degradations import Degradation, gaussian_blur, jpeg, random_hflip, resize
 from train.testing import make_center_crop_cache
@@ -89,6 +90,20 @@ def test_realistic_degradation(cache):
     assert sharpness[0] > sharpness[1] > sharpness[2]
     q10, q95 = jpeg(hr[:1], [10]), jpeg(hr[:1], [95])
     assert (q10 - hr[:1]).abs().mean() > (q95 - hr[:1]).abs().mean()
+
+
+def test_realistic_fraction_mixes_clean_and_degraded(cache):
+    hr = FaceCropDataset(cache).hr(torch.arange(4)).repeat(4, 1, 1, 1)  # 16 images
+    plain, _ = Degradation(native_side=32)(hr, torch.Generator())
+    mixed = Degradation(native_side=32, factors=(4,), realistic=True, realistic_fraction=0.5,
+                        blur_sigma=(1.0, 2.0), noise_std=(4, 8), jpeg_quality=(20, 40))
+    lr, _ = mixed(hr, torch.Generator().manual_seed(3))
+    clean = [(x - y).abs().max() < 1e-5 for x, y in zip(lr, plain)]
+    assert 0 < sum(clean) < len(clean)  # some images untouched, the others degraded
+    none, _ = Degradation(native_side=32, realistic=True, realistic_fraction=0.0)(hr, torch.Generator())
+    assert torch.allclose(none, plain, atol=1e-5)
+    with pytest.raises(ConfigError, match="realistic_fraction"):
+        Degradation(realistic=True, realistic_fraction=1.5)
 
 
 def test_hflip():

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fhsdk.errors import ConfigError
+
 
 def resize(images: torch.Tensor, side: int) -> torch.Tensor:
     """Bicubic resize of N x 3 x H x W to side x side, antialiased when shrinking."""
@@ -68,6 +70,8 @@ class Degradation:
     factors: downsampling factors relative to the HR side, one drawn per batch.
     realistic: add blur (sigma in HR pixels, before downsampling), Gaussian noise (std in 0-255 units,
     at LR) and JPEG (at LR), each with parameters drawn per image.
+    realistic_fraction: share of a batch's images that get the realistic degradation (the rest stay
+    plain bicubic), so one model learns both clean and camera-like inputs.
     """
 
     native_side: int = 32
@@ -76,6 +80,11 @@ class Degradation:
     blur_sigma: tuple[float, float] = (0.0, 1.5)
     noise_std: tuple[float, float] = (0.0, 8.0)
     jpeg_quality: tuple[int, int] = (40, 95)
+    realistic_fraction: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.realistic_fraction <= 1.0:
+            raise ConfigError(f"degradation.realistic_fraction must lie in [0, 1], got {self.realistic_fraction}")
 
     def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, int]:
         factor = self.factors[int(torch.randint(len(self.factors), (1,), generator=generator))]
@@ -83,13 +92,19 @@ class Degradation:
         n = hr.shape[0]
         x = hr
         if self.realistic:
-            x = gaussian_blur(x, _uniform(generator, *self.blur_sigma, n))
+            # Drawn only for a mixed batch, so full-realistic runs keep their random stream.
+            if self.realistic_fraction < 1:
+                degraded = torch.rand(n, generator=generator) < self.realistic_fraction
+            else:
+                degraded = torch.ones(n, dtype=torch.bool)
+            x = gaussian_blur(x, _uniform(generator, *self.blur_sigma, n) * degraded)
         lr = resize(x, side)
         if self.realistic:
-            std = _uniform(generator, *self.noise_std, n).view(n, 1, 1, 1) / 255
+            std = _uniform(generator, *self.noise_std, n).view(n, 1, 1, 1) * degraded.view(n, 1, 1, 1) / 255
             lr = lr + std * torch.randn(lr.shape, generator=generator)
             qualities = torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, (n,), generator=generator)
-            lr = jpeg(lr, qualities.tolist())
+            if bool(degraded.any()):
+                lr[degraded] = jpeg(lr[degraded], qualities[degraded].tolist())
         lr = lr.clamp(0, 1)
         return resize(lr, self.native_side).clamp(0, 1), side
 
