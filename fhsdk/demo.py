@@ -29,8 +29,12 @@ def astronaut_bgr() -> np.ndarray:
     return skimage.data.astronaut()[:, :, ::-1].copy()
 
 
-def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, frames: int, seed: int = 0) -> list[np.ndarray]:
-    """Frames with the face (scaled so its canonical region is face_px wide) moving across a street-like scene."""
+def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, frames: int, seed: int = 0,
+                 blur_sigma: float = 0.6, noise_std: float = 2.0, jpeg_quality: int = 70) -> list[np.ndarray]:
+    """Frames with the face (scaled so its canonical region is face_px wide) moving across a street-like scene.
+
+    The camera: Gaussian blur (sigma in frame pixels), sensor noise (std in 0-255 units), JPEG quality.
+    """
     import skimage.data
 
     rng = np.random.default_rng(seed)
@@ -53,9 +57,10 @@ def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, 
         x1, y1 = min(x + small.shape[1], width), min(y + small.shape[0], height)
         patch, alpha = small[y0 - y : y1 - y, x0 - x : x1 - x], mask[y0 - y : y1 - y, x0 - x : x1 - x]
         frame[y0:y1, x0:x1] = alpha * patch + (1 - alpha) * frame[y0:y1, x0:x1]
-        frame = cv2.GaussianBlur(frame, (0, 0), 0.6) + rng.normal(0, 2.0, frame.shape)
-        frame = np.clip(frame, 0, 255).astype(np.uint8)
-        _, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 70])
+        if blur_sigma > 0:
+            frame = cv2.GaussianBlur(frame, (0, 0), blur_sigma)
+        frame = np.clip(frame + rng.normal(0, noise_std, frame.shape), 0, 255).astype(np.uint8)
+        _, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         out.append(cv2.imdecode(encoded, cv2.IMREAD_COLOR))
     return out
 
