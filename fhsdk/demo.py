@@ -84,7 +84,7 @@ def run_demo(out_dir: str | Path = "out/demo", hallucinator: str = "default", fa
         named = detected = 0
         video_path, events_path = out_dir / f"demo_{label}.mp4", out_dir / f"events_{label}.jsonl"
         with AnnotatedVideoWriter(video_path, 10, FRAME_SIZE) as video, EventLog(events_path) as events:
-            for result, frame in zip(tqdm(pipe.stream(iter(scene)), total=frames, desc=label), scene):
+            for result, frame in zip(tqdm(pipe.stream(iter(scene), keep_images=True), total=frames, desc=label), scene):
                 video.write(frame, result)
                 for event in result.events:
                     events.write(event)

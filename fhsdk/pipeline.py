@@ -155,7 +155,9 @@ class Pipeline:
         return self.process_batch([frame])[0]
 
     def process_batch(self, frames: Sequence, indices: Sequence[int] | None = None,
-                      timestamps: Sequence[float] | None = None) -> list[FrameResult]:
+                      timestamps: Sequence[float] | None = None, keep_restored: bool = True) -> list[FrameResult]:
+        """`process` for several frames at once; keep_restored=False leaves `Face.restored` unset, saving
+        the copy of every hallucinated face back to the host when nobody draws them."""
         frames = [as_bgr_image(f) for f in frames]
         if not frames:
             return []
@@ -165,7 +167,7 @@ class Pipeline:
         all_faces = [face for faces in faces_per_frame for face in faces]
         if all_faces:
             owner = np.concatenate([np.full(len(faces), i) for i, faces in enumerate(faces_per_frame)])
-            embeddings = self._embed_frames(frames, faces_per_frame, owner, timings)
+            embeddings = self._embed_frames(frames, faces_per_frame, owner, timings, keep_restored)
             with self._timed(timings, "match"):
                 matches = self.gallery.match(embeddings, self.threshold)
             for face, embedding, match in zip(all_faces, embeddings, matches):
@@ -209,7 +211,8 @@ class Pipeline:
         The stream ends cleanly after the current batch when `stop_event` is set or `stop()` is called
         (from any thread); breaking out of the loop also stops the decode thread.
 
-        keep_images=True puts each decoded frame on its result (`result.image`), for drawing.
+        keep_images=True puts each decoded frame on its result (`result.image`) and each hallucinated face
+        on its Face (`face.restored`), for drawing; without it neither is copied.
         """
         batch_frames = int(batch_frames or self.batch_frames)
         if batch_frames < 1:
@@ -238,7 +241,8 @@ class Pipeline:
             reader.stop()
 
     def _process_frames(self, frames, keep_images: bool = False) -> list[FrameResult]:
-        results = self.process_batch([f.image for f in frames], [f.index for f in frames], [f.timestamp for f in frames])
+        results = self.process_batch([f.image for f in frames], [f.index for f in frames], [f.timestamp for f in frames],
+                                     keep_restored=keep_images)
         for frame, result in zip(frames, results):
             result.events = frame.events + result.events  # source events first: they happened before the frame
             if keep_images:
@@ -261,7 +265,7 @@ class Pipeline:
             ])
         return result
 
-    def _embed_frames(self, frames, faces_per_frame, owner, timings) -> np.ndarray:
+    def _embed_frames(self, frames, faces_per_frame, owner, timings, keep_restored: bool) -> np.ndarray:
         all_faces = [face for faces in faces_per_frame for face in faces]
         sizes = np.array([f.size_px for f in all_faces])
         gated = sizes < self.gate_px
@@ -285,8 +289,11 @@ class Pipeline:
             with self._timed(timings, "embed"):
                 rows, restored = np.concatenate(restored_rows), torch.cat(restored)
                 embeddings[rows] = self.embedder.embed_tensor(restored)  # restored faces stay on the device
-            for r, crop in zip(rows, tensor_to_bgr_uint8(restored)):  # one copy to the host, for the insets
-                all_faces[r].hallucinated, all_faces[r].restored = True, crop
+            for r in rows:
+                all_faces[r].hallucinated = True
+            if keep_restored:  # one copy to the host, for the insets
+                for r, crop in zip(rows, tensor_to_bgr_uint8(restored)):
+                    all_faces[r].restored = crop
         direct = np.flatnonzero(~gated)
         if len(direct):
             with self._timed(timings, "embed"):

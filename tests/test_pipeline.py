@@ -50,6 +50,17 @@ def test_enroll_then_identify_large_and_tiny_face(astronaut):
     face = tiny.faces[0]
     assert face.hallucinated and face.size_px < 48
     assert face.identity == "eileen"
+    assert face.restored.shape == (128, 128, 3)  # process() keeps the hallucinated face for drawing
+
+
+def test_stream_copies_restored_faces_only_for_drawing(astronaut):
+    pipe = fhsdk.Pipeline(hallucinator="bicubic", gate_px=48)
+    frame = _scene(astronaut, 64)
+    plain = next(iter(pipe.stream([frame])))
+    drawn = next(iter(pipe.stream([frame], keep_images=True)))
+    assert plain.faces[0].hallucinated and plain.faces[0].restored is None and plain.image is None
+    assert drawn.faces[0].hallucinated and drawn.faces[0].restored.shape == (128, 128, 3)
+    np.testing.assert_array_equal(drawn.image, frame)
 
 
 def test_unknown_face_is_not_named(astronaut):
