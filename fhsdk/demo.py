@@ -21,6 +21,7 @@ from fhsdk.align import crop_transforms
 from fhsdk.outputs import AnnotatedVideoWriter, EventLog
 
 FRAME_SIZE = (480, 270)  # width, height
+DEMO_CAMERA = (0.6, 2.0, 70)  # blur sigma (frame px), sensor noise std (0-255), JPEG quality
 
 
 def astronaut_bgr() -> np.ndarray:
@@ -30,7 +31,8 @@ def astronaut_bgr() -> np.ndarray:
 
 
 def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, frames: int, seed: int = 0,
-                 blur_sigma: float = 0.6, noise_std: float = 2.0, jpeg_quality: int = 70) -> list[np.ndarray]:
+                 blur_sigma: float = DEMO_CAMERA[0], noise_std: float = DEMO_CAMERA[1],
+                 jpeg_quality: int = DEMO_CAMERA[2]) -> list[np.ndarray]:
     """Frames with the face (scaled so its canonical region is face_px wide) moving across a street-like scene.
 
     The camera: Gaussian blur (sigma in frame pixels), sensor noise (std in 0-255 units), JPEG quality.

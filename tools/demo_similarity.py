@@ -4,7 +4,7 @@ Explains what `fhsdk demo` shows: for each face size it renders the demo scene, 
 face with and without hallucination, and prints the mean per-frame cosine to the enrolled photo
 (tracking off) and the frames named with tracking and fusion on (the demo's setting).
 
-    python tools/demo_similarity.py --face-px 12 14 16 20 --hallucinator default --hallucinator id_step7600.pt
+    python tools/demo_similarity.py --face-px 14 16 20 --camera 0.6,2,70 --camera 0,1,90 --hallucinator default
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from fhsdk.demo import astronaut_bgr, render_scene
+from fhsdk.demo import DEMO_CAMERA, astronaut_bgr, render_scene
 from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
 
 
@@ -34,20 +34,22 @@ def main() -> None:
     parser.add_argument("--hallucinator", action="append", help="repeatable; 'default', 'bicubic' or a .pt file")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    parser.add_argument("--blur", type=float, default=0.6, help="camera blur sigma, frame pixels")
-    parser.add_argument("--noise", type=float, default=2.0, help="sensor noise std, 0-255")
-    parser.add_argument("--jpeg", type=int, default=70, help="JPEG quality")
+    parser.add_argument("--camera", action="append", metavar="BLUR,NOISE,JPEG",
+                        help="repeatable: blur sigma (frame px), noise std (0-255), JPEG quality; default: the demo's")
     args = parser.parse_args()
     face = astronaut_bgr()
     landmarks = Pipeline(hallucinator="bicubic").detect(face)[0].landmarks
-    print("face_px | path | mean per-frame cosine | frames with face | named (fused)")
-    for face_px in args.face_px:
-        scene = render_scene(face, landmarks, face_px, args.frames, blur_sigma=args.blur, noise_std=args.noise,
-                             jpeg_quality=args.jpeg)
-        paths = [("direct", "bicubic", 0)] + [(h, h, 24) for h in args.hallucinator or ["default"]]
-        for label, hallucinator, gate in paths:
-            cosine, with_face, named = scene_scores(hallucinator, gate, scene, face, args.threshold)
-            print(f"{face_px:g} | {label} | {cosine:.4f} | {with_face} | {named}", flush=True)
+    cameras = [tuple(float(v) for v in c.split(",")) for c in args.camera] if args.camera else [DEMO_CAMERA]
+    print("camera (blur, noise, JPEG) | face_px | path | mean per-frame cosine | frames with face | named (fused)")
+    for blur, noise, quality in cameras:
+        for face_px in args.face_px:
+            scene = render_scene(face, landmarks, face_px, args.frames, blur_sigma=blur, noise_std=noise,
+                                 jpeg_quality=int(quality))
+            paths = [("direct", "bicubic", 0)] + [(h, h, 24) for h in args.hallucinator or ["default"]]
+            for label, hallucinator, gate in paths:
+                cosine, with_face, named = scene_scores(hallucinator, gate, scene, face, args.threshold)
+                print(f"{blur:g}, {noise:g}, {quality:g} | {face_px:g} | {label} | {cosine:.4f} | {with_face} | {named}",
+                      flush=True)
 
 
 if __name__ == "__main__":
