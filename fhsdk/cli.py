@@ -62,16 +62,35 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
-    parser.add_argument("--hallucinator", default="default", help="'default', 'bicubic' or a .pt file")
-    parser.add_argument("--face-px", type=float, default=20.0, help="side of the face region in the scene, px")
+    parser.add_argument("--hallucinator", default="default", help="'default', 'surveillance', 'bicubic' or a .pt file")
+    parser.add_argument("--face-px", type=float, default=16.0, help="side of the face region in the scene, px")
     parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--camera", type=_camera, default=None, metavar="BLUR,NOISE,JPEG",
+                        help="camera blur sigma (frame px), sensor noise std (0-255) and JPEG quality "
+                             "(default %s)" % ",".join(f"{v:g}" for v in _demo_camera()))
     parser.add_argument("--device", default="cpu")
+
+
+def _demo_camera() -> tuple:
+    from fhsdk.demo import DEMO_CAMERA
+
+    return DEMO_CAMERA
+
+
+def _camera(text: str) -> tuple[float, float, int]:
+    try:
+        blur, noise, quality = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--camera takes BLUR,NOISE,JPEG, e.g. 0.6,2,70; got {text!r}") from None
+    if blur < 0 or noise < 0 or not 1 <= quality <= 100:
+        raise argparse.ArgumentTypeError("--camera: blur and noise must be >= 0 and JPEG quality in 1..100")
+    return blur, noise, int(quality)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from fhsdk.demo import run_demo as demo
 
-    summary = demo(args.out, args.hallucinator, args.face_px, args.frames, args.device)
+    summary = demo(args.out, args.hallucinator, args.face_px, args.frames, args.device, camera=args.camera)
     for label in ("hallucination_on", "hallucination_off"):
         part = summary[label]
         print(f"{label:18s}: named in {part['frames_named']}/{part['frames_with_face']} frames with a face "
@@ -82,7 +101,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--hallucinator", default="default", help="'default', 'bicubic' or a .pt file")
+    parser.add_argument("--hallucinator", default="default", help="'default', 'surveillance', 'bicubic' or a .pt file")
     parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")
     parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
     parser.add_argument("--min-face", type=float, default=20.0, help="smallest face the detector looks for (>= 12 px)")

@@ -18,7 +18,11 @@ from fhsdk.degrade import _check_batch, resize_bicubic
 from fhsdk.errors import ConfigError, WeightsError
 
 
-PACKAGED_DEFAULT = Path(__file__).parent / "weights" / "hallucinator_default.pt"
+_WEIGHTS = Path(__file__).parent / "weights"
+# Hallucinators shipped inside the package, by name: `default` is trained on bicubic downsampling (the
+# LFW protocol); `surveillance` is fine-tuned on camera-like blur, noise and JPEG as well.
+PACKAGED = {name: _WEIGHTS / f"hallucinator_{name}.pt" for name in ("default", "surveillance")}
+PACKAGED_DEFAULT = PACKAGED["default"]
 
 
 class BicubicHallucinator:
@@ -110,21 +114,22 @@ def tensor_to_bgr_uint8(batch: torch.Tensor) -> np.ndarray:
 
 
 def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu"):
-    """'bicubic', 'default' (the packaged model), or a path to a hallucinator .pt file."""
+    """'bicubic', a packaged model ('default', 'surveillance'), or a path to a hallucinator .pt file."""
     if spec == "bicubic":
         return BicubicHallucinator()
-    if spec == "default":
-        packaged = PACKAGED_DEFAULT
+    if spec in PACKAGED:
+        packaged = PACKAGED[spec]
         if not packaged.is_file():
             raise WeightsError(
-                "no default hallucinator is packaged in this install: pass hallucinator='bicubic' "
+                f"no '{spec}' hallucinator is packaged in this install: pass hallucinator='bicubic' "
                 "or the path to a trained .pt file"
             )
         _check_packaged(packaged)
         return NetworkHallucinator.from_file(packaged, device=device)
     if spec.endswith(".pt") or Path(spec).exists():
         return NetworkHallucinator.from_file(spec, device=device)
-    raise ConfigError(f"unknown hallucinator '{spec}': use 'bicubic', 'default' or a path to a .pt file")
+    raise ConfigError(f"unknown hallucinator '{spec}': use 'bicubic', {', '.join(repr(n) for n in PACKAGED)} "
+                      "or a path to a .pt file")
 
 
 def _check_packaged(path: Path) -> None:

@@ -18,6 +18,23 @@ def test_demo_writes_video_events_and_summary(tmp_path, capsys):
     assert "named in" in capsys.readouterr().out
 
 
+def test_demo_names_the_tiny_face_only_with_hallucination(tmp_path):
+    """The README's main job shows what the product is for: the default model names a 16 px face that the
+    recogniser alone cannot (docs/RESULTS.md has the sweep over face sizes and cameras behind this)."""
+    from fhsdk.demo import run_demo
+
+    summary = run_demo(tmp_path, frames=20)
+    assert summary["hallucination_on"]["frames_with_face"] == summary["hallucination_off"]["frames_with_face"] == 20
+    assert summary["hallucination_on"]["frames_named"] >= 8
+    assert summary["hallucination_off"]["frames_named"] == 0
+
+
+def test_demo_camera_option_is_checked(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--camera", "0.5,2"])
+    assert "BLUR,NOISE,JPEG" in capsys.readouterr().err
+
+
 def test_enroll_folder_then_run_video(tmp_path, capsys):
     people = tmp_path / "people"
     people.mkdir()
