@@ -102,6 +102,20 @@ def test_losses_fall_on_a_fixed_batch(method, keys, extra, cache_path, tmp_path)
     _check_output(procedure)
 
 
+def test_sicnn_frozen_recognizer_ablation(cache_path, tmp_path):
+    """domain_integrated: false trains the generator through the pretrained recogniser, left untouched."""
+    extra = ["loss.domain_integrated=false", "optim.generator.lr=3.0e-3"]
+    procedure, logs = _overfit("sicnn", cache_path, tmp_path, steps=1, extra=extra)
+    before = {k: v.clone() for k, v in procedure.recognizer.state_dict().items()}
+    procedure, logs = _overfit("sicnn", cache_path, tmp_path, steps=30, extra=extra)
+    assert "recognizer" not in procedure.optimizers and not hasattr(procedure, "head")
+    assert all(np.isnan(log["recognizer"]) for log in logs)
+    assert _mean(logs, "pixel", "last") < 0.9 * _mean(logs, "pixel", "first")
+    after = procedure.recognizer.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # same pretrained start, never updated
+    _check_output(procedure)
+
+
 def test_cface_stages(cache_path, tmp_path):
     """C-Face: GAN stage lowers the pixel loss, the set is super-resolved once, the recogniser then learns
     HR u SR, and the joint stage runs both updates."""

@@ -4,6 +4,9 @@ Every iteration: (1) the recogniser and its A-Softmax head take one step on {SR,
 identity labels (SR from the current generator, detached), so it learns one identity space for both
 domains; (2) the generator takes one step on L_SR + alpha * L_SI, alpha = 8, with L_SR the pixel
 Euclidean loss and L_SI the super-identity loss through the just-updated recogniser (held fixed).
+
+`loss.domain_integrated: false` is the paper's ablation: step (1) is skipped and L_SI goes through the
+pretrained recogniser, frozen throughout.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ class SICNNProcedure(Procedure):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.recognizer = self.build_recognizer(trainable=True)
-        self.head = self.build_head(self.recognizer)
+        self.domain_integrated = bool(self.cfg["loss"].get("domain_integrated", True))
+        self.recognizer = self.build_recognizer(trainable=self.domain_integrated)
         optim = self.cfg["optim"]
         self.add_optimizer("generator", self.generator.parameters(), optim["generator"])
-        self.add_optimizer(
-            "recognizer", [*self.recognizer.parameters(), *self.head.parameters()], optim["recognizer"]
-        )
+        if self.domain_integrated:
+            self.head = self.build_head(self.recognizer)
+            self.add_optimizer(
+                "recognizer", [*self.recognizer.parameters(), *self.head.parameters()], optim["recognizer"]
+            )
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         loss_cfg = self.cfg["loss"]
@@ -34,8 +39,10 @@ class SICNNProcedure(Procedure):
         hr, labels = batch.hr, batch.labels
         sr = self.generator(batch.lr)
 
-        # (1) recogniser update on both domains.
-        recognizer_loss, accuracy = self.margin_step(sr.detach(), hr, labels)
+        # (1) recogniser update on both domains (the frozen ablation has none to log).
+        recognizer_loss = accuracy = torch.tensor(float("nan"))
+        if self.domain_integrated:
+            recognizer_loss, accuracy = self.margin_step(sr.detach(), hr, labels)
 
         # (2) generator update through the updated, fixed recogniser.
         with torch.no_grad():
