@@ -141,11 +141,12 @@ def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
     overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")]
     overrides += TINY["lai"] + ["train.steps=4", "train.checkpoint_every=2"]
     cmd = [sys.executable, "-m", "train", "lai", "--out", str(out), "--seed", "3", "--cache", str(cache_path),
-           "--no-progress", "--threads", "1"]
+           "--no-progress", "--threads", "1", "--lfw", str(tmp_path / "no_lfw_here")]
     for override in overrides:
         cmd += ["--set", override]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "LFW evaluation skipped: no pairs.txt" in result.stdout  # said, not silently dropped
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["seed"] == 3 and saved["method"] == "lai" and saved["train"]["steps"] == 4
     assert load_config(out / "config.yaml")["generator"] == saved["generator"]  # the copy reloads as is
@@ -164,3 +165,30 @@ def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
     # A second start into the same folder without --resume is refused with a clear message.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "--resume" in again.stderr
+
+
+def _mini_lfw(lfw_dir, root, per_fold=5):
+    """Two folds of the real pairs file (per_fold matched + per_fold mismatched each), real images."""
+    lines = (lfw_dir / "pairs.txt").read_text().splitlines()[1:]
+    kept = [line for fold in range(2) for line in lines[fold * 600 : fold * 600 + 300][:per_fold] +
+            lines[fold * 600 + 300 : fold * 600 + 600][:per_fold]]
+    root.mkdir()
+    (root / "pairs.txt").write_text(f"2\t{per_fold}\n" + "\n".join(kept) + "\n")
+    (root / "images").symlink_to((lfw_dir / "images").resolve())
+    return root
+
+
+def test_run_ends_with_the_lfw_harness(cache_path, tmp_path, lfw_dir):
+    """A finished run evaluates its exported generator with the foundation harness (here on 20 real
+    LFW pairs, to stay quick) and writes the table into the run folder."""
+    from train.__main__ import main as train_main
+
+    out = tmp_path / "run"
+    overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")] + TINY["lai"] + ["train.steps=2"]
+    argv = ["lai", "--out", str(out), "--cache", str(cache_path), "--no-progress", "--threads", "1",
+            "--lfw", str(_mini_lfw(lfw_dir, tmp_path / "lfw")), "--eval-sizes", "16"]
+    for override in overrides:
+        argv += ["--set", override]
+    train_main(argv)
+    table = (out / "lfw" / "lfw_generator_bicubic.md").read_text()
+    assert "| LR 16px | 16 |" in table and "| HR |" in table

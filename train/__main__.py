@@ -22,6 +22,10 @@ def main(argv=None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.steps=100")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (sets train.threads)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    parser.add_argument("--lfw", default="../shared/data/lfw",
+                        help="LFW folder for the evaluation at the end of the run (skipped with a note when absent)")
+    parser.add_argument("--eval-sizes", type=int, nargs="+", default=[12, 16], help="LR sides of that evaluation")
+    parser.add_argument("--no-eval", action="store_true", help="skip the LFW evaluation at the end")
     args = parser.parse_args(argv)
 
     overrides = list(args.set)
@@ -36,6 +40,28 @@ def main(argv=None) -> None:
     result = train(cfg, out, seed=args.seed, resume=args.resume, device=args.device, progress=not args.no_progress)
     losses = ", ".join(f"{k}={v:.4g}" for k, v in result["losses"].items())
     print(f"{result['out_dir']}: step {result['step']}: {losses}")
+    if not args.no_eval and result["step"] >= cfg["train"]["steps"]:
+        evaluate_run(Path(result["out_dir"]), Path(args.lfw), tuple(args.eval_sizes), args.device or "cpu")
+
+
+def evaluate_run(out_dir: Path, lfw: Path, sizes: tuple[int, ...], device: str) -> Path | None:
+    """The foundation harness on the run's exported generator (all 10 folds, verification only);
+    the table goes to out_dir/lfw/ beside the checkpoints."""
+    if not (lfw / "pairs.txt").is_file():
+        print(f"LFW evaluation skipped: no pairs.txt in {lfw} (pass --lfw DIR, or --no-eval)")
+        return None
+    from fhsdk.embed import Embedder
+    from fhsdk.eval.harness import EvalConfig, evaluate_lfw
+    from fhsdk.eval.report import markdown_table, write_outputs
+    from fhsdk.hallucinate import create_hallucinator
+
+    config = EvalConfig(data=lfw, sizes=sizes, identification=False)
+    hallucinator = create_hallucinator(str(out_dir / "generator.pt"), device=device)
+    result = evaluate_lfw(config, hallucinator, Embedder(device=device))
+    paths = write_outputs(result, out_dir / "lfw", "generator_bicubic")
+    print(markdown_table(result))
+    print(f"LFW evaluation written: {paths['markdown']}")
+    return paths["markdown"]
 
 
 if __name__ == "__main__":
