@@ -15,7 +15,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     lfw = sub.add_parser("lfw", help="low-resolution LFW verification and rank-1 identification")
     lfw.add_argument("--data", type=Path, required=True, help="the LFW folder (pairs.txt, images/)")
     lfw.add_argument("--hallucinator", action="append", default=None,
-                     help="'bicubic', 'default' or a .pt file; repeat to compare several (default: bicubic)")
+                     help="'bicubic', a packaged model ('default', 'surveillance') or a .pt file; "
+                          "repeat to compare several (default: bicubic)")
     lfw.add_argument("--sizes", type=int, nargs="+", default=None, help="LR sides in px (default 8 12 16 24 32)")
     lfw.add_argument("--degradation", choices=["bicubic", "surveillance"], default="bicubic")
     lfw.add_argument("--folds", type=int, default=None, help="only the first K folds (quick runs)")
