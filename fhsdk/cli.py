@@ -15,7 +15,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     lfw = sub.add_parser("lfw", help="low-resolution LFW verification and rank-1 identification")
     lfw.add_argument("--data", type=Path, required=True, help="the LFW folder (pairs.txt, images/)")
     lfw.add_argument("--hallucinator", action="append", default=None,
-                     help="'bicubic', a packaged model ('default', 'surveillance') or a .pt file; "
+                     help="'bicubic', a packaged model ('default', 'lai', 'surveillance') or a .pt file; "
                           "repeat to compare several (default: bicubic)")
     lfw.add_argument("--sizes", type=int, nargs="+", default=None, help="LR sides in px (default 8 12 16 24 32)")
     lfw.add_argument("--degradation", choices=["bicubic", "surveillance"], default="bicubic")
@@ -63,7 +63,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
-    parser.add_argument("--hallucinator", default="default", help="'default', 'surveillance', 'bicubic' or a .pt file")
+    parser.add_argument("--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file")
     parser.add_argument("--face-px", type=float, default=16.0, help="side of the face region in the scene, px")
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--camera", type=_camera, default=None, metavar="BLUR,NOISE,JPEG",
@@ -102,7 +102,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--hallucinator", default="default", help="'default', 'surveillance', 'bicubic' or a .pt file")
+    parser.add_argument("--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file")
     parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")
     parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
     parser.add_argument("--min-face", type=float, default=20.0, help="smallest face the detector looks for (>= 12 px)")

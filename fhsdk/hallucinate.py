@@ -21,7 +21,7 @@ from fhsdk.errors import ConfigError, WeightsError
 _WEIGHTS = Path(__file__).parent / "weights"
 # Hallucinators shipped inside the package, by name: `default` is trained on bicubic downsampling (the
 # LFW protocol); `surveillance` is fine-tuned on camera-like blur, noise and JPEG as well.
-PACKAGED = {name: _WEIGHTS / f"hallucinator_{name}.pt" for name in ("default", "surveillance")}
+PACKAGED = {name: _WEIGHTS / f"hallucinator_{name}.pt" for name in ("default", "lai", "surveillance")}
 PACKAGED_DEFAULT = PACKAGED["default"]
 
 
@@ -114,7 +114,7 @@ def tensor_to_bgr_uint8(batch: torch.Tensor) -> np.ndarray:
 
 
 def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu"):
-    """'bicubic', a packaged model ('default', 'surveillance'), or a path to a hallucinator .pt file."""
+    """'bicubic', a packaged model ('default', 'lai', 'surveillance'), or a path to a hallucinator .pt file."""
     if spec == "bicubic":
         return BicubicHallucinator()
     if spec in PACKAGED:

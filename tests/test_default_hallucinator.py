@@ -1,4 +1,4 @@
-"""The packaged hallucinators ('default' and 'surveillance'): load without pickle, map any LR side to 128,
+"""The packaged hallucinators ('default', 'lai' and 'surveillance'): load without pickle, map any LR side to 128,
 stay close to bicubic in pixels while changing the face (they were trained to), and run the same on
 ONNX Runtime."""
 
@@ -19,7 +19,7 @@ from fhsdk.hallucinate import PACKAGED, create_hallucinator
 NAMES = sorted(PACKAGED)
 
 
-def test_both_models_are_packaged():
+def test_every_model_is_packaged():
     assert all(path.is_file() for path in PACKAGED.values()), PACKAGED
 
 
