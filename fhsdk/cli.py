@@ -25,6 +25,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     lfw.add_argument("--device", default="cpu")
     lfw.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt", "auto"],
                      help="runtime for the recogniser and hallucinators (results agree to float tolerance)")
+    lfw.add_argument("--recognizer-weights", type=Path, default=None,
+                     help="a recogniser fine-tuned during training (`python -m train.export_weights RUN --recognizer`) "
+                          "instead of dlib's shipped weights; the tables name it")
     lfw.add_argument("--out", type=Path, default=Path("out/eval"))
 
 
@@ -43,7 +46,7 @@ def run_eval(args: argparse.Namespace) -> int:
         identification=not args.no_identification,
         max_identities=args.max_identities,
     )
-    embedder = Embedder(device=args.device, backend=args.backend)
+    embedder = Embedder(device=args.device, backend=args.backend, weights=args.recognizer_weights)
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
         hallucinator = create_hallucinator(spec, device=args.device)

@@ -9,6 +9,8 @@ is built.
 from __future__ import annotations
 
 import hashlib
+import pickle
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,17 +18,24 @@ import torch.nn.functional as F
 
 from fhsdk import kernels
 from fhsdk.degrade import _check_batch
+from fhsdk.errors import WeightsError
 
 
 class Embedder:
     def __init__(self, recognizer: str = "dlib_resnet_v1", device: str | torch.device = "cpu", batch_size: int = 64,
-                 backend: str = "torch"):
+                 backend: str = "torch", weights: str | Path | None = None):
+        """`weights`: a recogniser state dict fine-tuned during training (`python -m train.export_weights
+        RUN --recognizer`) in place of the shipped weights; the name and fingerprint then say so."""
         from fhsdk.models import create_model
         from fhsdk.models import dlib_resnet
 
-        self.name = recognizer
         self.device = torch.device(device)
-        self.network = create_model(recognizer, pretrained=True).to(self.device).eval()
+        self.network = create_model(recognizer, pretrained=True)
+        self.name = recognizer
+        if weights is not None:
+            _load_finetuned(self.network, Path(weights))
+            self.name = f"{recognizer} fine-tuned ({Path(weights).name})"
+        self.network = self.network.to(self.device).eval()
         self._module = dlib_resnet
         self.input_side = dlib_resnet.INPUT_SIZE
         self.batch_size = batch_size
@@ -89,3 +98,15 @@ def _fingerprint(network: torch.nn.Module, name: str) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _load_finetuned(network: torch.nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise WeightsError(f"recogniser weights not found at {path}: export them with "
+                           "`python -m train.export_weights RUN_DIR --recognizer`")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+    except (TypeError, RuntimeError, OSError, ValueError, EOFError, AttributeError, pickle.UnpicklingError) as error:
+        raise WeightsError(f"{path} is not a state dict of this recogniser ({error}): export one with "
+                           "`python -m train.export_weights RUN_DIR --recognizer`") from error

@@ -57,10 +57,17 @@ def evaluate_run(out_dir: Path, lfw: Path, sizes: tuple[int, ...], device: str) 
 
     config = EvalConfig(data=lfw, sizes=sizes, identification=False)
     hallucinator = create_hallucinator(str(out_dir / "generator.pt"), device=device)
-    result = evaluate_lfw(config, hallucinator, Embedder(device=device))
-    paths = write_outputs(result, out_dir / "lfw", "generator_bicubic")
-    print(markdown_table(result))
-    print(f"LFW evaluation written: {paths['markdown']}")
+    # The original recogniser always; the fine-tuned one too when the run exported it (deploy: finetuned).
+    embedders = {"generator_bicubic": Embedder(device=device)}
+    finetuned = out_dir / "recognizer_finetuned.pt"
+    if finetuned.is_file():
+        embedders["generator_finetuned_recognizer_bicubic"] = Embedder(device=device, weights=finetuned)
+    for stem, embedder in embedders.items():
+        result = evaluate_lfw(config, hallucinator, embedder)
+        paths = write_outputs(result, out_dir / "lfw", stem)
+        print(f"recogniser: {embedder.name}")
+        print(markdown_table(result))
+        print(f"LFW evaluation written: {paths['markdown']}")
     return paths["markdown"]
 
 

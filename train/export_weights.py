@@ -1,11 +1,13 @@
 """Export a run's generator as an fhsdk hallucinator file (what `fhsdk.hallucinate` loads).
 
     python -m train.export_weights RUN_DIR [--checkpoint FILE] [--out FILE]
+    python -m train.export_weights RUN_DIR --recognizer      # the recogniser the run fine-tuned
 
 The file is a plain dict, loadable with `torch.load(..., weights_only=True)`:
 {"arch", "arch_kwargs", "native_side", "hr_side", "name", "step", "state_dict"}. Only the generator
 is exported: evaluation and deployment keep the original recogniser (a recogniser fine-tuned during
-training is exported separately, and only when the run's config says `deploy: {recognizer: finetuned}`).
+training is exported separately: by the run when its config says `deploy: {recognizer: finetuned}`, or
+on request with --recognizer, as a state dict `fhsdk.embed.Embedder(weights=...)` loads).
 """
 
 from __future__ import annotations
@@ -51,13 +53,35 @@ def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: s
     return save_hallucinator(record, out or run_dir / "generator.pt")
 
 
+def export_recognizer(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """The run's recogniser backbone as a state dict: fine-tuned by domain-integrated SICNN, C-Face's
+    stages 3-4 and FH-GAN; a frozen-recogniser run gives back the shipped weights."""
+    run_dir = Path(run_dir)
+    checkpoint = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        raise ConfigError(f"no checkpoint at {checkpoint}: pass a run folder written by `python -m train`")
+    state = load_checkpoint(checkpoint)
+    recognizer = state["procedure"]["networks"].get("recognizer")
+    if recognizer is None:
+        raise ConfigError(f"the checkpoint {checkpoint} holds no recogniser, so there is none to export")
+    prefix = "backbone."
+    backbone = {k[len(prefix):]: v.detach().cpu() for k, v in recognizer.items() if k.startswith(prefix)}
+    path = Path(out or run_dir / "recognizer_finetuned.pt")
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(backbone, tmp)
+    tmp.replace(path)
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m train.export_weights", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--checkpoint", help="checkpoint file (default: RUN_DIR/checkpoints/last.pt)")
-    parser.add_argument("--out", help="output file (default: RUN_DIR/generator.pt)")
+    parser.add_argument("--out", help="output file (default: RUN_DIR/generator.pt, or RUN_DIR/recognizer_finetuned.pt)")
+    parser.add_argument("--recognizer", action="store_true", help="export the fine-tuned recogniser instead")
     args = parser.parse_args(argv)
-    print(export_run(args.run_dir, args.checkpoint, args.out))
+    export = export_recognizer if args.recognizer else export_run
+    print(export(args.run_dir, args.checkpoint, args.out))
 
 
 if __name__ == "__main__":
