@@ -55,6 +55,23 @@ def test_every_method_has_a_config_with_both_presets():
     assert load_config("cface", "gpu_full")["loss"]["compare_k"] == 3
 
 
+def test_ablation_configs_start_from_a_packaged_generator_they_can_load():
+    """The fine-tunes in train/configs/ablations name their starting weights; a renamed packaged
+    model must not leave them pointing at a file that no longer is what they say."""
+    from fhsdk.hallucinate import PACKAGED
+    from train.procedures.base import build_generator
+
+    configs = sorted((CONFIG_DIR / "ablations").glob("*.yaml"))
+    assert {p.stem for p in configs} >= {"sicnn_edsr", "cface_edsr"}
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg["method"] in PROCEDURES and cfg["deploy"]["recognizer"] == "original"
+        start = (CONFIG_DIR.parents[1] / cfg["train"]["init_generator"]).resolve()
+        assert start == PACKAGED["lai"].resolve(), (path.name, start)
+        generator, _ = build_generator(cfg["generator"], cfg["data"]["hr_side"])
+        generator.load_state_dict(torch.load(start, weights_only=True)["state_dict"])  # same architecture
+
+
 def _overfit(method, cache_path, tmp_path, steps, extra=()):
     """Train `steps` iterations on one fixed batch; returns (procedure, list of loss dicts)."""
     extra = ["optim.generator.lr=1.0e-3", *extra]  # overfitting one batch: a larger step than real training
