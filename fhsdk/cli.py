@@ -69,7 +69,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file")
     parser.add_argument("--face-px", type=float, default=16.0, help="side of the face region in the scene, px")
     parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--camera", type=_camera, default=None, metavar="BLUR,NOISE,JPEG",
+    parser.add_argument("--camera", type=parse_camera, default=None, metavar="BLUR,NOISE,JPEG",
                         help="camera blur sigma (frame px), sensor noise std (0-255) and JPEG quality "
                              "(default %s)" % ",".join(f"{v:g}" for v in _demo_camera()))
     parser.add_argument("--device", default="cpu")
@@ -81,7 +81,8 @@ def _demo_camera() -> tuple:
     return DEMO_CAMERA
 
 
-def _camera(text: str) -> tuple[float, float, int]:
+def parse_camera(text: str) -> tuple[float, float, int]:
+    """BLUR,NOISE,JPEG for argparse (also tools/demo_similarity.py): checked, JPEG quality as an int."""
     try:
         blur, noise, quality = (float(v) for v in text.split(","))
     except ValueError:

@@ -3,9 +3,9 @@
 The face is scikit-image's `astronaut` photo (public domain, NASA). It is enrolled at full
 resolution, then rendered as a tiny face (its canonical region `face_px` wide) drifting through a
 low-resolution, noisy, JPEG-compressed scene, as a distant surveillance camera would see it
-(`camera` adds optical blur too). The pipeline runs twice over the same frames, with the resolution gate on (tiny faces are
-hallucinated) and off (they go straight to the recogniser), and the demo reports in how many frames
-the person is named by each.
+(`camera` adds optical blur too). The pipeline runs twice over the same frames, with the resolution
+gate on (tiny faces are hallucinated) and off (they go straight to the recogniser), and the demo
+reports in how many frames the person is named by each.
 """
 
 from __future__ import annotations

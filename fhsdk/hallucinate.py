@@ -19,8 +19,9 @@ from fhsdk.errors import ConfigError, WeightsError
 
 
 _WEIGHTS = Path(__file__).parent / "weights"
-# Hallucinators shipped inside the package, by name: `default` is trained on bicubic downsampling (the
-# LFW protocol); `surveillance` is fine-tuned on camera-like blur, noise and JPEG as well.
+# Hallucinators shipped inside the package, by name (docs/MODEL_CARD.md): `lai` is Lai et al.'s
+# identity-preserved model, `default` is `lai` fine-tuned with C-Face's loss, both on bicubic
+# downsampling (the LFW protocol); `surveillance` is `lai` fine-tuned on camera-like blur, noise and JPEG.
 PACKAGED = {name: _WEIGHTS / f"hallucinator_{name}.pt" for name in ("default", "lai", "surveillance")}
 PACKAGED_DEFAULT = PACKAGED["default"]
 

@@ -13,6 +13,7 @@ import argparse
 
 import numpy as np
 
+from fhsdk.cli import parse_camera
 from fhsdk.demo import DEMO_CAMERA, astronaut_bgr, render_scene
 from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
 
@@ -31,20 +32,20 @@ def scene_scores(hallucinator: str, gate_px: float, scene: list[np.ndarray], fac
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--face-px", type=float, nargs="+", default=[12, 14, 16, 20])
-    parser.add_argument("--hallucinator", action="append", help="repeatable; 'default', 'bicubic' or a .pt file")
+    parser.add_argument("--hallucinator", action="append", help="repeatable; 'default', 'lai', 'surveillance' or a .pt file")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    parser.add_argument("--camera", action="append", metavar="BLUR,NOISE,JPEG",
+    parser.add_argument("--camera", action="append", type=parse_camera, metavar="BLUR,NOISE,JPEG",
                         help="repeatable: blur sigma (frame px), noise std (0-255), JPEG quality; default: the demo's")
     args = parser.parse_args()
     face = astronaut_bgr()
     landmarks = Pipeline(hallucinator="bicubic").detect(face)[0].landmarks
-    cameras = [tuple(float(v) for v in c.split(",")) for c in args.camera] if args.camera else [DEMO_CAMERA]
+    cameras = args.camera or [DEMO_CAMERA]
     print("camera (blur, noise, JPEG) | face_px | path | mean per-frame cosine | frames with face | named (fused)")
     for blur, noise, quality in cameras:
         for face_px in args.face_px:
             scene = render_scene(face, landmarks, face_px, args.frames, blur_sigma=blur, noise_std=noise,
-                                 jpeg_quality=int(quality))
+                                 jpeg_quality=quality)
             paths = [("direct", "bicubic", 0)] + [(h, h, 24) for h in args.hallucinator or ["default"]]
             for label, hallucinator, gate in paths:
                 cosine, with_face, named = scene_scores(hallucinator, gate, scene, face, args.threshold)

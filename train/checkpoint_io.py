@@ -1,4 +1,4 @@
-"""Loading training checkpoints without unpickling code.
+"""Saving training files atomically, and loading checkpoints without unpickling code.
 
 A checkpoint holds tensors, plain Python values and NumPy's RNG state (a uint32 array). torch.load
 with weights_only=True refuses every global it does not know; NumPy's array reconstruction is the one
@@ -33,3 +33,12 @@ def load_checkpoint(path: str | Path) -> dict:
             f"{path} is not a loadable training checkpoint ({str(error).splitlines()[0][:200]}): it is "
             "truncated or corrupt; resume from an earlier checkpoint in the same folder"
         ) from error
+
+
+def atomic_save(obj, path: str | Path) -> Path:
+    """torch.save through a temporary file, so a crash never leaves a half-written file under `path`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+    return path

@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
 from fhsdk.errors import ConfigError
-from train.checkpoint_io import load_checkpoint
+from train.checkpoint_io import atomic_save, load_checkpoint
 
 
 def hallucinator_record(cfg: dict, state_dict: dict, step: int) -> dict:
@@ -36,19 +35,19 @@ def hallucinator_record(cfg: dict, state_dict: dict, step: int) -> dict:
 
 
 def save_hallucinator(record: dict, path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_save(record, path)
+
+
+def _run_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> tuple[Path, dict]:
+    checkpoint = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        raise ConfigError(f"no checkpoint at {checkpoint}: pass a run folder written by `python -m train`")
+    return checkpoint, load_checkpoint(checkpoint)
 
 
 def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
-    checkpoint = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
-    if not checkpoint.is_file():
-        raise ConfigError(f"no checkpoint at {checkpoint}: pass a run folder written by `python -m train`")
-    state = load_checkpoint(checkpoint)
+    _, state = _run_checkpoint(run_dir, checkpoint)
     record = hallucinator_record(state["config"], state["procedure"]["networks"]["generator"], state["step"])
     return save_hallucinator(record, out or run_dir / "generator.pt")
 
@@ -57,20 +56,13 @@ def export_recognizer(run_dir: str | Path, checkpoint: str | Path | None = None,
     """The run's recogniser backbone as a state dict: fine-tuned by domain-integrated SICNN, C-Face's
     stages 3-4 and FH-GAN; a frozen-recogniser run gives back the shipped weights."""
     run_dir = Path(run_dir)
-    checkpoint = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.pt"
-    if not checkpoint.is_file():
-        raise ConfigError(f"no checkpoint at {checkpoint}: pass a run folder written by `python -m train`")
-    state = load_checkpoint(checkpoint)
+    checkpoint, state = _run_checkpoint(run_dir, checkpoint)
     recognizer = state["procedure"]["networks"].get("recognizer")
     if recognizer is None:
         raise ConfigError(f"the checkpoint {checkpoint} holds no recogniser, so there is none to export")
-    prefix = "backbone."
+    prefix = "backbone."  # the training wrapper's; the backbone alone is what Embedder loads
     backbone = {k[len(prefix):]: v.detach().cpu() for k, v in recognizer.items() if k.startswith(prefix)}
-    path = Path(out or run_dir / "recognizer_finetuned.pt")
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(backbone, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_save(backbone, out or run_dir / "recognizer_finetuned.pt")
 
 
 def main(argv=None) -> None:

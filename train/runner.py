@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fhsdk.errors import ConfigError
-from train.checkpoint_io import load_checkpoint
+from train.checkpoint_io import atomic_save, load_checkpoint
 from train.config import dump_config
 from train.data import EpochBatchSampler, FaceCropDataset, build_cache, default_cache_path, load_cache, split_indices
 from train.export_weights import hallucinator_record, save_hallucinator
@@ -104,17 +104,11 @@ def read_log(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -> Path:
     folder = out_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:07d}.pt"
-    _atomic_save({"step": step, "procedure": procedure.state_dict(), "rng": rng_states(), "config": cfg}, path)
+    atomic_save({"step": step, "procedure": procedure.state_dict(), "rng": rng_states(), "config": cfg}, path)
     shutil.copyfile(path, folder / "last.pt.tmp")
     (folder / "last.pt.tmp").replace(folder / "last.pt")  # never a half-written last.pt
     keep = cfg["train"].get("keep_checkpoints", 2)
@@ -123,7 +117,7 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
     save_hallucinator(hallucinator_record(cfg, procedure.generator.state_dict(), step), out_dir / "generator.pt")
     # A fine-tuned recogniser is a training aid: exported for deployment only when the config says so.
     if cfg.get("deploy", {}).get("recognizer") == "finetuned" and "recognizer" in procedure.networks:
-        _atomic_save(procedure.networks["recognizer"].backbone.state_dict(), out_dir / "recognizer_finetuned.pt")
+        atomic_save(procedure.networks["recognizer"].backbone.state_dict(), out_dir / "recognizer_finetuned.pt")
     return path
 
 
