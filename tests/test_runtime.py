@@ -11,7 +11,9 @@ from torch import nn
 
 from fhsdk.errors import BackendUnavailableError, ConfigError, InvalidInputError, WeightsError
 from fhsdk.runtime import ModelIO, TensorSpec, create_backend, get_preset, verify_backend
-from fhsdk.runtime.factory import CPU_ORDER, auto_candidates
+from fhsdk.runtime.export import read_metadata
+from fhsdk.runtime.factory import CPU_ORDER, auto_candidates, default_precision
+from fhsdk.runtime.fp16_onnx import graph_precision
 from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from fhsdk.runtime.verify import add_verify_arguments, row_cosines, run_verify
 
@@ -124,8 +126,45 @@ def test_module_with_other_output_count_is_an_error(tiny):
 def test_fp16_on_cpu_is_refused_not_silently_fp32(tiny):
     with pytest.raises(BackendUnavailableError, match="FP16 on CUDA only"):
         create_backend("torch", tiny, io=TINY_IO, precision="fp16")
-    with pytest.raises(BackendUnavailableError, match="FP16"):
-        create_backend("onnxruntime", tiny, io=TINY_IO, precision="fp16")
+
+
+def test_default_precision_is_fp16_on_cuda_fp32_on_cpu(tiny):
+    assert default_precision("cuda") == default_precision("cuda:1") == "fp16"
+    assert default_precision("cpu") == "fp32"
+    assert create_backend("onnxruntime", tiny, io=TINY_IO).precision == "fp32"
+
+
+def test_onnxruntime_fp16_runs_the_mixed_precision_graph_within_parity(tiny):
+    fp16 = create_backend("onnxruntime", tiny, io=TINY_IO, precision="fp16")
+    assert fp16.precision == "fp16" and graph_precision(fp16.path) == "fp16"
+    assert [s.dtype for s in fp16.inputs + fp16.outputs] == ["float32"] * 3  # the interface is unchanged
+    metadata = read_metadata(fp16.path)
+    assert "ReduceMean" in metadata["fhsdk.fp32_ops"].split(",")  # the mean pool stays FP32
+    reference = create_backend("torch", tiny, io=TINY_IO)
+    result = verify_backend(fp16, reference, TINY_IO.example_inputs(batch=3, seed=5))
+    assert result.passed, result.table()
+    fp32_error = verify_backend(create_backend("onnxruntime", tiny, io=TINY_IO), reference,
+                                TINY_IO.example_inputs(batch=3, seed=5)).outputs[0].max_abs
+    assert result.outputs[0].max_abs > fp32_error  # it really computed in float16
+    # the graph is refused under the wrong precision rather than relabelled
+    with pytest.raises(InvalidInputError, match="FP16 graph"):
+        OnnxRuntimeBackend(fp16.path)
+
+
+@pytest.mark.parametrize("kind", ["torch", "onnxruntime"])
+def test_batches_over_max_batch_are_split_not_refused(tiny, kind):
+    limited = create_backend(kind, tiny, io=TINY_IO, max_batch=3)
+    whole = create_backend(kind, tiny, io=TINY_IO)
+    feeds = TINY_IO.example_inputs(batch=8, seed=2)
+    calls = []
+    run_chunk = limited._run
+    limited._run = lambda chunk: calls.append(len(chunk["image"])) or run_chunk(chunk)
+    out, expected = limited.run(feeds), whole.run(feeds)
+    assert calls == [3, 3, 2]
+    for name in expected:
+        np.testing.assert_allclose(out[name], expected[name], rtol=1e-5, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="max_batch"):
+        create_backend(kind, tiny, io=TINY_IO, max_batch=0)
 
 
 def test_unknown_precision_kind_and_sources_are_config_errors(tiny, tmp_path):
@@ -260,9 +299,10 @@ def test_row_cosines():
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 def test_torch_cuda_fp16_and_cuda_graph(tiny):
     reference = create_backend("torch", tiny, io=TINY_IO)
-    fp16 = create_backend("torch", TinyNet(), io=TINY_IO, device="cuda", precision="fp16")
+    fp16 = create_backend("torch", TinyNet(), io=TINY_IO, device="cuda")  # FP16 is the CUDA default
+    assert fp16.precision == "fp16"
     assert verify_backend(fp16, reference, TINY_IO.example_inputs(batch=4)).passed
-    graphed = create_backend("torch", TinyNet(), io=TINY_IO, device="cuda", cuda_graph_batch=4)
+    graphed = create_backend("torch", TinyNet(), io=TINY_IO, device="cuda", precision="fp32", cuda_graph_batch=4)
     for batch in (4, 3):  # captured batch replays the graph; another batch runs eagerly
         out = graphed.run(TINY_IO.example_inputs(batch=batch, seed=batch))
         assert out["logits"].is_cuda and out["logits"].shape == (batch, 4)

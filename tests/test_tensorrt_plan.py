@@ -31,7 +31,6 @@ from fhsdk.runtime.trt_plan import (
     parse_shapes,
     pnet_image_range,
     pnet_pyramid_sizes,
-    select_pinned_layers,
     torch_dtype_name,
 )
 
@@ -101,7 +100,18 @@ def test_pnet_image_range_covers_every_level():
     for h, w in pnet_pyramid_sizes((1080, 1920), min_face=20) + pnet_pyramid_sizes((480, 640), min_face=40):
         assert low[0] <= h <= high[0] and low[1] <= w <= high[1]
     assert low <= opt <= high
-    assert get_preset("mtcnn_pnet").spatial_range == (low, opt, high)
+    # the preset's profile also takes every level of a portrait 1080p frame
+    preset_low, _, preset_high = get_preset("mtcnn_pnet").spatial_range
+    assert preset_high == (1152, 1152) and preset_low == low
+    for h, w in pnet_pyramid_sizes((1920, 1080), min_face=20):
+        assert h <= preset_high[0] and w <= preset_high[1]
+
+
+def test_profiles_cover_what_the_pipeline_sends():
+    # R-Net: 614-675 candidates per crowd_1080p.mp4 frame; two frames' worth must fit one call
+    assert get_preset("mtcnn_rnet").batch_range[2] >= 2 * 675
+    # hallucinators are fed crops at the packaged models' native side, 32 px, in batches of 64
+    assert get_preset("edsr").spatial_range[1] == (32, 32) and get_preset("edsr").batch_range[1] == 64
 
 
 def test_pnet_image_range_refuses_frames_too_small():
@@ -154,26 +164,6 @@ def test_io_plan_needs_spatial_sizes_for_dynamic_hw():
     plan = IOPlan.from_engine_description([("image", "INPUT", "FLOAT", (-1, 3, -1, -1))])
     with pytest.raises(InvalidInputError, match="dynamic axis 2"):
         plan.input_shapes(1)
-
-
-# -- layer pinning -----------------------------------------------------------------------------------
-
-LAYERS = [("conv1", "CONVOLUTION"), ("bn1", "SCALE"), ("relu1", "ACTIVATION"),
-          ("conv2", "CONVOLUTION"), ("pool", "REDUCE"), ("fc", "MATRIX_MULTIPLY")]
-
-
-def test_select_pinned_layers_by_name_and_type_in_network_order():
-    assert select_pinned_layers(LAYERS, names=["fc", "conv1"]) == ["conv1", "fc"]
-    assert select_pinned_layers(LAYERS, types=["convolution"]) == ["conv1", "conv2"]
-    assert select_pinned_layers(LAYERS, names=["pool"], types=["SCALE"]) == ["bn1", "pool"]
-    assert select_pinned_layers(LAYERS) == []
-
-
-def test_select_pinned_layers_refuses_unknown():
-    with pytest.raises(InvalidInputError, match="no layers named"):
-        select_pinned_layers(LAYERS, names=["conv9"])
-    with pytest.raises(InvalidInputError, match="no layers of type"):
-        select_pinned_layers(LAYERS, types=["SOFTMAX"])
 
 
 # -- engine cache --------------------------------------------------------------------------------------
@@ -303,7 +293,7 @@ def test_tensorrt_fp16_engine_matches_torch(tmp_path, tensorrt_gpu, monkeypatch)
     model = preset.build()
     onnx_path = export_preset("dlib_resnet_v1", tmp_path / "r.onnx", model=model).path
     backend = create_backend("tensorrt", onnx_path, precision="fp16", batch_range=(1, 8, 16))
-    reference = create_backend("torch", model, device="cuda", io=preset.io)
+    reference = create_backend("torch", model, device="cuda", precision="fp32", io=preset.io)
     for batch in (1, 7):
         result = verify_backend(backend, reference, preset.io.example_inputs(batch=batch))
         assert result.passed, result.table()

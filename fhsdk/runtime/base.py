@@ -9,7 +9,9 @@ Array conventions, the same for every backend:
 - the interface dtype is the network's own (float32 for every fhsdk model), whatever precision the
   backend computes in: an FP16 backend casts inside, so callers never change their arrays;
 - outputs are NumPy arrays on a CPU backend and torch tensors on the device of a CUDA backend, so
-  that GPU pipelines keep tensors on the device between stages (`to_numpy` converts either).
+  that GPU pipelines keep tensors on the device between stages (`to_numpy` converts either);
+- a batch larger than the backend's `max_batch` (a TensorRT profile's maximum, or a limit the
+  caller sets) is run in chunks and the outputs concatenated: never refused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from fhsdk.errors import InvalidInputError
 
@@ -134,6 +137,20 @@ def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, Any]) -> None:
             )
 
 
+def _batch_size(feeds: Mapping[str, Any]) -> int:
+    """The shared leading (batch) dimension of the feeds; InvalidInputError if they disagree."""
+    sizes = {int(value.shape[0]) for value in feeds.values()}
+    if len(sizes) != 1:
+        raise InvalidInputError(f"inputs disagree on the batch size (axis 0): {sorted(sizes)}")
+    return sizes.pop()
+
+
+def _concat(parts: Sequence[Any]) -> Any:
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts, axis=0)
+    return torch.cat(list(parts), dim=0)
+
+
 def _shape_text(shape: Sequence[int]) -> str:
     return "(" + ", ".join("?" if d < 0 else str(d) for d in shape) + ")"
 
@@ -143,12 +160,15 @@ class Backend(abc.ABC):
 
     name: str = "abstract"
 
-    def __init__(self, io: ModelIO, device: str, precision: str) -> None:
+    def __init__(self, io: ModelIO, device: str, precision: str, max_batch: int | None = None) -> None:
         if precision not in PRECISIONS:
             raise InvalidInputError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+        if max_batch is not None and (isinstance(max_batch, bool) or int(max_batch) < 1):
+            raise InvalidInputError(f"max_batch must be an integer >= 1 or None, got {max_batch!r}")
         self._io = io
         self.device = device
         self.precision = precision
+        self.max_batch = None if max_batch is None else int(max_batch)
 
     @property
     def io(self) -> ModelIO:
@@ -165,7 +185,14 @@ class Backend(abc.ABC):
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """Run the network on named inputs; returns {output name: array or device tensor}."""
         check_feeds(self.inputs, feeds)
-        return self._run(feeds)
+        batch = _batch_size(feeds)
+        if self.max_batch is None or batch <= self.max_batch:
+            return self._run(feeds)
+        chunks = [
+            self._run({name: value[start : start + self.max_batch] for name, value in feeds.items()})
+            for start in range(0, batch, self.max_batch)
+        ]
+        return {name: _concat([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
     __call__ = run
 

@@ -1,10 +1,14 @@
-"""Build TensorRT engines from ONNX, as `trtexec --minShapes/--optShapes/--maxShapes --fp16` does.
+"""Build TensorRT engines from ONNX, as `trtexec --minShapes/--optShapes/--maxShapes --stronglyTyped` does.
 
-Written against the TensorRT 10 Python API (networks are always explicit-batch there, so
-create_network takes no EXPLICIT_BATCH flag). Engines go to the engine cache keyed by everything
-that changes them (engine_cache.py); a valid cached engine is reused instead of rebuilt.
-Not run on the development machine (no TensorRT, no GPU): the pure parts it relies on (profiles,
-keys, cache format, layer selection) are tested in tests/test_tensorrt_plan.py.
+Written against the documented TensorRT 10.x and 11.x Python APIs. TensorRT 11 removed the weak
+typing API (BuilderFlag.FP16, OBEY_PRECISION_CONSTRAINTS, platform_has_fast_fp16): every network is
+strongly typed, each layer running in the type the ONNX graph gives it. fhsdk builds the same way
+on both: FP16 lives in the graph (fp16_onnx.py writes a parity-checked mixed-precision ONNX), and
+the network is created with NetworkDefinitionCreationFlag.STRONGLY_TYPED where that flag exists
+(10.x needs it; 11.x accepts or drops it, strong typing being always on). Engines go to the engine
+cache keyed by everything that changes them (engine_cache.py); a valid cached engine is reused.
+Not run on a GPU yet: tests/test_tensorrt_api.py drives this code through a stand-in module that
+follows each version's documented API, and tests/test_tensorrt_plan.py covers the pure parts.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 
 from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
 from fhsdk.runtime.base import TensorSpec
+from fhsdk.runtime.export import export_fp16, read_metadata
+from fhsdk.runtime.fp16_onnx import graph_precision
 from fhsdk.runtime.engine_cache import EngineCacheError, EngineKey, cache_path, read_engine, write_engine
 from fhsdk.runtime.trt_plan import (
     OptimizationProfile,
@@ -29,7 +35,6 @@ from fhsdk.runtime.trt_plan import (
     compute_profile,
     format_shapes,
     parse_shapes,
-    select_pinned_layers,
 )
 
 logger = logging.getLogger(__name__)
@@ -37,22 +42,57 @@ logger = logging.getLogger(__name__)
 DEFAULT_WORKSPACE_MIB = 4096
 
 
+SUPPORTED_MAJORS = (10, 11)
+
+
 def import_tensorrt():
-    """The tensorrt module (10.x or later), or BackendUnavailableError saying how to get it."""
+    """The tensorrt module (10.x or 11.x), or BackendUnavailableError saying how to get it.
+
+    Logs which major version it found; `tensorrt_major(trt)` returns it.
+    """
     try:
         import tensorrt as trt
     except ImportError as error:
         raise BackendUnavailableError(
             "TensorRT is not installed: on a machine with an NVIDIA GPU and driver run "
-            "`pip install tensorrt` (10.x), or use backend='onnxruntime' or 'torch'"
+            "`pip install tensorrt` (10.x or 11.x), or use backend='onnxruntime' or 'torch'"
         ) from error
-    major = int(trt.__version__.split(".")[0])
-    if major < 10:
+    major = tensorrt_major(trt)
+    if major < SUPPORTED_MAJORS[0]:
         raise BackendUnavailableError(
-            f"TensorRT {trt.__version__} is too old: fhsdk uses the TensorRT 10 name-based API; "
-            f"run `pip install -U tensorrt`"
+            f"TensorRT {trt.__version__} is too old: fhsdk uses the name-based API of TensorRT "
+            f"{' and '.join(map(str, SUPPORTED_MAJORS))}; run `pip install -U tensorrt`"
         )
+    if major > SUPPORTED_MAJORS[-1]:
+        logger.warning("TensorRT %s is newer than the %s.x API fhsdk was written against",
+                       trt.__version__, SUPPORTED_MAJORS[-1])
+    logger.info("found TensorRT %s (major %d: %s)", trt.__version__, major,
+                "strong typing only" if major >= 11 else "strongly typed networks by flag")
     return trt
+
+
+def tensorrt_major(trt) -> int:
+    """The major version of an imported tensorrt module ('11.3.0' -> 11)."""
+    try:
+        return int(str(trt.__version__).split(".")[0])
+    except ValueError as error:
+        raise BackendUnavailableError(f"cannot read TensorRT's version '{trt.__version__}'") from error
+
+
+def strongly_typed_flags(trt) -> int:
+    """create_network flags for a strongly typed network on this TensorRT.
+
+    10.x: the STRONGLY_TYPED bit (without it FP16 would need the weak-typing flags). 11.x: networks
+    are always strongly typed; the flag is passed when the module still lists it, else 0.
+    """
+    flag = getattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED", None)
+    if flag is None:
+        if tensorrt_major(trt) < 11:
+            raise BackendUnavailableError(
+                f"TensorRT {trt.__version__} has no strongly typed networks: fhsdk needs 10.0 or newer"
+            )
+        return 0
+    return 1 << int(flag)
 
 
 def cuda_device_identity(device_index: int = 0) -> tuple[str, tuple[int, int]]:
@@ -105,26 +145,22 @@ class BuildResult:
 
 
 def engine_key(
+    trt,
     onnx_bytes: bytes,
     profile: OptimizationProfile,
-    fp16: bool,
-    pin_fp32_layers: Sequence[str],
-    pin_fp32_layer_types: Sequence[str],
+    precision: str,
     workspace_mib: int,
     device_index: int = 0,
 ) -> EngineKey:
-    trt = import_tensorrt()
     gpu_name, capability = cuda_device_identity(device_index)
     return EngineKey(
         onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
         tensorrt_version=trt.__version__,
         gpu_name=gpu_name,
         compute_capability=capability,
-        precision="fp16" if fp16 else "fp32",
+        precision=precision,
         profile=profile,
-        pinned_layers=tuple(pin_fp32_layers),
-        pinned_layer_types=tuple(pin_fp32_layer_types),
-        builder_options=(("workspace_mib", int(workspace_mib)),),
+        builder_options=(("workspace_mib", int(workspace_mib)), ("strongly_typed", 1)),
     )
 
 
@@ -133,27 +169,25 @@ def build_engine(
     min_shapes: Mapping[str, Shape],
     opt_shapes: Mapping[str, Shape],
     max_shapes: Mapping[str, Shape],
-    fp16: bool = True,
     *,
-    pin_fp32_layers: Sequence[str] = (),
-    pin_fp32_layer_types: Sequence[str] = (),
     workspace_mib: int = DEFAULT_WORKSPACE_MIB,
     output: str | os.PathLike | None = None,
     cache_root: str | os.PathLike | None = None,
     force: bool = False,
     device_index: int = 0,
 ) -> BuildResult:
-    """Build (or fetch from the cache) a TensorRT engine for an ONNX file with one profile.
-
-    `pin_fp32_layers` / `pin_fp32_layer_types` (TensorRT layer names / LayerType names such as
-    'NORMALIZATION') are forced to FP32 under OBEY_PRECISION_CONSTRAINTS when FP16 loses parity.
+    """Build (or fetch from the cache) a strongly typed TensorRT engine for an ONNX file with one
+    profile, on CUDA device `device_index`. The engine's precision is the graph's: give the FP16
+    graph (fp16_onnx.mixed_fp16_onnx) for an FP16 engine.
     """
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise WeightsError(f"ONNX file '{onnx_path}' does not exist: export it with `fhsdk export`")
     onnx_bytes = onnx_path.read_bytes()
+    precision = graph_precision(onnx_path)  # the graph's layer types (FP32 ops kept) are in its digest
     profile = OptimizationProfile.from_shapes(min_shapes, opt_shapes, max_shapes)
-    key = engine_key(onnx_bytes, profile, fp16, pin_fp32_layers, pin_fp32_layer_types, workspace_mib, device_index)
+    trt = import_tensorrt()
+    key = engine_key(trt, onnx_bytes, profile, precision, workspace_mib, device_index)
     path = Path(output) if output else cache_path(key, stem=onnx_path.stem, root=cache_root)
     if path.is_file() and not force:
         try:
@@ -163,11 +197,19 @@ def build_engine(
         except EngineCacheError as error:
             logger.warning("rebuilding engine: %s", error)
 
-    trt = import_tensorrt()
     start = time.perf_counter()
+    with torch.cuda.device(device_index):  # the builder times its tactics on the current device
+        serialized = _build_serialized(trt, onnx_path, onnx_bytes, profile, workspace_mib)
+    write_engine(path, key, bytes(serialized))
+    seconds = time.perf_counter() - start
+    logger.info("built %s engine %s in %.1f s", key.precision, path, seconds)
+    return BuildResult(path, key, False, seconds)
+
+
+def _build_serialized(trt, onnx_path: Path, onnx_bytes: bytes, profile: OptimizationProfile, workspace_mib: int):
     trt_logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(trt_logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    network = builder.create_network(strongly_typed_flags(trt))
     parser = trt.OnnxParser(network, trt_logger)
     if not parser.parse(onnx_bytes):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -184,17 +226,11 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    if fp16:
-        if not builder.platform_has_fast_fp16:
-            logger.warning("this GPU has no fast FP16; the FP16 engine may be slower than FP32")
-        config.set_flag(trt.BuilderFlag.FP16)
-    if pin_fp32_layers or pin_fp32_layer_types:
-        _pin_layers_fp32(trt, network, config, pin_fp32_layers, pin_fp32_layer_types)
-
     trt_profile = builder.create_optimization_profile()
     for name, low, opt, high in profile.shapes:
         trt_profile.set_shape(name, low, opt, high)
-    config.add_optimization_profile(trt_profile)
+    if config.add_optimization_profile(trt_profile) < 0:
+        raise InvalidInputError(f"TensorRT refused the optimisation profile {profile.to_dict()} for '{onnx_path}'")
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -202,24 +238,7 @@ def build_engine(
             f"TensorRT failed to build an engine for '{onnx_path}' (see the TensorRT log above); "
             f"try a larger --workspace-mib or smaller --max-shapes"
         )
-    write_engine(path, key, bytes(serialized))
-    seconds = time.perf_counter() - start
-    logger.info("built %s engine %s in %.1f s", key.precision, path, seconds)
-    return BuildResult(path, key, False, seconds)
-
-
-def _pin_layers_fp32(trt, network, config, names: Sequence[str], types: Sequence[str]) -> list[str]:
-    """Force the chosen layers to compute and output FP32; returns their names."""
-    layers = [network.get_layer(i) for i in range(network.num_layers)]
-    selected = set(select_pinned_layers([(layer.name, layer.type.name) for layer in layers], names, types))
-    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    for layer in layers:
-        if layer.name in selected:
-            layer.precision = trt.float32
-            for index in range(layer.num_outputs):
-                layer.set_output_type(index, trt.float32)
-    logger.info("pinned %d layers to FP32", len(selected))
-    return sorted(selected)
+    return serialized
 
 
 # -- CLI: `fhsdk build-engine` ---------------------------------------------------------------------
@@ -230,9 +249,8 @@ def add_build_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-shapes", help="trtexec-style NAME:1x3x150x150[,...] (default: the model preset's profile)")
     parser.add_argument("--opt-shapes", help="as --min-shapes")
     parser.add_argument("--max-shapes", help="as --min-shapes")
-    parser.add_argument("--fp32", action="store_true", help="build FP32 (default FP16)")
-    parser.add_argument("--pin-fp32-layers", default="", help="comma-separated TensorRT layer names to keep FP32")
-    parser.add_argument("--pin-fp32-types", default="", help="comma-separated LayerType names to keep FP32, e.g. NORMALIZATION")
+    parser.add_argument("--fp32", action="store_true",
+                        help="build an FP32 engine (default: FP16, from the parity-checked FP16 graph of an FP32 file)")
     parser.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB)
     parser.add_argument("-o", "--output", help="engine file to write (default: the engine cache)")
     parser.add_argument("--cache-dir", help="engine cache folder (default: $FHSDK_CACHE/engines)")
@@ -241,8 +259,6 @@ def add_build_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_build_engine(args: argparse.Namespace) -> int:
     """`fhsdk build-engine`: prints the engine path; returns the exit code."""
-    from fhsdk.runtime.export import read_metadata
-
     given = [args.min_shapes, args.opt_shapes, args.max_shapes]
     if any(given) and not all(given):
         raise InvalidInputError("give all of --min-shapes, --opt-shapes and --max-shapes, or none")
@@ -251,11 +267,14 @@ def run_build_engine(args: argparse.Namespace) -> int:
     else:
         profile = default_profile(args.onnx, read_metadata(args.onnx).get("fhsdk.model_name"))
         shapes = [{n: r[i] for n, *r in profile.shapes} for i in range(3)]
+    onnx_path = args.onnx
+    if not args.fp32 and graph_precision(onnx_path) == "fp32":
+        report = export_fp16(onnx_path)
+        print(report.summary())
+        onnx_path = report.path
     result = build_engine(
-        args.onnx, *shapes, fp16=not args.fp32,
-        pin_fp32_layers=[s for s in args.pin_fp32_layers.split(",") if s],
-        pin_fp32_layer_types=[s for s in args.pin_fp32_types.split(",") if s],
-        workspace_mib=args.workspace_mib, output=args.output, cache_root=args.cache_dir, force=args.force,
+        onnx_path, *shapes, workspace_mib=args.workspace_mib, output=args.output, cache_root=args.cache_dir,
+        force=args.force,
     )
     print(f"{'cached' if result.from_cache else 'built'} {result.key.precision} engine: {result.engine_path}")
     print(f"  min {format_shapes(shapes[0])}  opt {format_shapes(shapes[1])}  max {format_shapes(shapes[2])}")

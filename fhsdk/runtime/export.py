@@ -1,4 +1,5 @@
-"""ONNX export with dynamic axes, recorded provenance, and an ONNX Runtime parity check.
+"""ONNX export with dynamic axes, recorded provenance, and an ONNX Runtime parity check; and the
+parity-checked FP16 graph of an FP32 export (`export_fp16`).
 
 We use the TorchScript-based exporter (`dynamo=False`) with an explicit opset: it needs no
 onnxscript, and it exports fhsdk's plain conv nets with named dynamic axes directly. Every file
@@ -24,8 +25,11 @@ import numpy as np
 import torch
 
 import fhsdk
-from fhsdk.errors import InvalidInputError, WeightsError
-from fhsdk.runtime.verify import OutputComparison, compare_outputs, merge_comparisons
+from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
+from fhsdk.runtime.fp16_onnx import FP32_OP_LEVELS, FP32_OPS_KEY, SOURCE_KEY, convert_to_fp16, fp16_path_for
+from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from fhsdk.runtime.torch_backend import TorchBackend
+from fhsdk.runtime.verify import DEFAULT_MIN_COSINE, OutputComparison, compare_outputs, merge_comparisons
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +150,6 @@ def check_onnx_parity(
     output_names: Sequence[str],
 ) -> tuple[OutputComparison, ...]:
     """ONNX Runtime (CPU) vs PyTorch FP32 on each feed; the worst result per output."""
-    from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from fhsdk.runtime.torch_backend import TorchBackend
-
     ort_backend = OnnxRuntimeBackend(onnx_path)
     torch_backend = TorchBackend(model, ort_backend.io)
     runs = []
@@ -211,6 +212,87 @@ def export_preset(
         model, example, path, preset.io.input_names, preset.io.output_names, preset.dynamic_axes(),
         model_name=name, opset=opset, check_inputs=feeds, check=check,
     )
+
+
+@dataclass(frozen=True)
+class Fp16Report:
+    path: Path
+    fp32_ops: tuple[str, ...]
+    parity: tuple[OutputComparison, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.parity)
+
+    def summary(self) -> str:
+        lines = [f"FP16 graph {self.path.name}, kept FP32: {', '.join(self.fp32_ops) or 'nothing'}"]
+        for c in self.parity:
+            lines.append(f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
+                         f"{'PASS' if c.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+
+def fp16_parity(fp32_path: str | os.PathLike, fp16_path: str | os.PathLike,
+                feeds: Sequence[Mapping[str, np.ndarray]],
+                min_cosine: float = DEFAULT_MIN_COSINE["fp16"]) -> tuple[OutputComparison, ...]:
+    """The FP16 graph against its FP32 source under ONNX Runtime CPU, worst result per output."""
+    reference = OnnxRuntimeBackend(fp32_path, intra_op_threads=1)
+    candidate = OnnxRuntimeBackend(fp16_path, intra_op_threads=1, precision="fp16")
+    runs = [compare_outputs(reference.run(feed), candidate.run(feed), min_cosine) for feed in feeds]
+    return merge_comparisons(runs)
+
+
+
+def export_fp16(
+    fp32_path: str | os.PathLike,
+    feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
+    levels: Sequence[Sequence[str]] = FP32_OP_LEVELS,
+    output: str | os.PathLike | None = None,
+) -> Fp16Report:
+    """The parity-checked FP16 graph of an FP32 ONNX file (cached beside it unless `output`).
+
+    Each level of `levels` (op types kept FP32) is tried in turn until the graph keeps the FP16
+    parity bar (verify.DEFAULT_MIN_COSINE['fp16']) against the FP32 file under ONNX Runtime CPU on
+    `feeds` (default: random inputs at batches 1 and 4, dynamic sizes 32). Only a passing graph is
+    written; a cached one (same source digest) is returned with no parity rows. Raises
+    BackendUnavailableError when no level passes.
+    """
+    fp32_path = Path(fp32_path)
+    path = Path(output) if output else fp16_path_for(fp32_path)
+    if path.is_file() and output is None:  # written only after passing, keyed by the source's digest
+        metadata = read_metadata(path)
+        if metadata.get(SOURCE_KEY) == hashlib.sha256(fp32_path.read_bytes()).hexdigest():
+            return Fp16Report(path, tuple(filter(None, metadata.get(FP32_OPS_KEY, "").split(","))), ())
+    if feeds is None:
+        io = OnnxRuntimeBackend(fp32_path, intra_op_threads=1).io
+        feeds = [_random_feed(io.inputs, batch, seed=batch) for batch in (1, 4)]
+    candidate = path.with_name(path.stem + ".candidate.onnx")
+    report = None
+    try:
+        for ops in levels:
+            convert_to_fp16(fp32_path, candidate, ops)
+            report = Fp16Report(path, tuple(ops), fp16_parity(fp32_path, candidate, feeds))
+            logger.info("%s", report.summary())
+            if report.passed:
+                os.replace(candidate, path)
+                return report
+    finally:
+        candidate.unlink(missing_ok=True)
+    raise BackendUnavailableError(
+        f"no FP16 version of '{fp32_path}' keeps parity with FP32 even with most ops in FP32:\n"
+        f"{report.summary() if report else ''}\nrun it with precision='fp32'"
+    )
+
+
+def _random_feed(specs, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """Uniform [0, 1) inputs; dynamic non-batch axes get 32 (a size every fhsdk net accepts)."""
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for spec in specs:
+        shape = [batch if axis == 0 and size < 0 else (32 if size < 0 else size)
+                 for axis, size in enumerate(spec.shape)]
+        feed[spec.name] = rng.random(shape).astype(spec.dtype)
+    return feed
 
 
 def build_preset_model(name: str, weights: str | os.PathLike | None = None) -> torch.nn.Module:

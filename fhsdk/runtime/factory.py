@@ -20,6 +20,8 @@ import torch
 
 from fhsdk.errors import BackendUnavailableError, ConfigError
 from fhsdk.runtime.base import Backend, ModelIO
+from fhsdk.runtime.export import export_fp16
+from fhsdk.runtime.fp16_onnx import graph_precision
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,16 @@ KINDS = ("torch", "onnxruntime", "tensorrt", "auto")
 # MTCNN nets (docs/RUNTIME.md has the table).
 CPU_ORDER = ("onnxruntime", "torch")
 CPU_ORDER_REASON = "ONNX Runtime was faster than PyTorch eager in 31 of 35 model/batch pairs measured"
+
+
+# FP16 on GPUs (tensor cores; parity per model in docs/RUNTIME.md), FP32 on CPUs, where float16
+# arithmetic is emulated and slower.
+DEFAULT_PRECISION = {"cuda": "fp16", "cpu": "fp32"}
+
+
+def default_precision(device: str) -> str:
+    """The precision a backend runs at on `device` ('cpu', 'cuda', 'cuda:N') unless told otherwise."""
+    return DEFAULT_PRECISION.get(device.split(":")[0], "fp32")
 
 
 def _tensorrt_status() -> str | None:
@@ -151,7 +163,7 @@ def create_backend(
     kind: str,
     model_or_path: Any,
     device: str | None = None,
-    precision: str = "fp32",
+    precision: str | None = None,
     *,
     io: ModelIO | None = None,
     model_name: str | None = None,
@@ -159,9 +171,10 @@ def create_backend(
 ) -> Backend:
     """Build a backend of `kind` ('torch', 'onnxruntime', 'tensorrt' or 'auto').
 
-    `device` defaults to 'cuda' for TensorRT, the chosen device for 'auto', else 'cpu'. Extra
-    `options` go to the backend's constructor (e.g. intra_op_threads, cuda_graph_batch,
-    batch_range, spatial_range, pin_fp32_layer_types).
+    `device` defaults to 'cuda' for TensorRT, the chosen device for 'auto', else 'cpu'.
+    `precision` defaults to DEFAULT_PRECISION of the device type: 'fp16' on CUDA, 'fp32' on CPU.
+    Extra `options` go to the backend's constructor (e.g. intra_op_threads, cuda_graph_batch,
+    max_batch, batch_range, spatial_range).
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown backend '{kind}': choose one of {', '.join(KINDS)}")
@@ -174,6 +187,7 @@ def create_backend(
         can_export = module is not None and (io is not None or model_name is not None)
         kind, device = choose_auto(path is not None or can_export, module is not None, device)
     device = device or ("cuda" if kind == "tensorrt" else "cpu")
+    precision = precision or default_precision(device)
 
     if kind == "torch":
         from fhsdk.runtime.torch_backend import TorchBackend
@@ -188,6 +202,8 @@ def create_backend(
 
     if module is not None:
         path = exported_onnx(module, model_name, io)
+    if path.suffix == ".onnx" and precision == "fp16" and graph_precision(path) == "fp32":
+        path = export_fp16(path).path  # FP16 lives in the graph for ONNX Runtime and TensorRT alike
     if kind == "onnxruntime":
         from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -1,8 +1,11 @@
 """ONNX Runtime backend: CPUExecutionProvider, or CUDAExecutionProvider where installed.
 
 Input and output specs are read from the ONNX session itself (symbolic dimensions become -1), so
-this backend needs nothing but the .onnx file. FP16 is not offered: ONNX Runtime runs the graph's
-own types, and an FP16 graph would change the interface; FP16 deployment goes through TensorRT.
+this backend needs nothing but the .onnx file. ONNX Runtime runs the graph's own types, so
+`precision` must be the graph's: an FP16 backend runs the mixed-precision graph that
+`export.export_fp16` writes (create_backend(..., precision="fp16") makes it from an FP32 file); its
+inputs and outputs stay float32. On the CPU provider the float16 nodes run through float32 kernels
+with casts, which is how FP16 parity is measured there.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
-from fhsdk.runtime.base import Backend, ModelIO, TensorSpec, to_numpy
+from fhsdk.runtime.base import PRECISIONS, Backend, ModelIO, TensorSpec, to_numpy
+from fhsdk.runtime.fp16_onnx import graph_precision
 
 # ONNX Runtime's type strings -> NumPy dtype names.
 _ORT_TYPES = {
@@ -70,13 +74,10 @@ class OnnxRuntimeBackend(Backend):
         inter_op_threads: int | None = None,
         graph_optimization_level: str = "all",
         allow_spinning: bool = False,
+        max_batch: int | None = None,
     ) -> None:
         ort = import_onnxruntime()
-        if precision != "fp32":
-            raise BackendUnavailableError(
-                f"the onnxruntime backend runs the ONNX graph's own FP32 types, not '{precision}': "
-                f"use backend='tensorrt' (or 'torch' on CUDA) for FP16"
-            )
+        self._check_precision(model, precision)
         providers = self._providers(ort, device)
         if graph_optimization_level not in _OPT_LEVELS:
             raise InvalidInputError(
@@ -107,9 +108,28 @@ class OnnxRuntimeBackend(Backend):
             inputs=tuple(_spec(a) for a in self.session.get_inputs()),
             outputs=tuple(_spec(a) for a in self.session.get_outputs()),
         )
-        super().__init__(io, device, precision)
+        super().__init__(io, device, precision, max_batch=max_batch)
         self.path = None if isinstance(model, bytes) else Path(source)
         self.providers = self.session.get_providers()
+
+    @staticmethod
+    def _check_precision(model, precision: str) -> None:
+        """The graph's own precision must be the one asked for (ONNX Runtime never converts)."""
+        if precision not in PRECISIONS:
+            raise InvalidInputError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+        if isinstance(model, bytes):
+            if precision != "fp32":
+                raise InvalidInputError("serialized ONNX bytes run as FP32: pass the FP16 graph's file path")
+            return
+        if not os.path.isfile(model):
+            raise WeightsError(f"ONNX file '{model}' does not exist: export it with `fhsdk export`")
+        found = graph_precision(model)
+        if found != precision:
+            raise InvalidInputError(
+                f"'{model}' is an {found.upper()} graph but precision='{precision}' was asked for: "
+                f"use create_backend('onnxruntime', ..., precision='{precision}'), which writes the "
+                f"FP16 graph of an FP32 file (fhsdk.runtime.export.export_fp16)"
+            )
 
     @staticmethod
     def _providers(ort, device: str) -> list[str]:

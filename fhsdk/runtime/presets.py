@@ -16,7 +16,7 @@ from torch import nn
 
 from fhsdk.errors import ConfigError
 from fhsdk.runtime.base import ModelIO, TensorSpec
-from fhsdk.runtime.trt_plan import HW, pnet_image_range
+from fhsdk.runtime.trt_plan import HW, pnet_image_range, square_max
 
 F32 = "float32"
 
@@ -92,27 +92,32 @@ register_preset(ModelPreset(
     io=ModelIO((_image((-1, 3, 150, 150)),), (TensorSpec("embedding", F32, (-1, 128)),),
                {"image": (1, 3, 150, 150)}),
     build=_registry_model("dlib_resnet_v1"),
+    batch_range=(1, 64, 256),  # the embedder sends batches of 64 (Embedder.batch_size)
     notes="dlib's 128-D face recogniser; input normalised RGB 150x150",
 ))
 
-# P-Net is fully convolutional and runs once per pyramid level: batch, height and width are dynamic.
-# Default profile: frames up to 1080p with faces down to 20 px.
+# P-Net is fully convolutional and runs once per pyramid level on all frames of a batch: batch,
+# height and width are dynamic. Default profile: 1080p frames of either orientation (the largest
+# level of a landscape frame, 648 x 1152, square, so portrait frames fit too), faces down to 20 px,
+# up to 8 frames per call (Pipeline(batch_frames=...)); larger batches are split.
 register_preset(ModelPreset(
     name="mtcnn_pnet",
     io=ModelIO((_image((-1, 3, -1, -1)),),
                (TensorSpec("prob", F32, (-1, -1, -1)), TensorSpec("bbox_reg", F32, (-1, 4, -1, -1))),
                {"image": (1, 3, 48, 64)}),
     build=_mtcnn_net("pnet"),
-    batch_range=(1, 1, 4),
-    spatial_range=pnet_image_range((1080, 1920), min_face=20),
+    batch_range=(1, 4, 8),
+    spatial_range=square_max(pnet_image_range((1080, 1920), min_face=20)),
 ))
+# R-Net sees every P-Net candidate of the frames in a call: 614-675 per frame of crowd_1080p.mp4,
+# so the optimum is sized for about two frames and the maximum for six.
 register_preset(ModelPreset(
     name="mtcnn_rnet",
     io=ModelIO((_image((-1, 3, 24, 24)),),
                (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4))),
                {"image": (1, 3, 24, 24)}),
     build=_mtcnn_net("rnet"),
-    batch_range=(1, 64, 1024),
+    batch_range=(1, 1024, 4096),
 ))
 register_preset(ModelPreset(
     name="mtcnn_onet",
@@ -121,17 +126,19 @@ register_preset(ModelPreset(
                 TensorSpec("landmarks", F32, (-1, 10))),
                {"image": (1, 3, 48, 48)}),
     build=_mtcnn_net("onet"),
-    batch_range=(1, 32, 256),
+    batch_range=(1, 128, 1024),  # the R-Net survivors after NMS: tens per crowd frame
 ))
 
-# Hallucinators are fully convolutional; the SDK feeds aligned crops of 8-32 px, so H, W are
-# dynamic with a profile over that range (output is scale x larger).
+# Hallucinators are fully convolutional; the SDK resizes every crop to the model's native side
+# (32 px for the packaged EDSR models) and sends batches of 64, so the profile's optimum is 64 x 32 x 32
+# and its range covers the 8-32 px sides other models are trained at (output is scale x larger).
 for _generator in ("edsr", "rrdb", "sicnn", "srgan", "dsnet"):
     register_preset(ModelPreset(
         name=_generator,
         io=ModelIO((_image((-1, 3, -1, -1)),), (TensorSpec("sr", F32, (-1, 3, -1, -1)),),
                    {"image": (1, 3, 16, 16)}),
         build=_registry_model(_generator),
-        spatial_range=((8, 8), (16, 16), (32, 32)),
+        batch_range=(1, 64, 256),
+        spatial_range=((8, 8), (32, 32), (32, 32)),
         notes="input in [0, 1], output upscaled by the model's scale",
     ))

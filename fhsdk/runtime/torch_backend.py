@@ -1,7 +1,10 @@
 """PyTorch backend: eager execution on CPU or CUDA, FP32 or FP16, optional CUDA graph replay.
 
-FP16 is refused on CPU rather than silently run in FP32: a caller who asked for FP16 is measuring
-or verifying FP16, and a quiet fallback would make those numbers lie.
+FP16 runs under CUDA autocast: weights stay FP32 and PyTorch picks float16 for convolutions and
+matrix products while keeping reductions, softmax and normalisations in float32 (its autocast op
+lists), the same split fp16_onnx.py makes for the ONNX runtimes. FP16 is refused on CPU rather than
+silently run in FP32: a caller who asked for FP16 is measuring or verifying FP16, and a quiet
+fallback would make those numbers lie.
 """
 
 from __future__ import annotations
@@ -47,16 +50,16 @@ class TorchBackend(Backend):
         device: str = "cpu",
         precision: str = "fp32",
         cuda_graph_batch: int | None = None,
+        max_batch: int | None = None,
     ) -> None:
-        super().__init__(io, device, precision)
+        super().__init__(io, device, precision, max_batch=max_batch)
         self._device = resolve_torch_device(device)
         if precision == "fp16" and self._device.type != "cuda":
             raise BackendUnavailableError(
                 "the torch backend runs FP16 on CUDA only (CPU half-precision kernels are slow and "
                 "incomplete): use precision='fp32' on CPU, or device='cuda'"
             )
-        self._compute_dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = model.eval().to(self._device, self._compute_dtype)
+        self.model = model.eval().to(self._device, torch.float32)
         self._graph = None
         if cuda_graph_batch is not None:
             if self._device.type != "cuda":
@@ -70,10 +73,12 @@ class TorchBackend(Backend):
     def _to_device(self, array: Any) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
         tensor = tensor.to(self._device, non_blocking=True)
-        return tensor.to(self._compute_dtype) if tensor.is_floating_point() else tensor
+        return tensor.float() if tensor.is_floating_point() else tensor
 
-    def _forward(self, tensors: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        result = self.model(*tensors)
+    def _forward(self, tensors: list[torch.Tensor], cache_casts: bool = True) -> dict[str, torch.Tensor]:
+        # Graph capture needs cache_casts=False: autocast's weight-cast cache must not outlive it.
+        with torch.autocast("cuda", torch.float16, enabled=self.precision == "fp16", cache_enabled=cache_casts):
+            result = self.model(*tensors)
         names = self.io.output_names
         if isinstance(result, Mapping):
             missing = [n for n in names if n not in result]
@@ -125,6 +130,6 @@ class TorchBackend(Backend):
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                self._static_outputs = self._forward(self._static_inputs)
+                self._static_outputs = self._forward(self._static_inputs, cache_casts=False)
         self._graph = graph
         logger.info("captured a CUDA graph at batch %d; other batch sizes run eagerly", batch)

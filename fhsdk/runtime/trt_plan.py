@@ -61,6 +61,10 @@ class OptimizationProfile:
                 return entry[1], entry[2], entry[3]
         raise KeyError(name)
 
+    def max_batch(self) -> int | None:
+        """The largest batch (axis 0) every profiled input accepts; None without profiled inputs."""
+        return min((high[0] for _, _, _, high in self.shapes), default=None)
+
     def to_dict(self) -> dict[str, dict[str, list[int]]]:
         return {n: {"min": list(a), "opt": list(b), "max": list(c)} for n, a, b, c in self.shapes}
 
@@ -141,6 +145,13 @@ def pnet_image_range(max_frame_hw: HW, min_face: int = 20, factor: float = 0.709
     opt = sizes[len(sizes) // 2]
     low = (PNET_MIN_SIDE, PNET_MIN_SIDE)
     return low, (max(opt[0], low[0]), max(opt[1], low[1])), sizes[0]
+
+
+def square_max(ranges: tuple[HW, HW, HW]) -> tuple[HW, HW, HW]:
+    """The same (min, opt, max) with max made square on its longer side: covers both orientations."""
+    low, opt, (height, width) = ranges
+    side = max(height, width)
+    return low, opt, (side, side)
 
 
 # -- trtexec-style shape strings ------------------------------------------------------------------
@@ -243,34 +254,3 @@ class IOPlan:
                 sizes.update({2: spatial[0], 3: spatial[1]})
             shapes[tensor.name] = TensorSpec(tensor.name, tensor.dtype, tensor.shape).concrete(sizes)
         return shapes
-
-
-# -- FP16 precision pin-back ----------------------------------------------------------------------
-
-
-def select_pinned_layers(
-    layers: Sequence[tuple[str, str]], names: Sequence[str] = (), types: Sequence[str] = ()
-) -> list[str]:
-    """Names of the layers to force to FP32: those named, plus every layer of the given types.
-
-    `layers` is (layer name, TensorRT LayerType name such as 'CONVOLUTION') in network order;
-    the result keeps network order. Unknown names or types are errors, not silently ignored.
-    """
-    known_names = {name for name, _ in layers}
-    known_types = {str(kind).rsplit(".", 1)[-1].upper() for _, kind in layers}
-    unknown = [n for n in names if n not in known_names]
-    if unknown:
-        raise InvalidInputError(
-            f"no layers named {unknown} in the network; its layers include {sorted(known_names)[:10]}"
-        )
-    wanted_types = {t.upper() for t in types}
-    unknown_types = sorted(wanted_types - known_types)
-    if unknown_types:
-        raise InvalidInputError(
-            f"the network has no layers of type {unknown_types}; it has {sorted(known_types)}"
-        )
-    wanted = set(names)
-    return [
-        name for name, kind in layers
-        if name in wanted or str(kind).rsplit(".", 1)[-1].upper() in wanted_types
-    ]
