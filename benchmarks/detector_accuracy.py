@@ -1,4 +1,4 @@
-"""How well fhsdk's MTCNN finds faces and places landmarks, against dlib as the reference.
+"""How well fhsdk's detectors (RetinaFace, MTCNN) find faces and place landmarks, against dlib as the reference.
 
 1. LFW (every image pairs.txt references, 250x250 with the face centred): the rate at which the
    central face is found (a detection whose box contains the image centre), and the landmark error
@@ -6,8 +6,15 @@
    distance (NME): eye centres against the 5-point predictor (eye centre = mean of the eye's two
    corners), all five points against the 68-point predictor (eyes 36-41 / 42-47, nose tip 30,
    mouth corners 48 / 54).
-2. The 1080p crowd clip: faces per frame of our MTCNN (min_face_size 20 and 12) and dlib's HOG
-   detector (upsample 0 and 1), with time per frame of each, as ratios within the same run.
+2. Shrunk LFW (a fixed, evenly spaced subset): each image shrunk (INTER_AREA) so its canonical face
+   region (fhsdk.align's, measured from dlib's 68 points on the full image) is 32 / 24 / 16 / 12 / 8 px,
+   pasted in the middle of a grey frame three times its size; recall of that face (a detection whose
+   box holds the face's centre) and its landmark error against dlib's 68 points (mapped into the frame)
+   for each detector setting, with CPU time per frame. Upscaled MTCNN settings enlarge the frame with
+   cv2 (bilinear) before detecting, as RetinaFace's tiny-face mode does inside the detector.
+3. The 1080p crowd clip: faces per frame of RetinaFace (plain and tiny-face mode), our MTCNN
+   (min_face_size 20 and 12) and dlib's HOG detector (upsample 0 and 1), with wall and CPU time per
+   frame of each, as ratios within the same run.
 
     python benchmarks/detector_accuracy.py --data ../shared/data --out detector_accuracy.json
 
@@ -28,7 +35,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fhsdk.detect import LANDMARK_NAMES, MTCNN
+from fhsdk.align import region_side_px
+from fhsdk.detect import LANDMARK_NAMES, MTCNN, Detections, RetinaFace
 from fhsdk.eval.protocol import check_lfw_dir, read_pairs
 from fhsdk.errors import DataNotFoundError
 from fhsdk.video import iterate_source
@@ -39,15 +47,7 @@ DLIB_MODELS = "face_recognition_models"
 
 def central_index(boxes: np.ndarray, shape: tuple[int, int]) -> int | None:
     """Index of the box containing the image centre whose own centre is nearest to it, else None."""
-    if len(boxes) == 0:
-        return None
-    centre = np.array([shape[1], shape[0]], dtype=np.float64) / 2
-    contains = np.all((boxes[:, :2] <= centre) & (boxes[:, 2:] >= centre), axis=1)
-    if not contains.any():
-        return None
-    distance = np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - centre, axis=1)
-    distance[~contains] = np.inf
-    return int(np.argmin(distance))
+    return box_holding(boxes, np.array([shape[1], shape[0]], dtype=np.float64) / 2)
 
 
 def dlib_boxes(rectangles) -> np.ndarray:
@@ -84,7 +84,7 @@ def nme_summary(offsets: np.ndarray, names: tuple[str, ...]) -> dict:
     return summary
 
 
-def lfw_benchmark(args, detector: MTCNN, dlib) -> dict:
+def lfw_benchmark(args, detectors: dict, dlib) -> dict:
     root = check_lfw_dir(Path(args.data) / "lfw")
     images = read_pairs(root).images
     if args.limit:
@@ -93,9 +93,12 @@ def lfw_benchmark(args, detector: MTCNN, dlib) -> dict:
     sp5 = dlib.shape_predictor(str(package_file(DLIB_MODELS, "models/shape_predictor_5_face_landmarks.dat")))
     sp68 = dlib.shape_predictor(str(package_file(DLIB_MODELS, "models/shape_predictor_68_face_landmarks.dat")))
 
-    found_ours = found_dlib = 0
-    errors_5, errors_68, dlib_5_vs_68 = [], [], []
-    ours_seconds = ours_cpu = hog_seconds = 0.0
+    found = {name: 0 for name in [*detectors, "dlib_hog"]}
+    errors_5 = {name: [] for name in detectors}
+    errors_68 = {name: [] for name in detectors}
+    dlib_5_vs_68 = []
+    wall = {name: 0.0 for name in found}
+    cpu = {name: 0.0 for name in detectors}
     progress = tqdm(total=len(images), desc="LFW", unit="img")
     for start in range(0, len(images), args.batch):
         names = images[start : start + args.batch]
@@ -105,43 +108,137 @@ def lfw_benchmark(args, detector: MTCNN, dlib) -> dict:
             if frame is None:
                 raise DataNotFoundError(f"cannot read {root / 'images' / name}: the LFW folder is incomplete")
             frames.append(frame)
-        wall, cpu = time.perf_counter(), time.process_time()
-        detections = detector.detect(frames)
-        ours_seconds += time.perf_counter() - wall
-        ours_cpu += time.process_time() - cpu
-        for frame, found in zip(frames, detections):
-            ours = central_index(found.boxes, frame.shape[:2])
-            found_ours += ours is not None
+        detections = {}
+        for name, detector in detectors.items():
+            started, clock = time.perf_counter(), time.process_time()
+            detections[name] = detector.detect(frames)
+            wall[name] += time.perf_counter() - started
+            cpu[name] += time.process_time() - clock
+        for i, frame in enumerate(frames):
             rgb = np.ascontiguousarray(frame[:, :, ::-1])
-            wall = time.perf_counter()
+            started = time.perf_counter()
             rectangles = hog(rgb, args.lfw_upsample)
-            hog_seconds += time.perf_counter() - wall
+            wall["dlib_hog"] += time.perf_counter() - started
             theirs = central_index(dlib_boxes(rectangles), frame.shape[:2])
-            found_dlib += theirs is not None
-            if ours is None or theirs is None:
-                continue
-            points = found.landmarks[ours].astype(np.float64)
-            ref5 = reference_landmarks_5(dlib_points(sp5(rgb, rectangles[theirs])))
-            ref68 = reference_landmarks_68(dlib_points(sp68(rgb, rectangles[theirs])))
-            iod5 = np.linalg.norm(ref5[1] - ref5[0])
-            iod68 = np.linalg.norm(ref68[1] - ref68[0])
-            errors_5.append((points[:2] - ref5) / iod5)
-            errors_68.append((points - ref68) / iod68)
-            dlib_5_vs_68.append((ref5 - ref68[:2]) / iod68)
+            found["dlib_hog"] += theirs is not None
+            if theirs is not None:
+                ref5 = reference_landmarks_5(dlib_points(sp5(rgb, rectangles[theirs])))
+                ref68 = reference_landmarks_68(dlib_points(sp68(rgb, rectangles[theirs])))
+                iod5, iod68 = np.linalg.norm(ref5[1] - ref5[0]), np.linalg.norm(ref68[1] - ref68[0])
+                dlib_5_vs_68.append((ref5 - ref68[:2]) / iod68)
+            for name in detectors:
+                ours = central_index(detections[name][i].boxes, frame.shape[:2])
+                found[name] += ours is not None
+                if ours is None or theirs is None:
+                    continue
+                points = detections[name][i].landmarks[ours].astype(np.float64)
+                errors_5[name].append((points[:2] - ref5) / iod5)
+                errors_68[name].append((points - ref68) / iod68)
         progress.update(len(names))
     progress.close()
     count = len(images)
     return {
         "images": count,
         "images_source": "every image referenced by lfw/pairs.txt" + (f" (every n-th, --limit {args.limit})" if args.limit else ""),
-        "central_face_detection_rate": {"mtcnn": found_ours / count, "dlib_hog": found_dlib / count},
+        "central_face_detection_rate": {name: hits / count for name, hits in found.items()},
         "dlib_hog_upsample": args.lfw_upsample,
-        "nme_eye_centres_vs_dlib_5point": nme_summary(np.array(errors_5), LANDMARK_NAMES[:2]),
-        "nme_5_points_vs_dlib_68point": nme_summary(np.array(errors_68), LANDMARK_NAMES),
+        "nme_eye_centres_vs_dlib_5point": {n: nme_summary(np.array(e), LANDMARK_NAMES[:2]) for n, e in errors_5.items()},
+        "nme_5_points_vs_dlib_68point": {n: nme_summary(np.array(e), LANDMARK_NAMES) for n, e in errors_68.items()},
         "nme_dlib_5point_vs_dlib_68point_eyes": nme_summary(np.array(dlib_5_vs_68), LANDMARK_NAMES[:2]),
-        "seconds_per_image": {"mtcnn_wall": ours_seconds / count, "mtcnn_cpu": ours_cpu / count,
-                              "dlib_hog_wall": hog_seconds / count, "mtcnn_batch": args.batch},
+        "seconds_per_image": {**{f"{n}_wall": t / count for n, t in wall.items()},
+                              **{f"{n}_cpu": t / count for n, t in cpu.items()}, "batch": args.batch},
     }
+
+
+class Upscaled:
+    """A detector run on the frame enlarged by `factor` (cv2 bilinear), detections mapped back."""
+
+    def __init__(self, detector, factor: float):
+        self.detector, self.factor = detector, factor
+
+    def detect(self, frames: list[np.ndarray]) -> list[Detections]:
+        big = [cv2.resize(f, None, fx=self.factor, fy=self.factor, interpolation=cv2.INTER_LINEAR) for f in frames]
+        return [Detections(d.boxes / self.factor, d.scores, (d.landmarks + 0.5) / self.factor - 0.5)
+                for d in self.detector.detect(big)]
+
+
+def shrunk_settings() -> dict:
+    """Every detector setting the shrunk-LFW table compares (MTCNN's best per size is picked from its rows)."""
+    return {
+        **{f"retinaface_x{u}": RetinaFace(upscale=u) for u in (1, 2, 3, 4)},
+        "mtcnn_min20": MTCNN(min_face_size=20),
+        "mtcnn_min12": MTCNN(min_face_size=12),
+        "mtcnn_min12_up2": Upscaled(MTCNN(min_face_size=12), 2),
+        "mtcnn_min12_up3": Upscaled(MTCNN(min_face_size=12), 3),
+    }
+
+
+def place_in_grey_frame(image: np.ndarray, scale: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """`image` shrunk by `scale` (INTER_AREA) in the middle of a grey frame 3x its size; returns the
+    frame, the exact scale used and the offset of the shrunk image's top-left pixel edge."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    frame = np.full((3 * size[1], 3 * size[0], 3), 127, np.uint8)
+    frame[size[1]: 2 * size[1], size[0]: 2 * size[0]] = small
+    return frame, size[0] / width, np.array(size, dtype=np.float64)
+
+
+def shrunk_lfw_benchmark(args, dlib) -> dict:
+    root = check_lfw_dir(Path(args.data) / "lfw")
+    images = read_pairs(root).images
+    images = images[:: max(1, len(images) // args.shrunk_images)][: args.shrunk_images]
+    hog = dlib.get_frontal_face_detector()
+    sp68 = dlib.shape_predictor(str(package_file(DLIB_MODELS, "models/shape_predictor_68_face_landmarks.dat")))
+    references = {}  # name -> dlib's 68 points reduced to the five, on the full image
+    for name in tqdm(images, desc="dlib reference", unit="img"):
+        frame = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise DataNotFoundError(f"cannot read {root / 'images' / name}: the LFW folder is incomplete")
+        rgb = np.ascontiguousarray(frame[:, :, ::-1])
+        rectangles = hog(rgb, 1)
+        index = central_index(dlib_boxes(rectangles), frame.shape[:2])
+        if index is not None:
+            references[name] = (frame, reference_landmarks_68(dlib_points(sp68(rgb, rectangles[index]))))
+    settings = shrunk_settings()
+    rows: dict[str, dict] = {name: {} for name in settings}
+    for side in args.sizes:
+        frames, truths = [], []
+        for image, points in references.values():
+            frame, scale, offset = place_in_grey_frame(image, side / region_side_px(points[None])[0])
+            frames.append(frame)
+            truths.append((points + 0.5) * scale - 0.5 + offset)  # pixel centres, into the grey frame
+        for name, detector in settings.items():
+            found, offsets, cpu = 0, [], 0.0
+            for start in tqdm(range(0, len(frames), args.batch), desc=f"{side} px {name}", unit_scale=args.batch):
+                clock = time.process_time()
+                detections = detector.detect(frames[start: start + args.batch])
+                cpu += time.process_time() - clock
+                for truth, detected in zip(truths[start: start + args.batch], detections):
+                    index = box_holding(detected.boxes, truth.mean(axis=0))
+                    if index is None:
+                        continue
+                    found += 1
+                    offsets.append((detected.landmarks[index] - truth) / np.linalg.norm(truth[1] - truth[0]))
+            rows[name][str(side)] = {"recall": found / len(frames),
+                                     "nme_5_points_vs_dlib_68point": nme_summary(np.array(offsets), LANDMARK_NAMES),
+                                     "cpu_ms_per_frame": 1000 * cpu / len(frames)}
+    return {"images": len(images), "images_with_dlib_reference": len(references),
+            "images_source": f"every n-th image referenced by lfw/pairs.txt (--shrunk-images {args.shrunk_images})",
+            "frame": "grey (127) frame 3x the shrunk image's width and height, image in the middle",
+            "per_setting": rows}
+
+
+def box_holding(boxes: np.ndarray, point: np.ndarray) -> int | None:
+    """Index of the box containing `point` whose centre is nearest to it, else None."""
+    if len(boxes) == 0:
+        return None
+    contains = np.all((boxes[:, :2] <= point) & (boxes[:, 2:] >= point), axis=1)
+    if not contains.any():
+        return None
+    distance = np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - point, axis=1)
+    distance[~contains] = np.inf
+    return int(np.argmin(distance))
 
 
 def read_frames(path: Path, stride: int, limit: int | None) -> list[np.ndarray]:
@@ -156,7 +253,8 @@ def video_benchmark(args, dlib) -> dict:
     if not frames:
         raise DataNotFoundError(f"no frames could be read from {path}")
     hog = dlib.get_frontal_face_detector()
-    detectors = {f"mtcnn_min{size}": MTCNN(min_face_size=size) for size in (20, 12)}
+    detectors = {"retinaface": RetinaFace(), "retinaface_tiny_x2": RetinaFace(upscale=2),
+                 **{f"mtcnn_min{size}": MTCNN(min_face_size=size) for size in (20, 12)}}
     counts = {name: [] for name in [*detectors, "dlib_hog_up0", "dlib_hog_up1"]}
     widths = {name: [] for name in counts}
     seconds = {name: 0.0 for name in counts}
@@ -188,6 +286,7 @@ def video_benchmark(args, dlib) -> dict:
                 "seconds_per_frame_wall": seconds[name] / len(frames),
                 "seconds_per_frame_cpu": cpu[name] / len(frames),
                 "time_ratio_to_mtcnn_min20": seconds[name] / reference,
+                "cpu_ratio_to_mtcnn_min20": cpu[name] / cpu["mtcnn_min20"],
             }
             for name in counts
         },
@@ -203,7 +302,10 @@ def main() -> None:
     parser.add_argument("--lfw-upsample", type=int, default=1, help="dlib HOG upsampling on LFW")
     parser.add_argument("--video-stride", type=int, default=5, help="use every n-th frame of the clip")
     parser.add_argument("--video-frames", type=int, default=0, help="stop after this many frames (0: whole clip)")
+    parser.add_argument("--shrunk-images", type=int, default=600, help="LFW images in the shrunk-face test")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 24, 16, 12, 8], help="canonical region sides (px)")
     parser.add_argument("--skip-lfw", action="store_true")
+    parser.add_argument("--skip-shrunk", action="store_true")
     parser.add_argument("--skip-video", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default="detector_accuracy.json", help="JSON results file")
@@ -223,7 +325,9 @@ def main() -> None:
             for k, v in vars(args).items() if v is not False),
     }
     if not args.skip_lfw:
-        result["lfw"] = lfw_benchmark(args, MTCNN(min_face_size=20), dlib)
+        result["lfw"] = lfw_benchmark(args, {"retinaface": RetinaFace(), "mtcnn": MTCNN(min_face_size=20)}, dlib)
+    if not args.skip_shrunk:
+        result["shrunk_lfw"] = shrunk_lfw_benchmark(args, dlib)
     if not args.skip_video:
         result["crowd_video"] = video_benchmark(args, dlib)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,11 @@ def crop_transforms(landmarks, size: int, template: np.ndarray = CANONICAL_TEMPL
     return estimate_similarity(points, template * size - 0.5)
 
 
+def region_side_px(landmarks, template: np.ndarray = CANONICAL_TEMPLATE) -> np.ndarray:
+    """Side, in image pixels, of each face's canonical region (N landmark sets -> N sides)."""
+    return 1.0 / np.hypot(*crop_transforms(landmarks, 1, template)[:, :, 0].T)
+
+
 def align(image, landmarks, size: int = HR_SIDE, template: np.ndarray = CANONICAL_TEMPLATE) -> np.ndarray:
     """Crop the canonical face region of every face: N x size x size x 3 uint8, same channel order as image.
 

@@ -109,7 +109,9 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file")
     parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")
     parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
-    parser.add_argument("--min-face", type=float, default=20.0, help="smallest face the detector looks for (>= 12 px)")
+    parser.add_argument("--detector", choices=("retinaface", "mtcnn"), default=None, help="face detector (default: the Pipeline's)")
+    parser.add_argument("--min-face", type=float, default=20.0,
+                        help="smallest face the detector looks for (px; >= 12 for MTCNN, RetinaFace upscales below 16)")
 
 
 def _add_gallery_key_argument(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +140,8 @@ def _pipeline(args, gallery=None):
 
     return Pipeline(device=args.device, hallucinator=args.hallucinator, gate_px=args.gate_px,
                     threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,
-                    min_face_size=args.min_face, gallery=gallery, gallery_key=_gallery_key(args) if gallery else None)
+                    min_face_size=args.min_face, gallery=gallery, gallery_key=_gallery_key(args) if gallery else None,
+                    **({"detector": args.detector} if args.detector else {}))
 
 
 def add_enroll_arguments(parser: argparse.ArgumentParser) -> None:

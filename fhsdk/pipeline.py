@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-from fhsdk.align import as_bgr_image, crop_transforms
+from fhsdk.align import as_bgr_image, crop_transforms, region_side_px
 from fhsdk.align import align as align_faces
+from fhsdk.detect import MTCNN, RetinaFace
 from fhsdk.embed import Embedder
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
@@ -32,6 +33,7 @@ from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader
 
 log = logging.getLogger(__name__)
 
+DETECTORS = {"mtcnn": MTCNN, "retinaface": RetinaFace}
 DEFAULT_THRESHOLD = 0.92  # cosine at a 1% false accept rate on CelebA HR faces (tools/choose_threshold.py)
 MIN_LR_SIDE = 8
 
@@ -55,16 +57,15 @@ class Pipeline:
     ):
         if backend not in ("torch", "onnxruntime", "tensorrt", "auto"):
             raise InvalidInputError(f"unknown backend '{backend}': use 'torch', 'onnxruntime', 'tensorrt' or 'auto'")
-        _check_settings(device, gate_px, threshold, min_face_size, batch_frames)
+        if detector not in DETECTORS:
+            raise InvalidInputError(f"unknown detector '{detector}': choose one of {', '.join(sorted(DETECTORS))}")
+        _check_settings(device, gate_px, threshold, min_face_size, batch_frames, detector)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailableError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'")
-        if detector != "mtcnn":
-            raise InvalidInputError(f"unknown detector '{detector}': fhsdk ships 'mtcnn'")
-        from fhsdk.detect.mtcnn import MTCNN
 
         self.device = device
         self.backend = backend
-        self.detector = MTCNN(min_face_size=min_face_size, device=device).use_backend(backend)
+        self.detector = DETECTORS[detector](min_face_size=min_face_size, device=device).use_backend(backend)
         self.hallucinator = _default_or(hallucinator, device)
         if hasattr(self.hallucinator, "use_backend"):
             self.hallucinator.use_backend(backend)
@@ -258,7 +259,7 @@ class Pipeline:
             if len(found) == 0:
                 result.append([])
                 continue
-            sizes = 1.0 / np.hypot(*crop_transforms(found.landmarks, 1)[:, :, 0].T)
+            sizes = region_side_px(found.landmarks)
             result.append([
                 Face(box=found.boxes[i], landmarks=found.landmarks[i], score=float(found.scores[i]), size_px=float(sizes[i]))
                 for i in range(len(found))
@@ -318,7 +319,7 @@ class Pipeline:
         return self.embedder.embed_preprocessed(batch)
 
 
-def _check_settings(device, gate_px, threshold, min_face_size, batch_frames) -> None:
+def _check_settings(device, gate_px, threshold, min_face_size, batch_frames, detector) -> None:
     """Refuse settings that would otherwise fail deep inside a stage, or silently name nobody."""
     def number(name, value, low, high):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
@@ -329,7 +330,8 @@ def _check_settings(device, gate_px, threshold, min_face_size, batch_frames) -> 
         raise ConfigError(f"device={device!r} is invalid: use 'cpu', 'cuda' or 'cuda:N'")
     number("threshold", threshold, -1.0, 1.0)  # a cosine similarity
     number("gate_px", gate_px, 0.0, 4096.0)
-    number("min_face_size", min_face_size, 12.0, 4096.0)  # MTCNN's smallest window is 12 px
+    # MTCNN's smallest window is 12 px; RetinaFace upscales the frame up to 4x below its 16 px anchor
+    number("min_face_size", min_face_size, 12.0 if detector == "mtcnn" else 4.0, 4096.0)
     if isinstance(batch_frames, bool) or not isinstance(batch_frames, int) or batch_frames < 1:
         raise ConfigError(f"batch_frames={batch_frames!r} is invalid: use an integer >= 1 (1 = lowest latency)")
 

@@ -13,7 +13,7 @@ from fhsdk.errors import InvalidInputError
 from fhsdk.runtime import create_backend, export_onnx, export_preset, get_preset, read_metadata
 from fhsdk.runtime.export import DEFAULT_OPSET, state_dict_sha256
 
-DETECTOR = ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
+DETECTOR = ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "retinaface"]
 GENERATORS = ["edsr", "rrdb", "sicnn", "srgan", "dsnet"]
 
 # Small generator configurations keep the test quick; the architecture code is the real one.
@@ -148,3 +148,35 @@ def test_backends_from_a_preset_name_agree(tmp_path, monkeypatch):
     # a second backend reuses the cached file instead of exporting again
     before = onnx_backend.path.stat().st_mtime_ns
     assert create_backend("onnxruntime", "mtcnn_onet").path.stat().st_mtime_ns == before
+
+
+def test_retinaface_exports_for_every_padded_size_and_its_profile_covers_tiny_mode_1080p(tmp_path):
+    from fhsdk.detect.retinaface import padded_side
+    from fhsdk.runtime.build import default_profile
+
+    report = export_preset("retinaface", tmp_path / "retinaface.onnx", model=_build("retinaface"),
+                           check_batches=(1, 3), check_spatial=[(64, 96), (160, 128), (70, 45)])
+    assert report.passed, report.summary()
+    profile = default_profile(report.path, "retinaface")
+    low, _, high = profile.range("image")
+    assert low == (1, 3, 32, 32) and high[2:] == (padded_side(1080 * 2), padded_side(1920 * 2))
+    profile.check({"image": (4, 3, padded_side(1080), padded_side(1920))})  # four 1080p frames in one batch
+    with pytest.raises(InvalidInputError):
+        profile.check({"image": (5, 3, 64, 64)})
+
+
+def test_retinaface_on_onnx_runtime_finds_the_same_faces(tmp_path, monkeypatch):
+    import skimage.data
+
+    from fhsdk.detect import RetinaFace
+
+    monkeypatch.setenv("FHSDK_CACHE", str(tmp_path))
+    image = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    frames = [image, np.ascontiguousarray(image[::2, ::2])]
+    ours = RetinaFace().detect(frames)
+    theirs = RetinaFace().use_backend("onnxruntime").detect(frames)
+    for a, b in zip(ours, theirs):
+        assert len(a) == len(b) >= 1
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.02)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.02)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)

