@@ -11,7 +11,11 @@ Backends (``backend=``)
     "cuda"       the CUDA kernel; inputs are torch CUDA tensors, CuPy arrays, or any object exposing
                  ``__cuda_array_interface__`` or DLPack; outputs are allocated by the input's
                  framework (torch for anything that is not CuPy) on the input's device, and the
-                 kernel runs asynchronously on that framework's current stream (or ``stream=``)
+                 kernel runs asynchronously on that framework's current stream (or ``stream=``:
+                 it waits for the current stream first, and every torch buffer it touches is
+                 marked ``record_stream`` on it; results are produced on that stream).
+                 ``cosine_topk`` on CUDA is a matrix product per gallery tile (cuBLAS through
+                 torch) plus a top-k (``cosine_topk_gemm``), not a kernel of csrc/
     "reference"  plain NumPy (fhsdk/kernels_reference.py), float64 arithmetic, for tests
 """
 
@@ -36,7 +40,6 @@ else:
 
 __all__ = [
     "BACKENDS",
-    "CUDA_MAX_K",
     "native_available",
     "cuda_available",
     "cuda_unavailable_reason",
@@ -46,7 +49,6 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "cpu", "cuda", "reference")
-CUDA_MAX_K = 1024  # the CUDA top-k keeps sorted per-warp lists; larger k would be quadratic
 _KDL_CUDA = 2  # DLPack device type of CUDA memory
 # Per-call overhead matters: one 16 px face costs the kernel a few microseconds, so the checks below
 # take fast paths for the common, already-valid arguments (NumPy arrays, ints, tuples of floats).
@@ -143,6 +145,26 @@ class _CudaArray:
         import torch
 
         return torch.as_tensor(array, device=f"cuda:{self.device}")
+
+    def launch_stream(self, stream, *allocated):
+        """The cudaStream_t to launch on. With `stream=` given on torch memory, that stream first
+        waits for the current one (where inputs and `allocated` buffers were made), and every
+        buffer is marked used on it (`record_stream`), so the caching allocator cannot hand the
+        memory to other work before the kernel is done with it."""
+        handle = self.stream(stream)
+        if stream is None or self.framework != "torch":
+            return handle
+        import torch
+
+        current = torch.cuda.current_stream(self.device)
+        if handle == current.cuda_stream:
+            return handle
+        target = stream if isinstance(stream, torch.cuda.Stream) else torch.cuda.ExternalStream(handle, device=self.device)
+        target.wait_stream(current)
+        for buffer in (self.obj, *allocated):
+            if hasattr(buffer, "record_stream"):
+                buffer.record_stream(target)
+        return handle
 
     def stream(self, stream):
         """The cudaStream_t to launch on: `stream` if given, else the framework's current stream."""
@@ -355,7 +377,7 @@ def resize_normalize_affine(
         dev_affines = src.from_host(inv)
         _C.resize_normalize_affine_cuda(
             src.ptr, src.shape[0], src.shape[1], src.shape[1] * 3, _ptr(dev_affines), n, out_h, out_w,
-            mean3, scale3, bool(swap_rb), dt.name, _ptr(out), src.stream(stream), src.device,
+            mean3, scale3, bool(swap_rb), dt.name, _ptr(out), src.launch_stream(stream, out, dev_affines), src.device,
         )  # fmt: skip
         return out
 
@@ -400,7 +422,7 @@ def resize_normalize_batch(images, size, mean, scale, dtype=np.float32, backend=
             return out
         _C.resize_normalize_batch_cuda(
             src.ptr, b, c, h, w, c * h * w, h * w, w, out_h, out_w, mean_c, scale_c, dt.name, _ptr(out),
-            src.stream(stream), src.device,
+            src.launch_stream(stream, out), src.device,
         )  # fmt: skip
         return out
 
@@ -432,6 +454,8 @@ def cosine_topk(queries, gallery, k, normalize=False, backend="auto", num_thread
             accumulation either way.
         k: results wanted per query (>= 1). When k > N, all N rows are returned (no padding).
         normalize: divide both sides by their L2 norms (rows are assumed unit-norm otherwise).
+        On CUDA a float16 gallery is multiplied with float16 queries on tensor cores (float32
+        accumulation): scores then carry a relative error of about 2^-11 |q||g|.
     Returns:
         (indices int64, similarities float32), each B x min(k, N) (or min(k, N) for 1-D queries),
         sorted by similarity descending, ties by index ascending.
@@ -448,25 +472,23 @@ def cosine_topk(queries, gallery, k, normalize=False, backend="auto", num_thread
     if backend == "cuda":
         q, g = _CudaArray(queries, name), _CudaArray(gallery, name)
         squeeze = len(q.shape) == 1
-        if squeeze:
-            q = _CudaArray(q.obj.reshape(1, -1), name)
-        _check_topk_shapes(q.shape, g.shape, name)
+        _check_topk_shapes((1, *q.shape) if squeeze else q.shape, g.shape, name)
         if q.device != g.device:
             raise InvalidInputError(f"{name}: queries are on cuda:{q.device} but the gallery on cuda:{g.device}")
-        if q.dtype != np.float32 or g.dtype not in (np.float32, np.float16):
+        if q.dtype.kind != "f" or g.dtype not in (np.float32, np.float16):
             raise InvalidInputError(
-                f"{name}: CUDA inputs must be float32 queries and a float32/float16 gallery, got {q.dtype}, {g.dtype}"
+                f"{name}: CUDA inputs must be floating queries and a float32/float16 gallery, got {q.dtype}, {g.dtype}"
             )
-        b, n = q.shape[0], g.shape[0]
-        kk = min(k, n)
-        if kk > CUDA_MAX_K:
-            raise InvalidInputError(f"{name}: the CUDA kernel supports k <= {CUDA_MAX_K}; got {kk}. Use the CPU path")
-        idx, sims = q.empty((b, kk), np.int64), q.empty((b, kk), np.float32)
-        if b and kk:
-            _C.cosine_topk_cuda(
-                q.ptr, b, q.shape[1], q.shape[1], g.ptr, g.dtype.name, n, g.shape[1], kk, bool(normalize),
-                _ptr(idx), _ptr(sims), q.stream(stream), q.device,
-            )  # fmt: skip
+        import torch
+
+        qt, gt = (torch.from_dlpack(x.obj) if x.framework == "cupy" else x.obj for x in (q, g))
+        handle = q.launch_stream(stream, g.obj)
+        with torch.cuda.stream(torch.cuda.ExternalStream(handle, device=q.device)):
+            idx, sims = cosine_topk_gemm(qt.reshape(-1, qt.shape[-1]).float(), gt, k, bool(normalize))
+        if q.framework == "cupy":
+            import cupy
+
+            idx, sims = cupy.from_dlpack(idx), cupy.from_dlpack(sims)
         return (idx[0], sims[0]) if squeeze else (idx, sims)
 
     q = _to_numpy(queries, name)
@@ -493,3 +515,68 @@ def _check_topk_shapes(q_shape, g_shape, name):
         raise InvalidInputError(
             f"{name}: queries have D={q_shape[1]} but the gallery D={g_shape[1]}; embed both with the same model"
         )
+
+
+# ---- cosine_topk on a GPU: a GEMM and a top-k --------------------------------------------------
+
+_SCORE_TILE_BYTES = 256 << 20  # B x rows float32 scores held at once
+
+
+def cosine_topk_gemm(queries, gallery, k, normalize=False, tile_rows=None):
+    """cosine_topk with torch tensors on any device: the gallery is read once per batch of queries,
+    tile by tile, as one matrix product per tile (cuBLAS on a GPU; a float16 gallery is multiplied
+    on tensor cores with float32 accumulation and float32 scores), then a top-k over the tile and
+    the best so far. Order is the C++ kernels': score descending, ties by lower index, exactly:
+    each score is ranked by an int64 key (order-preserving bits of the float32 score, then the
+    candidate's position, which among equal scores follows the gallery index).
+
+    queries: B x D float32; gallery: N x D float32/float16; returns (int64 B x min(k, N), float32 B x min(k, N)).
+    """
+    import torch
+
+    b, n = queries.shape[0], gallery.shape[0]
+    kk = min(int(k), n)
+    device = queries.device
+    if b == 0 or kk == 0:
+        return (torch.empty((b, kk), dtype=torch.int64, device=device),
+                torch.empty((b, kk), dtype=torch.float32, device=device))
+    if normalize:
+        norms = queries.norm(dim=1, keepdim=True)
+        queries = torch.where(norms > 0, queries / norms.clamp_min(1e-30), torch.zeros_like(queries))
+    rows = tile_rows or max(kk, _SCORE_TILE_BYTES // (4 * b))
+    best_scores = torch.empty((b, 0), dtype=torch.float32, device=device)
+    best_index = torch.empty((b, 0), dtype=torch.int64, device=device)
+    for start in range(0, n, rows):
+        tile = gallery[start : start + rows]
+        scores = _tile_scores(queries, tile)
+        if normalize:
+            norms = tile.float().norm(dim=1)
+            scores = torch.where(norms > 0, scores / norms.clamp_min(1e-30), torch.zeros_like(scores))
+        index = torch.arange(start, start + len(tile), device=device).expand(b, -1)
+        # Earlier winners first: among equal scores, position order is gallery-index order.
+        scores, index = torch.cat([best_scores, scores], 1), torch.cat([best_index, index], 1)
+        top = torch.topk(_rank_keys(scores), min(kk, scores.shape[1]), dim=1, sorted=True).indices
+        best_scores, best_index = scores.gather(1, top), index.gather(1, top)
+    return best_index, best_scores
+
+
+def _tile_scores(queries, tile):
+    """queries (float32) x tile^T -> float32 scores."""
+    import torch
+
+    if tile.dtype == torch.float16 and tile.is_cuda:
+        try:  # tensor cores, float32 accumulation and output (torch >= 2.8)
+            return torch.mm(queries.half(), tile.t(), out_dtype=torch.float32)
+        except (TypeError, RuntimeError):
+            return queries @ tile.float().t()
+    return queries @ tile.float().t()
+
+
+def _rank_keys(scores):
+    """int64 keys ordering (score descending, position ascending) as one descending sort."""
+    import torch
+
+    bits = (scores + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into +0.0, as the C++ kernels compare
+    ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)  # float order as signed ints
+    position = torch.arange(scores.shape[1], device=scores.device, dtype=torch.int64)
+    return ordered * (1 << 32) + (0xFFFFFFFF - position)

@@ -131,13 +131,30 @@ __global__ void copy_out_kernel(const float* __restrict__ scores, const long lon
   out_idx[i] = idx[q * k + j];
 }
 
-}  // namespace
+// Stream-ordered workspace that is freed on every exit path, exceptions included.
+class AsyncBuffer {
+ public:
+  AsyncBuffer(size_t bytes, cudaStream_t s) : stream_(s) {
+    FHSDK_CUDA_CHECK(cudaMallocAsync(&ptr_, bytes, s));
+  }
+  ~AsyncBuffer() {
+    if (ptr_) cudaFreeAsync(ptr_, stream_);  // no throw from a destructor; a failure here is sticky anyway
+  }
+  AsyncBuffer(const AsyncBuffer&) = delete;
+  AsyncBuffer& operator=(const AsyncBuffer&) = delete;
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
 
-void cosine_topk_cuda(const TopkArgs& a, void* stream) {
+ private:
+  void* ptr_ = nullptr;
+  cudaStream_t stream_;
+};
+
+constexpr long long kMaxGridY = 65535;  // queries per launch (gridDim.y); larger batches are chunked
+
+void cosine_topk_chunk(TopkArgs a, cudaStream_t s) {
   const long long B = a.num_queries, N = a.num_gallery, k = a.k;
   const long long kk = k < N ? k : N;
-  if (B <= 0 || kk <= 0) return;
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
 
   // Warps per query: >= 16 rows each, at most 4096, and a workspace of at most ~2^21 entries.
   long long W = (N + 15) / 16;
@@ -148,24 +165,20 @@ void cosine_topk_cuda(const TopkArgs& a, void* stream) {
   const long long next = (W + kMergeFactor - 1) / kMergeFactor;
 
   const size_t entries_a = size_t(B * W * k), entries_b = size_t(B * next * k);
-  float *sa = nullptr, *sb = nullptr;
-  long long *ia = nullptr, *ib = nullptr;
-  FHSDK_CUDA_CHECK(cudaMallocAsync(&sa, entries_a * sizeof(float), s));
-  FHSDK_CUDA_CHECK(cudaMallocAsync(&ia, entries_a * sizeof(long long), s));
-  FHSDK_CUDA_CHECK(cudaMallocAsync(&sb, entries_b * sizeof(float), s));
-  FHSDK_CUDA_CHECK(cudaMallocAsync(&ib, entries_b * sizeof(long long), s));
+  AsyncBuffer sa(entries_a * sizeof(float), s), ia(entries_a * sizeof(long long), s);
+  AsyncBuffer sb(entries_b * sizeof(float), s), ib(entries_b * sizeof(long long), s);
 
   const dim3 grid1(static_cast<unsigned int>((W + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned int>(B));
   if (a.gallery_dtype == GalleryDType::kFloat16)
-    score_select_kernel<__half><<<grid1, kThreads, 0, s>>>(a, W, sa, ia);
+    score_select_kernel<__half><<<grid1, kThreads, 0, s>>>(a, W, sa.as<float>(), ia.as<long long>());
   else
-    score_select_kernel<float><<<grid1, kThreads, 0, s>>>(a, W, sa, ia);
+    score_select_kernel<float><<<grid1, kThreads, 0, s>>>(a, W, sa.as<float>(), ia.as<long long>());
   FHSDK_CUDA_CHECK(cudaGetLastError());
 
   // Merge levels, ping-ponging between the two buffers (each level fits in the smaller one).
   long long lists = W;
-  float *cur_s = sa, *nxt_s = sb;
-  long long *cur_i = ia, *nxt_i = ib;
+  float *cur_s = sa.as<float>(), *nxt_s = sb.as<float>();
+  long long *cur_i = ia.as<long long>(), *nxt_i = ib.as<long long>();
   while (lists > 1) {
     const long long out_lists = (lists + kMergeFactor - 1) / kMergeFactor;
     const dim3 grid(static_cast<unsigned int>((out_lists + 127) / 128), static_cast<unsigned int>(B));
@@ -178,10 +191,23 @@ void cosine_topk_cuda(const TopkArgs& a, void* stream) {
   copy_out_kernel<<<cuda::blocks_for(B * kk, 256), 256, 0, s>>>(cur_s, cur_i, k, kk, B, a.out_scores,
                                                                  a.out_indices);
   FHSDK_CUDA_CHECK(cudaGetLastError());
-  FHSDK_CUDA_CHECK(cudaFreeAsync(sa, s));
-  FHSDK_CUDA_CHECK(cudaFreeAsync(ia, s));
-  FHSDK_CUDA_CHECK(cudaFreeAsync(sb, s));
-  FHSDK_CUDA_CHECK(cudaFreeAsync(ib, s));
+}
+
+}  // namespace
+
+void cosine_topk_cuda(const TopkArgs& a, void* stream) {
+  const long long B = a.num_queries, N = a.num_gallery, k = a.k;
+  const long long kk = k < N ? k : N;
+  if (B <= 0 || kk <= 0) return;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  for (long long start = 0; start < B; start += kMaxGridY) {
+    TopkArgs chunk = a;
+    chunk.num_queries = (B - start) < kMaxGridY ? (B - start) : kMaxGridY;
+    chunk.queries = a.queries + start * a.query_stride;
+    chunk.out_indices = a.out_indices + start * kk;
+    chunk.out_scores = a.out_scores + start * kk;
+    cosine_topk_chunk(chunk, s);
+  }
 }
 
 }  // namespace ops
