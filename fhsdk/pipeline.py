@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import numbers
 import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -28,6 +26,7 @@ from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, I
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import PACKAGED_DEFAULT, bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
 from fhsdk.results import Face, FrameResult
+from fhsdk.stage_timer import StageTimer
 from fhsdk.track import Tracker
 from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader
 
@@ -162,7 +161,7 @@ class Pipeline:
         frames = [as_bgr_image(f) for f in frames]
         if not frames:
             return []
-        timings: dict[str, float] = {}
+        timings = StageTimer(self.device)
         with self._timed(timings, "detect"):
             faces_per_frame = self._detect_batch(frames)
         all_faces = [face for faces in faces_per_frame for face in faces]
@@ -182,7 +181,7 @@ class Pipeline:
             with self._timed(timings, "track"):
                 for result in results:
                     result.events = self.tracker.update(result.index, result.faces, self.gallery, self.threshold)
-        per_frame = {stage: seconds / len(frames) for stage, seconds in timings.items()}
+        per_frame = {stage: seconds / len(frames) for stage, seconds in timings.seconds().items()}
         for result in results:
             result.timings = dict(per_frame)
         return results
@@ -303,8 +302,8 @@ class Pipeline:
                     embeddings[rows] = self._embed_faces(frames[i], [all_faces[r] for r in rows])
         return embeddings
 
-    def _timed(self, timings: dict[str, float], stage: str):
-        return _timed(timings, stage, self.device)
+    def _timed(self, timings: StageTimer, stage: str):
+        return timings.stage(stage)
 
     def _hallucinate_tensor(self, crops: np.ndarray) -> torch.Tensor:
         if hasattr(self.hallucinator, "hallucinate_tensor"):
@@ -352,12 +351,3 @@ def _read_image(image) -> np.ndarray:
     if frame is None:
         raise ImageReadError(f"cannot read image {path}: the file is missing or not an image OpenCV can decode")
     return frame
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str, device: str = "cpu"):
-    start = time.perf_counter()
-    yield
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)  # GPU work is asynchronous: charge it to the stage that queued it
-    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start

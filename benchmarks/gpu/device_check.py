@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Section -> seconds on the GPU machine; the sum stays under 8 minutes with start-up overhead.
 BUDGET_S = {"env": 30, "build": 150, "cuda_tests": 90, "kernels": 45, "fp16_parity": 60, "fps": 75, "train": 30}
 SMOKE_BUDGET_S = {"env": 30, "build": 5, "cuda_tests": 60, "kernels": 30, "fp16_parity": 60, "fps": 60, "train": 5}
-MODELS = ("dlib_resnet_v1", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "edsr")
+MODELS = ("dlib_resnet_v1", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "retinaface", "edsr")
 
 
 # -- sections: each returns a JSON-able dict ---------------------------------------------------------------
@@ -72,7 +72,7 @@ def section_build(args) -> dict:
 
 
 def section_cuda_tests(args) -> dict:
-    tests = ["tests/test_kernels.py", "tests/test_runtime.py", "tests/test_tensorrt_plan.py"]
+    tests = ["tests/test_kernels.py", "tests/test_runtime.py", "tests/test_tensorrt_plan.py", "tests/test_device_frames.py"]
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, "-k", "cuda or gpu or tensorrt"],
                          cwd=REPO, capture_output=True, text=True)
     tail = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-500:]
@@ -172,7 +172,7 @@ def section_fp16_parity(args) -> dict:
         for name in MODELS:
             preset = get_preset(name)
             model = _model_with_weights(name, weights.get(name))
-            shapes = {"mtcnn_pnet": (3, 216, 384), "edsr": (3, 32, 32)}
+            shapes = {"mtcnn_pnet": (3, 216, 384), "retinaface": (3, 224, 384), "edsr": (3, 32, 32)}
             sample = shapes.get(name, preset.io.example_shapes["image"][1:])
             feeds = [{"image": np.random.default_rng(seed).random((2 if args.smoke else 8, *sample)).astype(np.float32)}
                      for seed in (1, 2)]

@@ -183,7 +183,8 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="state_dict file of the reference (the weights that were exported)")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "tensorrt"))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
+    parser.add_argument("--precision", choices=("fp32", "fp16"),
+                        help="of the backend checked (default: FP16 on CUDA, FP32 on CPU); the reference is FP32")
     parser.add_argument("--batch", type=int, default=8, help="batch size of the random test inputs")
     parser.add_argument("--inputs", help=".npy file with the reference network's first input (overrides random inputs)")
     parser.add_argument("--faces", nargs="+", help="face images (or a folder of them): detected, aligned and fed as "
@@ -244,7 +245,7 @@ def run_verify(args: argparse.Namespace) -> int:
             f"the reference {name} weights differ from those exported into '{onnx_path}' "
             f"(sha256 {exported_hash[:12]}): pass --weights with the exported state_dict"
         )
-    reference = create_backend("torch", model, device=args.device, io=preset.io)
+    reference = create_backend("torch", model, device=args.device, precision="fp32", io=preset.io)
     candidate = create_backend(args.backend, onnx_path, device=args.device, precision=args.precision)
     if args.faces:
         feeds = {preset.io.input_names[0]: face_inputs(args.faces, name, preset)}
