@@ -274,6 +274,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="folder holding video/ (and celeba_subset/)")
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/results/device_check"))
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    parser.add_argument("--budget-scale", type=float, default=1.0,
+                        help="multiply every section's time limit (e.g. 10 for full sizes on a CPU)")
     parser.add_argument("--section", help=argparse.SUPPRESS)
     parser.add_argument("--section-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -283,7 +285,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    budgets = SMOKE_BUDGET_S if args.smoke else BUDGET_S
+    budgets = {name: seconds * args.budget_scale for name, seconds in (SMOKE_BUDGET_S if args.smoke else BUDGET_S).items()}
     report = {"smoke": args.smoke, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sections": {}}
     for name in args.sections.split(","):
         section_out = out / f".{name}.json"
