@@ -101,6 +101,9 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def crop_transforms(landmarks, size: int, template: np.ndarray = CANONICAL_TEMPLATE) -> np.ndarray:
     """N x 2 x 3 matrices taking image pixel coordinates to crop pixel coordinates (cv2.warpAffine's)."""
     points = _as_landmarks(landmarks)
+    spread = np.abs(points - points.mean(axis=1, keepdims=True)).max(axis=(1, 2), initial=0.0)
+    if (spread < 1e-6).any():  # the similarity would have scale 0: the face has no size to crop
+        raise InvalidInputError("landmarks of a face all lie on one point: pass the 5 distinct points a detector returns")
     # Pixel centres: a template fraction f lands at f * size - 0.5 in pixel-index coordinates.
     return estimate_similarity(points, template * size - 0.5)
 

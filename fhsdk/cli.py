@@ -105,7 +105,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument("--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file")
     parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")
     parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
@@ -141,6 +141,7 @@ def _pipeline(args, gallery=None):
     return Pipeline(device=args.device, hallucinator=args.hallucinator, gate_px=args.gate_px,
                     threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,
                     min_face_size=args.min_face, gallery=gallery, gallery_key=_gallery_key(args) if gallery else None,
+                    track=not getattr(args, "no_tracking", False), fuse=not getattr(args, "no_fusion", False),
                     **({"detector": args.detector} if args.detector else {}))
 
 
@@ -181,18 +182,26 @@ def run_enroll(args: argparse.Namespace) -> int:
     for name, files in tqdm(people.items(), desc="enrol"):
         pipe.enroll(name, files)
     path = pipe.gallery.save(args.gallery, key=key)
-    print(f"{len(people)} people enrolled; gallery {path} holds {len(pipe.gallery.identities)} identities")
+    print(f"{_count(len(people), 'person', 'people')} enrolled; gallery {path} holds "
+          f"{_count(len(pipe.gallery.identities), 'identity', 'identities')}")
     return 0
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file, rtsp:// or http:// URL, or webcam index")
-    parser.add_argument("--gallery", type=Path, required=True)
+    parser.add_argument("--gallery", type=Path, required=True, help="gallery file written by `fhsdk enroll`")
     _add_gallery_key_argument(parser)
-    parser.add_argument("--out", type=Path, help="annotated video to write (.mp4 or .avi)")
-    parser.add_argument("--events", type=Path, help="JSON-lines events to write")
+    parser.add_argument("--out", type=Path, help="annotated video to write (.mp4 or .avi), at the source's frame rate")
+    parser.add_argument("--events", type=Path, help="JSON-lines events to write, ending with a summary per identity")
     parser.add_argument("--batch-frames", type=int, default=4, help="frames per batch (1 = lowest latency)")
-    parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--no-fusion", action="store_true",
+                        help="name each face from its own frame only (no identity fused over its track)")
+    parser.add_argument("--no-tracking", action="store_true", help="no track ids, no fusion, no track events")
     _add_pipeline_arguments(parser)
 
 
@@ -203,32 +212,41 @@ def run_run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from fhsdk.outputs import AnnotatedVideoWriter, EventLog
+    from fhsdk.outputs import AnnotatedVideoWriter, EventLog, IdentityLog
+    from fhsdk.video import file_info
 
     pipe = _pipeline(args, gallery=args.gallery)
     source = int(args.video) if args.video.isdigit() else args.video
+    fps, total = file_info(source)  # None, None for cameras and URLs
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total else args.max_frames
     frames_with_face = named = frames = faces = 0
     stage_seconds: dict[str, float] = {}
+    identities = IdentityLog()
     started = time.perf_counter()
     writer = events = results = None
     try:
         events = EventLog(args.events) if args.events else None
         keep_frames = args.out is not None
         results = pipe.stream(source, batch_frames=args.batch_frames, keep_images=keep_frames)
-        for result in tqdm(itertools.islice(results, args.max_frames), desc="frames"):
+        for result in tqdm(itertools.islice(results, args.max_frames), desc="frames", total=total, unit="frame"):
             if keep_frames:
                 if writer is None:
-                    writer = AnnotatedVideoWriter(args.out, 25, (result.image.shape[1], result.image.shape[0]))
+                    writer = AnnotatedVideoWriter(args.out, fps or 25.0, (result.image.shape[1], result.image.shape[0]),
+                                                  pipe.threshold)
                 writer.write(result.image, result)
             for event in result.events:
                 if events:
                     events.write(event)
+            identities.add(result)
             frames += 1
             faces += len(result.faces)
             for stage, seconds in result.timings.items():
                 stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
             frames_with_face += bool(result.faces)
             named += any(f.identity for f in result.faces)
+        if events:
+            events.write({"event": "summary", "frames": frames, "identities": identities.summary()})
     finally:
         if results is not None:
             results.close()  # stops the decode thread when --max-frames ends the run early
@@ -239,6 +257,7 @@ def run_run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print(json.dumps({"frames": frames, "faces_per_frame": round(faces / max(frames, 1), 2),
                       "frames_with_face": frames_with_face, "frames_named": named,
+                      "identities": identities.summary(),
                       "fps": round(frames / max(seconds, 1e-9), 2),
                       "ms_per_frame_by_stage": {k: round(1000 * v / max(frames, 1), 1) for k, v in stage_seconds.items()}}))
     return 0
@@ -256,11 +275,17 @@ def _runtime_command(module: str, add: str, run: str):
     return add_arguments, run_command
 
 
-BENCHMARKS = {"kernels": "bench_kernels.py", "models": "bench_models.py", "detector": "detector_accuracy.py",
-              "video": "video_identification.py", "crowd": "crowd_throughput.py", "gallery": "gallery_search.py"}
+# which -> (script of benchmarks/, its flag for the JSON it writes or None)
+BENCHMARKS = {"kernels": ("bench_kernels.py", "--json"), "models": ("bench_models.py", "--out"),
+              "detector": ("detector_accuracy.py", "--out"), "video": ("video_identification.py", "--out"),
+              "crowd": ("crowd_throughput.py", "--out"), "gallery": ("gallery_search.py", None)}
+DEFAULT_BENCH_DIR = Path("out/bench")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_BENCH_DIR,
+                        help=f"folder for the benchmark's JSON (default {DEFAULT_BENCH_DIR}, like out/eval and out/demo); "
+                             "the script's own --out/--json wins")
     parser.add_argument("which", choices=sorted(BENCHMARKS), help="which benchmark script of benchmarks/ to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="its own arguments (see fhsdk bench WHICH --help)")
 
@@ -271,11 +296,19 @@ def run_bench(args: argparse.Namespace) -> int:
 
     from fhsdk.errors import DataNotFoundError
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / BENCHMARKS[args.which]
+    name, out_flag = BENCHMARKS[args.which]
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / name
     if not script.is_file():
         raise DataNotFoundError(f"{script} not found: the benchmarks ship with the source tree; install it with pip install -e .")
+    script_args, out_dir = list(args.args), args.out_dir
+    if "--out-dir" in script_args:  # also accepted after WHICH
+        at = script_args.index("--out-dir")
+        out_dir, script_args = Path(script_args[at + 1]), script_args[:at] + script_args[at + 2:]
+    if out_flag and not any(a == out_flag or a.startswith(out_flag + "=") for a in script_args):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        script_args += [out_flag, str(out_dir / f"{Path(name).stem}.json")]
     saved = sys.argv
-    sys.argv = [str(script), *args.args]
+    sys.argv = [str(script), *script_args]
     try:
         runpy.run_path(str(script), run_name="__main__")
     finally:
@@ -283,7 +316,14 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_export = _runtime_command("fhsdk.runtime.export", "add_export_arguments", "run_export")
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    from fhsdk.hallucinate import PACKAGED
+    from fhsdk.runtime.export import add_export_arguments
+
+    add_export_arguments(parser, packaged={name: path for name, path in PACKAGED.items() if path.is_file()})
+
+
+_export = (_add_export_arguments, _runtime_command("fhsdk.runtime.export", "add_export_arguments", "run_export")[1])
 _build = _runtime_command("fhsdk.runtime.build", "add_build_engine_arguments", "run_build_engine")
 _verify = _runtime_command("fhsdk.runtime.verify", "add_verify_arguments", "run_verify")
 

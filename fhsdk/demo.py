@@ -88,7 +88,7 @@ def run_demo(out_dir: str | Path = "out/demo", hallucinator: str = "default", fa
     for label, pipe in (("hallucination_on", with_sr), ("hallucination_off", without_sr)):
         named = detected = 0
         video_path, events_path = out_dir / f"demo_{label}.mp4", out_dir / f"events_{label}.jsonl"
-        with AnnotatedVideoWriter(video_path, 10, FRAME_SIZE) as video, EventLog(events_path) as events:
+        with AnnotatedVideoWriter(video_path, 10, FRAME_SIZE, pipe.threshold) as video, EventLog(events_path) as events:
             for result, frame in zip(tqdm(pipe.stream(iter(scene), keep_images=True), total=frames, desc=label), scene):
                 video.write(frame, result)
                 for event in result.events:

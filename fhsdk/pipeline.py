@@ -27,8 +27,9 @@ from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import PACKAGED_DEFAULT, bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
 from fhsdk.results import Face, FrameResult
 from fhsdk.stage_timer import StageTimer
+from fhsdk.shots import ShotChangeDetector
 from fhsdk.track import Tracker
-from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader
+from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader, is_live
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Pipeline:
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)
         self.tracker = Tracker(fuse=fuse) if track else None
+        self.shots = ShotChangeDetector()  # a cut ends every track (fhsdk.shots)
         self._frames_seen = 0
         self._readers: set[ThreadedReader] = set()  # active streams, for stop()
         if gallery is None:
@@ -172,6 +174,7 @@ class Pipeline:
                 matches = self.gallery.match(embeddings, self.threshold)
             for face, embedding, match in zip(all_faces, embeddings, matches):
                 face.embedding, face.identity, face.similarity = embedding, match.identity, match.similarity
+                face.identity_source = "frame" if match.identity is not None else None
         if indices is None:
             indices = list(range(self._frames_seen, self._frames_seen + len(frames)))
         self._frames_seen = max(self._frames_seen, indices[-1] + 1)
@@ -179,8 +182,9 @@ class Pipeline:
         results = [FrameResult(i, t, faces) for i, t, faces in zip(indices, timestamps, faces_per_frame)]
         if self.tracker is not None:
             with self._timed(timings, "track"):
-                for result in results:
-                    result.events = self.tracker.update(result.index, result.faces, self.gallery, self.threshold)
+                for frame, result in zip(frames, results):
+                    result.events = self.tracker.update(result.index, result.faces, self.gallery, self.threshold,
+                                                        shot_change=self.shots(frame))
         per_frame = {stage: seconds / len(frames) for stage, seconds in timings.seconds().items()}
         for result in results:
             result.timings = dict(per_frame)
@@ -213,25 +217,43 @@ class Pipeline:
 
         keep_images=True puts each decoded frame on its result (`result.image`) and each hallucinated face
         on its Face (`face.restored`), for drawing; without it neither is copied.
+
+        When a file or an iterable ends, the last result also carries a 'lost' event (reason
+        'end_of_stream') for every track still open; for that, each batch's last result of such a source
+        is handed out when the next frame has been decoded.
         """
         batch_frames = int(batch_frames or self.batch_frames)
         if batch_frames < 1:
             raise InvalidInputError("batch_frames must be at least 1")
         if self.tracker is not None:
             self.tracker = Tracker(fuse=self.tracker.fuse)  # a new source starts with no tracks
+            self.shots.reset()
         reader = ThreadedReader(source, max_queue=max_queue, retry=retry, stall_timeout=stall_timeout,
                                 stop_event=stop_event, on_event=on_event)
         self._readers.add(reader)
         try:
             with reader:
-                pending = []
+                pending, held = [], None
+                ends = not is_live(source)  # a camera or URL is reconnected, never ended
                 for frame in reader:
+                    if held is not None:
+                        yield held
+                        held = None
                     pending.append(frame)
                     if len(pending) == batch_frames:
-                        yield from self._process_frames(pending, keep_images)
+                        *ready, held = self._process_frames(pending, keep_images)
                         pending = []
+                        yield from ready
+                        if not ends:
+                            yield held
+                            held = None
                 if pending:
-                    yield from self._process_frames(pending, keep_images)
+                    *ready, held = self._process_frames(pending, keep_images)
+                    yield from ready
+                if held is not None:
+                    if self.tracker is not None:
+                        held.events += self.tracker.finish(held.index)
+                    yield held
         finally:
             self._readers.discard(reader)
 
@@ -260,7 +282,8 @@ class Pipeline:
                 continue
             sizes = region_side_px(found.landmarks)
             result.append([
-                Face(box=found.boxes[i], landmarks=found.landmarks[i], score=float(found.scores[i]), size_px=float(sizes[i]))
+                Face(box=found.boxes[i], landmarks=found.landmarks[i], score=float(found.scores[i]),
+                 size_px=round(float(sizes[i]), 1))  # 0.1 px: finer is noise, and prints as 15 digits
                 for i in range(len(found))
             ])
         return result

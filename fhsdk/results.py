@@ -25,6 +25,7 @@ class Face:
     track_id: int | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
     restored: np.ndarray | None = field(default=None, repr=False)  # the hallucinated HR crop (BGR)
+    identity_source: str | None = None  # "frame": this face alone names it; "track": its track's fused evidence does
 
     def to_dict(self) -> dict:
         return {
@@ -34,6 +35,7 @@ class Face:
             "hallucinated": self.hallucinated,
             "identity": self.identity,
             "similarity": None if np.isnan(self.similarity) else round(float(self.similarity), 4),
+            "identity_source": self.identity_source,
             "track_id": self.track_id,
         }
 
@@ -44,7 +46,7 @@ class FrameResult:
     timestamp: float  # seconds from the start of the source
     faces: list[Face]
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds: its batch's time / frames in it
-    events: list[dict] = field(default_factory=list)  # tracking (first_seen, identified, lost) and source (source_dropped, source_recovered) events
+    events: list[dict] = field(default_factory=list)  # tracking (first_seen, identified, lost, shot_change) and source (source_dropped, source_recovered) events
     image: np.ndarray | None = field(default=None, repr=False)  # the decoded frame, with stream(keep_images=True)
 
     def to_dict(self) -> dict:

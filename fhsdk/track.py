@@ -4,7 +4,16 @@ Association is one assignment problem per frame (Hungarian) over a cost that mix
 embedding similarity, so a face that jumps (a dropped frame) can still be linked by its looks.
 Each track keeps a running embedding sum weighted by face size and detection score: a person seen as
 many tiny faces is matched on that fused embedding, which is steadier than any single frame's.
-Tracks unseen for `max_age` frames end with a 'lost' event.
+
+A fused name must never wander onto someone else, so:
+  - a shot change (the caller says so, see fhsdk.shots) ends every track: nobody is carried across a cut;
+  - a face whose embedding is far from its track's (an appearance jump) starts a new track instead;
+  - fused evidence decays (`decay` per frame), so the track's identity follows its recent faces;
+  - a fused name is given to a face only if the face on its own agrees: its own best gallery match is
+    that identity, within `evidence_margin` of the threshold. Face.identity_source says whether a name
+    comes from this frame ("frame") or needed the track ("track").
+Tracks end with a 'lost' event: unseen for `max_age` frames, at a shot change, or at the end of the
+stream (`finish`).
 """
 
 from __future__ import annotations
@@ -44,15 +53,27 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class Tracker:
     max_age: int = 15  # frames a track survives unseen
     min_iou: float = 0.1
-    min_cosine: float = 0.5  # linking without overlap needs this much embedding similarity
+    # Cosines are on the recogniser's scale (dlib: one person's faces in consecutive frames of the real
+    # clip are >= 0.83 apart, median 0.99; dlib's own same-person line d = 0.6 is cosine 0.82).
+    min_cosine: float = 0.9  # linking without box overlap needs this much embedding similarity
+    min_link_cosine: float = 0.8  # any link: below this the face is someone else (an appearance jump)
     appearance_weight: float = 0.5
     fuse: bool = True
+    decay: float = 0.9  # per frame: fused evidence halves in ~7 frames (0.2 s at 30 fps)
+    evidence_margin: float = 0.07  # a fused name needs the face's own similarity >= threshold - this
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 1
 
-    def update(self, frame_index: int, faces: list[Face], gallery=None, threshold: float = 0.0) -> list[dict]:
-        """Assign track ids to `faces` (with embeddings), fuse, re-match, expire; return events."""
+    def update(self, frame_index: int, faces: list[Face], gallery=None, threshold: float = 0.0,
+               shot_change: bool = False) -> list[dict]:
+        """Assign track ids to `faces` (with embeddings), fuse, re-match, expire; return events.
+
+        shot_change=True (the frame starts a new shot) ends every open track first.
+        """
         events: list[dict] = []
+        if shot_change:
+            events.append({"event": "shot_change", "frame": frame_index})
+            events += self._end(list(self.tracks), frame_index, "shot_change")
         assigned = self._associate(faces)
         face_tracks = []
         for face_index, face in enumerate(faces):
@@ -64,24 +85,44 @@ class Tracker:
                 self.tracks.append(track)
                 events.append({"event": "first_seen", "frame": frame_index, "track_id": track.track_id})
             else:
+                kept = self.decay ** max(frame_index - track.last_frame, 0)
+                track.embedding_sum = kept * track.embedding_sum + face.embedding * weight
+                track.weight = kept * track.weight + weight
                 track.box, track.last_frame, track.hits = face.box.copy(), frame_index, track.hits + 1
-                track.embedding_sum = track.embedding_sum + face.embedding * weight
-                track.weight += weight
             face.track_id = track.track_id
             face_tracks.append(track)
         if self.fuse and gallery is not None and len(gallery) and faces:
-            # every face of the frame is matched on its track's fused embedding, in one search
-            fused = gallery.match(np.stack([track.embedding for track in face_tracks]), threshold)
-            for face, match in zip(faces, fused):
-                face.identity, face.similarity = match.identity, match.similarity
+            self._name_from_tracks(faces, face_tracks, gallery, threshold)
         for face, track in zip(faces, face_tracks):
             if face.identity is not None and face.identity != track.identity:
                 events.append({"event": "identified", "frame": frame_index, "track_id": track.track_id,
-                               "identity": face.identity, "similarity": round(float(face.similarity), 4)})
+                               "identity": face.identity, "similarity": round(float(face.similarity), 4),
+                               "source": face.identity_source})
             track.identity = face.identity if face.identity is not None else track.identity
-        for track in [t for t in self.tracks if frame_index - t.last_frame > self.max_age]:
+        events += self._end([t for t in self.tracks if frame_index - t.last_frame > self.max_age], frame_index, "unseen")
+        return events
+
+    def finish(self, frame_index: int) -> list[dict]:
+        """End every open track (the source ended); returns their 'lost' events."""
+        return self._end(list(self.tracks), frame_index, "end_of_stream")
+
+    def _name_from_tracks(self, faces, face_tracks, gallery, threshold: float) -> None:
+        """Every face is matched on its track's fused embedding (one search), and keeps the fused name
+        only with its own evidence; otherwise its own per-frame match stands."""
+        embeddings = np.stack([face.embedding for face in faces])
+        own = gallery.match(embeddings, -np.inf)  # each face's best identity, whatever its similarity
+        fused = gallery.match(np.stack([track.embedding for track in face_tracks]), threshold)
+        for face, mine, together in zip(faces, own, fused):
+            if together.identity is not None and mine.identity == together.identity and \
+                    mine.similarity >= threshold - self.evidence_margin:
+                face.identity, face.similarity = together.identity, together.similarity
+                face.identity_source = "frame" if mine.similarity >= threshold else "track"
+
+    def _end(self, tracks: list[Track], frame_index: int, reason: str) -> list[dict]:
+        events = []
+        for track in tracks:
             events.append({"event": "lost", "frame": frame_index, "track_id": track.track_id,
-                           "identity": track.identity, "frames_seen": track.hits})
+                           "identity": track.identity, "frames_seen": track.hits, "reason": reason})
             self.tracks.remove(track)
         return events
 
@@ -91,7 +132,7 @@ class Tracker:
         boxes = np.stack([f.box for f in faces])
         iou = box_iou(np.stack([t.box for t in self.tracks]), boxes)
         cosine = np.stack([t.embedding for t in self.tracks]) @ np.stack([f.embedding for f in faces]).T
-        allowed = (iou >= self.min_iou) | (cosine >= self.min_cosine)
+        allowed = ((iou >= self.min_iou) | (cosine >= self.min_cosine)) & (cosine >= self.min_link_cosine)
         score = np.where(allowed, iou + self.appearance_weight * cosine, -1e6)
         rows, cols = linear_sum_assignment(-score)
         return {int(c): self.tracks[int(r)] for r, c in zip(rows, cols) if allowed[r, c]}

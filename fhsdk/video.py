@@ -413,3 +413,18 @@ class ThreadedReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def file_info(source) -> tuple[float | None, int | None]:
+    """(frames per second, frame count) from a video file's header; (None, None) for other sources
+    or where the header does not say."""
+    import cv2
+
+    if is_live(source) or not isinstance(source, (str, Path)) or not Path(source).is_file():
+        return None, None
+    capture = cv2.VideoCapture(str(source))
+    try:
+        fps, count = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+    return (fps if fps > 0 else None), (count if count > 0 else None)

@@ -90,3 +90,14 @@ def test_empty_landmarks_give_empty_batch():
 def test_interocular_distance_scales_with_side():
     assert interocular_px(32) == pytest.approx(2 * interocular_px(16))
     assert 0.3 < interocular_px(1) < 0.4
+
+
+def test_landmarks_on_one_point_are_refused_without_a_division_by_zero():
+    """Five coincident points give a similarity of scale 0; align divided by it (a RuntimeWarning and
+    a nonsense supersampling factor) before it refused."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(InvalidInputError, match="one point"):
+            align(np.zeros((10, 10, 3), np.uint8), np.full((1, 5, 2), 3.0), 16)

@@ -70,3 +70,67 @@ def test_bench_runs_a_benchmark_script(tmp_path, capsys):
     out = tmp_path / "k.json"
     assert main(["bench", "kernels", "--quick", "--cases", "topk", "--reps", "1", "--json", str(out)]) == 0
     assert out.is_file() and "cosine_topk" in capsys.readouterr().out
+
+
+def _gallery_and_clip(tmp_path, capsys, fps=12, frames=3, side=257):
+    """A one-person gallery and an odd-sized clip of that person (OpenCV's own MJPEG keeps odd sides)."""
+    face = astronaut_bgr()
+    cv2.imwrite(str(tmp_path / "eileen.jpg"), face)
+    gallery = tmp_path / "g.npz"
+    assert main(["enroll", str(tmp_path / "eileen.jpg"), "--name", "eileen", "--gallery", str(gallery),
+                 "--hallucinator", "bicubic"]) == 0
+    assert "1 person enrolled; gallery " in capsys.readouterr().out  # was "1 people", "1 identities"
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (side, side))
+    for i in range(frames):
+        writer.write(cv2.resize(np.roll(face, 5 * i, axis=1), (side, side)))
+    writer.release()
+    return gallery, video
+
+
+def test_run_output_fps_size_progress_closing_events_and_identity_summary(tmp_path, capsys):
+    gallery, video = _gallery_and_clip(tmp_path, capsys)
+    out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    assert main(["run", str(video), "--gallery", str(gallery), "--out", str(out), "--events", str(events),
+                 "--hallucinator", "bicubic", "--batch-frames", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "3/3" in captured.err  # the progress bar knows the file's length (a total, hence an ETA)
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["identities"] == {"eileen": {"frames": 3, "frames_from_track": 0, "ranges": [[0, 2]]}}
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert lines[-2]["event"] == "lost" and lines[-2]["reason"] == "end_of_stream"  # the open track is closed
+    assert lines[-1] == {"event": "summary", "frames": 3, "identities": summary["identities"]}
+    capture = cv2.VideoCapture(str(out))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(12)  # was always 25
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (514, 514)  # 257 x2, even
+
+
+def test_run_switches_for_fusion_and_tracking(tmp_path, capsys):
+    gallery, video = _gallery_and_clip(tmp_path, capsys, frames=2)
+    for switch in ("--no-tracking", "--no-fusion"):
+        events = tmp_path / f"{switch}.jsonl"
+        assert main(["run", str(video), "--gallery", str(gallery), "--events", str(events),
+                     "--hallucinator", "bicubic", switch]) == 0
+        kinds = [json.loads(line)["event"] for line in events.read_text().splitlines()]
+        assert ("first_seen" in kinds) == (switch == "--no-fusion")
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frames_named"] == 2
+
+
+def test_every_run_option_has_help():
+    from fhsdk.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("run", "enroll", "export"):
+        missing = [a.option_strings or a.dest for a in commands[name]._actions if not a.help and a.dest != "help"]
+        assert missing == [], f"fhsdk {name}: options without help: {missing}"
+
+
+def test_bench_writes_into_its_out_dir_not_the_current_folder(tmp_path, monkeypatch, capsys):
+    """It wrote benchmarks/results/ under whatever folder it was run from."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert main(["bench", "--out-dir", str(tmp_path / "bench"), "kernels", "--quick", "--cases", "topk", "--reps", "1"]) == 0
+    assert (tmp_path / "bench" / "bench_kernels.json").is_file()
+    assert list(cwd.iterdir()) == []

@@ -96,3 +96,27 @@ def test_real_pairs_file_parses(lfw_dir):
     assert len(pairs.same) == 6000 and pairs.same.sum() == 3000
     assert np.bincount(pairs.fold).tolist() == [600] * 10
     assert len(pairs.images) == 7701
+
+
+def test_landmarks_are_detected_only_for_the_images_asked_for(lfw_dir, tmp_path, monkeypatch):
+    """A quick run (--folds 2) detected all 11,585 LFW images first; now each image is cached on its
+    own and only images no earlier run saw are detected."""
+    from fhsdk.detect.mtcnn import MTCNN
+    from fhsdk.eval.harness import detect_landmarks
+    from fhsdk.eval.protocol import read_pairs
+
+    monkeypatch.setenv("FHSDK_CACHE", str(tmp_path))
+    seen = []
+
+    class Counting(MTCNN):
+        def detect(self, frames):
+            seen.extend(range(len(frames)))
+            return super().detect(frames)
+
+    detector = Counting(min_face_size=20)
+    images = sorted(set(read_pairs(lfw_dir).images))[:5]
+    first = detect_landmarks(lfw_dir, images[:3], detector)
+    assert len(seen) == 3 and first.detected.all()
+    again = detect_landmarks(lfw_dir, images, detector)
+    assert len(seen) == 5  # only the two new images
+    np.testing.assert_array_equal(again.landmarks[:3], first.landmarks)

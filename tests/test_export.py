@@ -180,3 +180,24 @@ def test_retinaface_on_onnx_runtime_finds_the_same_faces(tmp_path, monkeypatch):
         np.testing.assert_allclose(a.boxes, b.boxes, atol=0.02)
         np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.02)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_packaged_hallucinators_export_by_name_and_random_weights_never_pass(tmp_path, capsys):
+    """`fhsdk export default` was refused, `--weights hallucinator_default.pt` failed on every preset
+    (48 features, the preset 64), and without weights it exported random ones and printed PASS."""
+    from fhsdk.cli import main
+    from fhsdk.hallucinate import PACKAGED, create_hallucinator
+
+    assert main(["export", "default", "-o", str(tmp_path / "default.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "RANDOM" not in out
+    packaged = create_hallucinator("default")
+    assert read_metadata(tmp_path / "default.onnx")["fhsdk.weights_sha256"] == state_dict_sha256(packaged.generator)
+    assert main(["export", "edsr", "--weights", str(PACKAGED["default"]), "-o", str(tmp_path / "edsr.onnx")]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+    assert main(["export", "edsr", "-o", str(tmp_path / "random.onnx")]) == 2
+    assert "without trained weights" in capsys.readouterr().err
+    assert main(["export", "sicnn", "--random-weights", "-o", str(tmp_path / "random.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM weights" in out and "PASS" not in out

@@ -6,8 +6,8 @@ restored by the hallucinator, embedded and compared by cosine. The HR row (the q
 unchanged) is the ceiling. Rank-1 identification uses identities with >= 4 images: per run one random
 HR gallery image per identity, every other image an LR query.
 
-Detection and landmarks are computed once per image set and cached; HR embeddings are cached per
-recogniser. Everything runs in batches.
+Detection and landmarks are computed once per image and cached (a quick run detects only the images
+its folds use; later runs reuse them); HR embeddings are cached per recogniser. Everything runs in batches.
 """
 
 from __future__ import annotations
@@ -76,29 +76,35 @@ def central_face(boxes: np.ndarray, landmarks: np.ndarray, shape: tuple[int, int
 
 
 def detect_landmarks(root: Path, images: list[str], detector=None, batch: int = 16) -> LandmarkSet:
-    """Landmarks of the central face of every image, cached on disk by image list and detector."""
+    """Landmarks of the central face of every image; each image's detection is cached on disk per
+    detector, so only images no earlier run has seen are detected."""
     from fhsdk.detect.mtcnn import MTCNN
 
     detector = detector or MTCNN(min_face_size=20)
-    key = hashlib.sha256(("\n".join(images) + repr(getattr(detector, "config", type(detector).__name__))).encode())
-    cache = cache_dir() / f"lfw_landmarks_{key.hexdigest()[:16]}.npz"
+    key = hashlib.sha256(repr(getattr(detector, "config", type(detector).__name__)).encode())
+    cache = cache_dir() / f"lfw_landmarks_by_image_{key.hexdigest()[:16]}.npz"
+    known: dict[str, tuple[np.ndarray, bool]] = {}
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
-            return LandmarkSet(stored["landmarks"], stored["detected"])
-    landmarks = np.zeros((len(images), 5, 2))
-    detected = np.zeros(len(images), dtype=bool)
-    for start in tqdm(range(0, len(images), batch), desc="detect (cached after)", unit_scale=batch):
-        frames = [read_image(root / "images" / name) for name in images[start : start + batch]]
-        for offset, (frame, found) in enumerate(zip(frames, detector.detect(frames))):
+            known = {str(n): (l, bool(d)) for n, l, d in zip(stored["names"], stored["landmarks"], stored["detected"])}
+    missing = [name for name in dict.fromkeys(images) if name not in known]
+    for start in tqdm(range(0, len(missing), batch), desc="detect (cached after)", unit_scale=batch, disable=not missing):
+        names = missing[start : start + batch]
+        frames = [read_image(root / "images" / name) for name in names]
+        for name, frame, found in zip(names, frames, detector.detect(frames)):
             face = central_face(found.boxes, found.landmarks, frame.shape[:2])
-            if face is not None:
-                landmarks[start + offset], detected[start + offset] = face, True
+            known[name] = (np.zeros((5, 2)) if face is None else np.asarray(face, np.float64), face is not None)
+    if missing:
+        names = sorted(known)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, names=np.array(names), landmarks=np.stack([known[n][0] for n in names]),
+                 detected=np.array([known[n][1] for n in names]))
+        tmp.replace(cache)
+    landmarks = np.stack([known[name][0] for name in images]) if images else np.zeros((0, 5, 2))
+    detected = np.array([known[name][1] for name in images], dtype=bool)
     if detected.any():
         # Fallback for missed faces: the mean landmarks of found ones (LFW centres every face).
         landmarks[~detected] = landmarks[detected].mean(axis=0)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, landmarks=landmarks, detected=detected)
-    tmp.replace(cache)
     return LandmarkSet(landmarks, detected)
 
 
@@ -164,12 +170,7 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> E
     query_slot = np.full(len(images), -1)
     query_slot[queries] = np.arange(len(queries))
 
-    # Detection runs once over every image either full protocol uses, so quick runs on a subset
-    # reuse the full run's cache.
-    every_image = sorted(set(pairs.images) | {n for files in identification_images(root).values() for n in files})
-    everything = detect_landmarks(root, every_image, detector)
-    positions = np.searchsorted(every_image, images)
-    found = LandmarkSet(everything.landmarks[positions], everything.detected[positions])
+    found = detect_landmarks(root, images, detector)  # only these images: a quick run detects only its folds'
     log.info("central face found by the detector in %d of %d images", found.detected.sum(), len(images))
 
     crops = aligned_crops(root, images, found.landmarks, (RECOGNIZER_SIDE, HR_SIDE), "align")

@@ -11,6 +11,7 @@ can refuse a stale one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -57,18 +58,19 @@ class ExportReport:
     onnx_sha256: str
     opset: int
     parity: tuple[OutputComparison, ...]  # empty when the check was skipped
+    random_weights: bool = False  # an untrained architecture: the check proves the export, not a model
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.parity)
 
     def summary(self) -> str:
-        lines = [f"exported {self.model_name} -> {self.path} (opset {self.opset}, weights {self.weights_sha256[:12]})"]
+        weights = "RANDOM weights, not a trained model" if self.random_weights else f"weights {self.weights_sha256[:12]}"
+        lines = [f"exported {self.model_name} -> {self.path} (opset {self.opset}, {weights})"]
         for c in self.parity:
-            lines.append(
-                f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
-                f"{'PASS' if c.passed else 'FAIL'}{' (' + c.note + ')' if c.note else ''}"
-            )
+            verdict = "FAIL" if not c.passed else "export matches (random weights)" if self.random_weights else "PASS"
+            lines.append(f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
+                         f"{verdict}{' (' + c.note + ')' if c.note else ''}")
         return "\n".join(lines)
 
 
@@ -296,43 +298,88 @@ def _random_feed(specs, batch: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def build_preset_model(name: str, weights: str | os.PathLike | None = None) -> torch.nn.Module:
-    """A preset's network, with a state_dict file (torch.save; raw or under 'state_dict') loaded."""
+    """A preset's network with a weights file loaded: a plain state_dict (torch.save; raw or under
+    'state_dict'), or a checkpoint that also names its architecture ('arch', 'arch_kwargs', as
+    `python -m train.export_weights` and the packaged models write), built with those arguments."""
+    from fhsdk.models import create_model  # here, as presets do: the runtime imports no network until asked
     from fhsdk.runtime.presets import get_preset
 
-    model = get_preset(name).build()
-    if weights:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state))
-        except (OSError, RuntimeError, KeyError, AttributeError) as error:
-            raise WeightsError(f"cannot load weights '{weights}' into {name}: {error}") from error
+    if not weights:
+        return get_preset(name).build().eval()
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
+        raise WeightsError(f"cannot read weights '{weights}': {error}") from error
+    try:
+        if isinstance(state, Mapping) and "arch" in state:
+            if state["arch"] != name:
+                raise WeightsError(f"'{weights}' holds a '{state['arch']}' model, not '{name}': "
+                                   f"export it as `fhsdk export {state['arch']} --weights {weights}`")
+            model = create_model(name, **state.get("arch_kwargs", {}))
+        else:
+            model = get_preset(name).build()
+        model.load_state_dict(state.get("state_dict", state))
+    except (RuntimeError, KeyError, AttributeError, TypeError) as error:
+        raise WeightsError(f"cannot load weights '{weights}' into {name}: {error}") from error
     return model.eval()
+
+
+def checkpoint_arch(weights: str | os.PathLike) -> str:
+    """The architecture a checkpoint names ('arch'), for exporting it without naming a preset."""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        return str(state["arch"])
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError) as error:
+        raise WeightsError(f"'{weights}' is not a checkpoint that names its architecture: {error}") from error
 
 
 # -- CLI: `fhsdk export` ---------------------------------------------------------------------------
 
 
-def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+def add_export_arguments(parser: argparse.ArgumentParser, packaged: Mapping[str, Path] | None = None) -> None:
+    """`packaged`: model files exportable by name (the CLI passes fhsdk's packaged hallucinators)."""
     from fhsdk.runtime.presets import list_presets
 
-    parser.add_argument("model", choices=list_presets(), help="model preset to export")
+    parser.set_defaults(packaged=dict(packaged or {}))
+    parser.add_argument("model", choices=sorted(packaged or {}) + list_presets(),
+                        help="a packaged model by name, or an architecture preset (with --weights)")
     parser.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
-    parser.add_argument("--weights", help="state_dict file (torch.save) to load into the model before export")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--weights", help="weights to load before export: a state_dict file (torch.save) or a "
+                                          "checkpoint naming its architecture (train.export_weights)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="export an architecture preset untrained (checks the export path only)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
     parser.add_argument("--json", dest="json_path", help="also write the export report as JSON here")
 
 
 def run_export(args: argparse.Namespace) -> int:
     """`fhsdk export`: returns the exit code (0 when exported and parity passed)."""
-    model = build_preset_model(args.model, args.weights)
-    report = export_preset(args.model, args.output, model=model, opset=args.opset, check=not args.no_check)
+    from fhsdk.runtime.presets import get_preset
+
+    packaged = getattr(args, "packaged", {})
+    name, weights = args.model, args.weights
+    if name in packaged:
+        if weights:
+            raise InvalidInputError(f"'{name}' is a packaged model with its own weights: drop --weights, or "
+                                    "export its architecture preset with your weights")
+        weights = packaged[name]
+        name = checkpoint_arch(weights)
+    random_weights = not weights and not get_preset(name).pretrained
+    if random_weights and not args.random_weights:
+        raise InvalidInputError(
+            f"'{name}' is an architecture without trained weights: pass --weights FILE, export a packaged model "
+            f"by name ({', '.join(sorted(packaged)) or 'none here'}), or add --random-weights to check the export only")
+    model = build_preset_model(name, weights)
+    report = export_preset(name, args.output, model=model, opset=args.opset, check=not args.no_check)
+    report = dataclasses.replace(report, random_weights=random_weights)
     print(report.summary())
     if args.json_path:
         with open(args.json_path, "w") as handle:
             json.dump({
                 "path": str(report.path), "model_name": report.model_name, "opset": report.opset,
                 "weights_sha256": report.weights_sha256, "onnx_sha256": report.onnx_sha256,
-                "passed": report.passed, "parity": [c.__dict__ for c in report.parity],
+                "passed": report.passed, "random_weights": report.random_weights,
+                "parity": [c.__dict__ for c in report.parity],
             }, handle, indent=2)
     return 0 if report.passed else 1

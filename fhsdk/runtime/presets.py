@@ -28,6 +28,7 @@ class ModelPreset:
     build: Callable[[], nn.Module]
     batch_range: tuple[int, int, int] = (1, 32, 256)  # TensorRT profile (min, opt, max)
     spatial_range: tuple[HW, HW, HW] | None = None  # for inputs with dynamic H, W
+    pretrained: bool = True  # False: `build` gives random weights (an architecture; trained weights come from a file)
     notes: str = field(default="", compare=False)
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
@@ -159,5 +160,6 @@ for _generator in ("edsr", "rrdb", "sicnn", "srgan", "dsnet"):
         build=_registry_model(_generator),
         batch_range=(1, 64, 256),
         spatial_range=((8, 8), (32, 32), (32, 32)),
+        pretrained=False,
         notes="input in [0, 1], output upscaled by the model's scale",
     ))
