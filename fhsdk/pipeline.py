@@ -235,18 +235,23 @@ class Pipeline:
             with reader:
                 pending, held = [], None
                 ends = not is_live(source)  # a camera or URL is reconnected, never ended
-                for frame in reader:
-                    if held is not None:
-                        yield held
-                        held = None
-                    pending.append(frame)
-                    if len(pending) == batch_frames:
-                        *ready, held = self._process_frames(pending, keep_images)
-                        pending = []
-                        yield from ready
-                        if not ends:
+                try:
+                    for frame in reader:
+                        if held is not None:
                             yield held
                             held = None
+                        pending.append(frame)
+                        if len(pending) == batch_frames:
+                            *ready, held = self._process_frames(pending, keep_images)
+                            pending = []
+                            yield from ready
+                            if not ends:
+                                yield held
+                                held = None
+                except Exception:
+                    if held is not None:  # every frame before a fault is handed out, then the fault
+                        yield held
+                    raise
                 if pending:
                     *ready, held = self._process_frames(pending, keep_images)
                     yield from ready
