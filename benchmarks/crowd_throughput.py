@@ -1,6 +1,6 @@
 """Throughput on a crowded 1080p clip: faces per frame, frames per second end to end and per stage.
 
-Streams `crowd_1080p.mp4` from the file through fhsdk.Pipeline (decode in its own thread, so the
+Streams `crowd_1080p.mp4` from the file through fhsdk.Pipeline, once per `--detectors` entry, (decode in its own thread, so the
 end-to-end figure includes decoding) in latency mode (one frame per batch) and throughput mode
 (`--batch-frames` per batch), and runs the dlib reference pipeline (HOG detector, 5-point landmarks,
 ResNet descriptor for every face, the face_recognition library's way) on the same frames, in one
@@ -24,8 +24,8 @@ import fhsdk
 from fhsdk.video import iterate_source
 
 
-def run_fhsdk(path: Path, stride: int, batch_frames: int, backend: str, hallucinator: str) -> dict:
-    pipe = fhsdk.Pipeline(backend=backend, hallucinator=hallucinator)
+def run_fhsdk(path: Path, stride: int, batch_frames: int, backend: str, hallucinator: str, detector: str) -> dict:
+    pipe = fhsdk.Pipeline(backend=backend, hallucinator=hallucinator, detector=detector)
     source = (f.image for f in itertools.islice(iterate_source(str(path)), 0, None, stride))
     pipe.process(next(iterate_source(str(path))).image)  # warm-up: first-call allocations are not throughput
     frames = faces = hallucinated = 0
@@ -40,7 +40,7 @@ def run_fhsdk(path: Path, stride: int, batch_frames: int, backend: str, hallucin
     seconds = time.perf_counter() - start
     return {"frames": frames, "faces_per_frame": faces / frames, "hallucinated_share": hallucinated / max(faces, 1),
             "fps": frames / seconds, "ms_per_frame_by_stage": {k: 1000 * v / frames for k, v in stages.items()},
-            "batch_frames": batch_frames, "backend": backend, "hallucinator": pipe.hallucinator.name}
+            "batch_frames": batch_frames, "backend": backend, "hallucinator": pipe.hallucinator.name, "detector": detector}
 
 
 def run_dlib(path: Path, stride: int, upsample: int) -> dict:
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dlib-upsample", type=int, default=1, help="1 = face_recognition's default")
     parser.add_argument("--skip-dlib", action="store_true")
+    parser.add_argument("--detectors", nargs="+", default=["retinaface", "mtcnn"], help="fhsdk detectors to run")
     parser.add_argument("--out", type=Path, default=Path("crowd_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,10 +89,11 @@ def main() -> None:
         raise SystemExit(f"no {path}: pass --data pointing at the shared data folder")
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {args.threads} threads"
-    rows = {
-        "fhsdk_latency": run_fhsdk(path, args.stride, 1, args.backend, args.hallucinator),
-        "fhsdk_throughput": run_fhsdk(path, args.stride, args.batch_frames, args.backend, args.hallucinator),
-    }
+    rows = {}
+    for detector in args.detectors:
+        rows[f"fhsdk_{detector}_latency"] = run_fhsdk(path, args.stride, 1, args.backend, args.hallucinator, detector)
+        rows[f"fhsdk_{detector}_throughput"] = run_fhsdk(path, args.stride, args.batch_frames, args.backend,
+                                                         args.hallucinator, detector)
     if not args.skip_dlib:
         rows["dlib_reference"] = run_dlib(path, args.stride, args.dlib_upsample)
     report = {"device": device, "clip": path.name, "stride": args.stride, "results": rows}
@@ -103,7 +105,9 @@ def main() -> None:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in row["ms_per_frame_by_stage"].items())
         print(f"| {label} | {row['frames']} | {row['faces_per_frame']:.2f} | {row['fps']:.2f} | {stages} |")
     if "dlib_reference" in rows:
-        print(f"fhsdk throughput / dlib fps ratio: {rows['fhsdk_throughput']['fps'] / rows['dlib_reference']['fps']:.2f}")
+        for detector in args.detectors:
+            ratio = rows[f"fhsdk_{detector}_throughput"]["fps"] / rows["dlib_reference"]["fps"]
+            print(f"fhsdk ({detector}) throughput / dlib fps ratio: {ratio:.2f}")
 
 
 if __name__ == "__main__":

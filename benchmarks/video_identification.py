@@ -99,10 +99,12 @@ def _ranges(indexes: list[int]) -> list[list[int]]:
     return spans
 
 
-def run_fhsdk(frames, indexes, labels, gallery_image, hallucinator, gate_px, fuse, min_face, batch_frames, backend) -> dict:
+def run_fhsdk(frames, indexes, labels, gallery_image, hallucinator, gate_px, fuse, min_face, batch_frames, backend,
+              detector=None) -> dict:
     import fhsdk
 
-    pipe = fhsdk.Pipeline(backend=backend, hallucinator=hallucinator, gate_px=gate_px, fuse=fuse, min_face_size=min_face)
+    pipe = fhsdk.Pipeline(backend=backend, hallucinator=hallucinator, gate_px=gate_px, fuse=fuse, min_face_size=min_face,
+                          **({"detector": detector} if detector else {}))
     pipe.enroll(NAME, [gallery_image])
     with_face = from_track = 0
     sizes, hallucinated, named = [], 0, []
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("--single-only", action="store_true", help="only fhsdk with hallucination and fusion, and dlib")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-dlib", action="store_true")
+    parser.add_argument("--detector", choices=["retinaface", "mtcnn"], default=None, help="default: the Pipeline's")
     parser.add_argument("--out", type=Path, default=Path("video_identification.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -197,10 +200,10 @@ def main() -> None:
         rows = {}
         for label, gate, fuse in configurations:
             rows[label] = run_fhsdk(small, indexes, labels, gallery_image, args.hallucinator, gate, fuse, min_face,
-                                    args.batch_frames, args.backend)
+                                    args.batch_frames, args.backend, args.detector)
         if args.compare_torch:
             rows["fhsdk_sr_fused_torch"] = run_fhsdk(small, indexes, labels, gallery_image, args.hallucinator,
-                                                     args.gate_px, True, min_face, args.batch_frames, "torch")
+                                                     args.gate_px, True, min_face, args.batch_frames, "torch", args.detector)
         if not args.skip_dlib:
             rows["dlib_reference"] = run_dlib(small, indexes, labels, gallery_image, 1 if scale == 1 else 2)
         report["settings"][name] = {"frame_size": list(small[0].shape[1::-1]), "mp4": mp4, "results": rows}

@@ -48,10 +48,25 @@ MAX_UPSCALE = 4.0
 UPSCALE_FOR_MIN_FACE = ((20.0, 1.0), (16.0, 2.0), (12.0, 3.0), (0.0, MAX_UPSCALE))
 
 
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution. On channels-last inputs it runs as a matrix product over the channel axis,
+    about twice as fast as the convolution kernel on CPU; exported, it stays a plain Conv."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export() or not x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)
+        return F.linear(x.permute(0, 2, 3, 1), self.weight[:, :, 0, 0], self.bias).permute(0, 3, 1, 2)
+
+
 def conv_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
              leaky: float | None = 0.1) -> nn.Sequential:
     """Convolution (BatchNorm folded in, hence the bias), then LeakyReLU unless leaky is None."""
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=True)]
+    pointwise = kernel == 1 and stride == 1 and groups == 1
+    layers: list[nn.Module] = [PointwiseConv(cin, cout) if pointwise else
+                               nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=True)]
     if leaky is not None:
         layers.append(nn.LeakyReLU(leaky))
     return nn.Sequential(*layers)
@@ -121,9 +136,9 @@ class RetinaFaceNet(nn.Module):
         self.fx = MobileNetV1()
         self.fpn = FPN(out_channels=channels)
         self.ssh1, self.ssh2, self.ssh3 = SSH(channels), SSH(channels), SSH(channels)
-        self.class_head = nn.ModuleList(nn.Conv2d(channels, anchors_per_cell * 2, 1) for _ in LEVELS)
-        self.bbox_head = nn.ModuleList(nn.Conv2d(channels, anchors_per_cell * 4, 1) for _ in LEVELS)
-        self.landmark_head = nn.ModuleList(nn.Conv2d(channels, anchors_per_cell * 10, 1) for _ in LEVELS)
+        self.class_head = nn.ModuleList(PointwiseConv(channels, anchors_per_cell * 2) for _ in LEVELS)
+        self.bbox_head = nn.ModuleList(PointwiseConv(channels, anchors_per_cell * 4) for _ in LEVELS)
+        self.landmark_head = nn.ModuleList(PointwiseConv(channels, anchors_per_cell * 10) for _ in LEVELS)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         p8, p16, p32 = self.fpn(*self.fx(x))
@@ -269,7 +284,8 @@ class RetinaFace(nn.Module):
         self.upscale = float(upscale)
         self.min_face_size = next(smallest for smallest, factor in UPSCALE_FOR_MIN_FACE if factor <= self.upscale)
         self.max_candidates = int(max_candidates)
-        self.net = load_pretrained().to(device)
+        # Depthwise and 1x1 convolutions run about 1.4x faster channels-last on CPU (as _prepare's batches are)
+        self.net = load_pretrained().to(device).to(memory_format=torch.channels_last)
         self._runner = {"net": self.net}  # a plain dict: a backend's runner is not a submodule
         self.backend = "torch"
 
@@ -305,18 +321,20 @@ class RetinaFace(nn.Module):
         return self._postprocess(loc, scores, points, batch.shape[-2:], len(arrays))
 
     def _prepare(self, arrays: list[np.ndarray]) -> torch.Tensor:
-        """One mean-subtracted, upscaled, zero-padded (= mean colour) N x 3 x H x W batch."""
+        """One mean-subtracted, upscaled, zero-padded (= mean colour) N x 3 x H x W batch, channels-last
+        in memory: HWC frames copy in without a transpose, and the network runs faster so on CPU."""
         sizes = [(round(a.shape[0] * self.upscale), round(a.shape[1] * self.upscale)) for a in arrays]
         height = padded_side(max(h for h, _ in sizes))
         width = padded_side(max(w for _, w in sizes))
-        mean = torch.tensor(MEAN_BGR, device=self.device).reshape(3, 1, 1)
-        batch = torch.zeros((len(arrays), 3, height, width), device=self.device)
+        mean = torch.tensor(MEAN_BGR, device=self.device)
+        batch = torch.zeros((len(arrays), height, width, 3), device=self.device)
         for i, (array, (h, w)) in enumerate(zip(arrays, sizes)):
-            image = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).to(self.device).float() - mean
-            if (h, w) != image.shape[-2:]:
-                image = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-            batch[i, :, :h, :w] = image
-        return batch
+            image = torch.from_numpy(array).to(self.device)
+            if (h, w) != image.shape[:2]:
+                image = F.interpolate(image.permute(2, 0, 1)[None].float(), size=(h, w), mode="bilinear",
+                                      align_corners=False)[0].permute(1, 2, 0)
+            torch.sub(image, mean, out=batch[i, :h, :w])
+        return batch.permute(0, 3, 1, 2)
 
     def _postprocess(self, loc, scores, points, padded_hw, count: int) -> list[Detections]:
         index, anchor = (scores > self.score_threshold).nonzero(as_tuple=True)
