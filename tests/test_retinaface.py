@@ -138,7 +138,7 @@ def test_tiny_face_mode_finds_a_face_the_plain_pass_misses(astronaut):
 
     assert not face_found(RetinaFace().detect(frame)[0])
     assert face_found(RetinaFace(upscale=2).detect(frame)[0])
-    assert [RetinaFace(min_face_size=m).upscale for m in (32, 20, 16, 12, 8)] == [1, 1, 2, 3, 4]
+    assert [RetinaFace(min_face_size=m).upscale for m in (40, 32, 24, 20, 16, 12, 8)] == [1, 1, 2, 3, 3, 4, 4]
 
 
 def test_empty_inputs_and_faceless_frames(detector):
@@ -163,8 +163,8 @@ def test_bad_images_raise(detector, bad):
 def test_pipeline_selects_either_detector_and_aligns_retinaface_faces(astronaut):
     from fhsdk import Pipeline
 
-    pipe = Pipeline(detector="retinaface", hallucinator="bicubic", track=False)
-    assert isinstance(pipe.detector, RetinaFace)
+    pipe = Pipeline(detector="retinaface", hallucinator="bicubic", track=False, min_face_size=32)
+    assert isinstance(pipe.detector, RetinaFace) and pipe.detector.upscale == 1
     (face,) = pipe.detect(astronaut)
     assert face.landmarks.shape == (5, 2) and 80 < face.size_px < 200
     crops = pipe.align(astronaut, [face], size=16)

