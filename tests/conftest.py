@@ -29,5 +29,10 @@ def celeba_dir(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def celeba_extra_dir(shared_data) -> Path:
+    return _require(shared_data / "celeba_extra", "CelebA extra identities")
+
+
+@pytest.fixture(scope="session")
 def video_dir(shared_data) -> Path:
     return _require(shared_data / "video", "video clips")

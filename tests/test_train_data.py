@@ -127,3 +127,56 @@ def test_build_cache_with_mtcnn(celeba_dir, tmp_path):
     assert str(cache["source"]) == "mtcnn+fhsdk.align"
     # Aligned faces: the eyes sit at the template's height, so the upper-middle band differs from the border.
     assert cache["images"].std() > 20
+    assert set(cache["sources"]) == {"celeba_subset"} and set(cache["framings"]) == {"in the wild"}
+    assert set(cache["skipped_reasons"]) <= {"no face detected"}
+
+
+def test_cache_of_both_celeba_folders_resumes(celeba_dir, celeba_extra_dir, tmp_path, monkeypatch):
+    pytest.importorskip("fhsdk.detect.mtcnn")
+    import train.data as data
+
+    calls = []
+    real = data._detect_and_align
+
+    def interrupted(rows, *args):
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the build stops during its third shard
+        return real(rows, *args)
+
+    path = tmp_path / "both.npz"
+    monkeypatch.setattr(data, "_detect_and_align", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.build_cache([celeba_dir, celeba_extra_dir], path, limit=4, shard_size=3, progress=False)
+    assert not path.exists() and len(list((tmp_path / "both.npz.parts").glob("0*.npz"))) == 2
+    calls.clear()
+    data.build_cache([celeba_dir, celeba_extra_dir], path, limit=4, shard_size=3, progress=False)
+    assert calls == [2]  # only the unfinished shard (8 rows: 3 + 3 + 2) was redone
+    assert not (tmp_path / "both.npz.parts").exists()
+
+    cache = load_cache(path)
+    assert len(cache["labels"]) + len(cache["skipped"]) == 8
+    assert len(cache["sources"]) == len(cache["framings"]) == len(cache["labels"])
+    extra = cache["sources"] == "celeba_extra"
+    assert extra.sum() >= 3 and (cache["sources"] == "celeba_subset").sum() >= 3
+    assert set(cache["framings"][extra]) <= {"tight crop", "aligned half-size"}
+    assert set(cache["framings"][~extra]) == {"in the wild"}
+    assert not set(cache["labels"][extra]) & set(cache["labels"][~extra])  # the folders hold different people
+    report = {row["source"]: row for row in data.source_report(cache)}
+    assert report["celeba_extra"]["faces"] == extra.sum()
+    assert sum(report["celeba_extra"]["dropped"].values()) == (cache["skipped_sources"] == "celeba_extra").sum()
+    with pytest.raises(ConfigError, match="other settings"):  # a partial build is never mixed with another
+        (tmp_path / "other.npz.parts").mkdir()
+        (tmp_path / "other.npz.parts" / "settings.json").write_text("{}")
+        data.build_cache([celeba_dir], tmp_path / "other.npz", limit=2, progress=False)
+
+
+def test_tight_crops_are_padded_before_detection():
+    from train.data import pad_for_detection
+
+    crop = np.zeros((100, 80, 3), np.uint8)
+    crop[:, :40] = 200
+    padded = pad_for_detection(crop, "tight crop")
+    assert padded.shape == (200, 160, 3)
+    assert (padded[:, :40] == 200).all() and (padded[:, -40:] == 0).all()  # edges replicated, not mirrored
+    assert pad_for_detection(crop, "in the wild") is crop

@@ -1,10 +1,13 @@
 """Training data: CelebA faces detected and aligned once, cached as one .npz, served as a Dataset.
 
-The cache holds the canonical face region (fhsdk.align) of the most prominent face of every image at
-the HR side: `images` uint8 N x S x S x 3 in RGB order, `labels` int64 CelebA identity numbers,
-`files` the source paths relative to the data folder, plus `skipped` (files with no detected face).
-Faces are found with fhsdk's own MTCNN; per image the face with the largest box, discounted by its
-distance from the image centre, is kept (CelebA photos are centred on the labelled person).
+The cache holds the canonical face region (fhsdk.align) of the most prominent face of every image of
+one or more CelebA folders at the HR side: `images` uint8 N x S x S x 3 in RGB order, `labels` int64
+CelebA identity numbers (shared by both folders, which hold different people), `files` the paths
+relative to their folder, `sources` each face's folder name, `framings` how its file was framed ("in the
+wild", "tight crop", "aligned half-size"), plus `skipped`, `skipped_sources` and `skipped_reasons` for
+the files that gave no face. Faces are found with fhsdk's own MTCNN; per image the face with the largest
+box, discounted by its distance from the image centre, is kept (CelebA photos are centred on the
+labelled person). Tight crops and aligned half-size files are padded first (`pad_for_detection`).
 
 Splits are by identity by default: validation people are never seen in training, which is what
 identity preservation on unseen faces (and LFW later) asks for; `split="image"` holds out images of
@@ -14,6 +17,7 @@ training people instead (closed-set checks of the margin heads). LFW is never us
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -22,21 +26,43 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from fhsdk.errors import DataNotFoundError
+from fhsdk.errors import ConfigError, DataNotFoundError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-face sources and framings, skip reasons; several source folders
+
+
+FRAMING_WILD = "in the wild"  # celeba_subset's photos; its identities.csv has no framing column
+# Tight crops cut the chin or forehead, and the canonical region has margin beyond the face box, so
+# these framings are padded (edge pixels replicated, which makes no mirrored second face) before
+# detection and alignment: by this fraction of the image's side on every side.
+PAD_FRACTION = {"tight crop": 0.5, "aligned half-size": 0.5}
+SKIP_UNREADABLE, SKIP_NO_FACE = "unreadable", "no face detected"
 
 
 def read_identities(celeba_dir: str | Path) -> list[tuple[str, int]]:
     """(relative image path, identity) for every row of identities.csv."""
+    return [(name, identity) for name, identity, _ in read_rows(celeba_dir)]
+
+
+def read_rows(celeba_dir: str | Path) -> list[tuple[str, int, str]]:
+    """(relative image path, identity, framing) for every row of identities.csv."""
     path = Path(celeba_dir) / "identities.csv"
     if not path.is_file():
         raise DataNotFoundError(
-            f"{path} not found: pass the CelebA subset folder (with images/ and identities.csv), "
-            "e.g. ../shared/data/celeba_subset"
+            f"{path} not found: pass a CelebA folder (with images/ and identities.csv), "
+            "e.g. ../shared/data/celeba_subset or ../shared/data/celeba_extra"
         )
     with open(path, newline="") as handle:
-        return [(row["image"], int(row["identity"])) for row in csv.DictReader(handle)]
+        return [(row["image"], int(row["identity"]), row.get("framing") or FRAMING_WILD) for row in csv.DictReader(handle)]
+
+
+def pad_for_detection(frame: np.ndarray, framing: str) -> np.ndarray:
+    """The frame with room around a tightly framed face (replicated edges); other framings unchanged."""
+    fraction = PAD_FRACTION.get(framing, 0.0)
+    if not fraction:
+        return frame
+    pad_y, pad_x = (int(round(fraction * side)) for side in frame.shape[:2])
+    return cv2.copyMakeBorder(frame, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_REPLICATE)
 
 
 def pick_face(boxes: np.ndarray, image_shape: tuple[int, int]) -> int:
@@ -48,14 +74,20 @@ def pick_face(boxes: np.ndarray, image_shape: tuple[int, int]) -> int:
     return int(np.argmax(area * np.clip(1 - offset, 0.05, 1)))
 
 
-def default_cache_path(hr_side: int) -> Path:
+def _as_dirs(celeba_dirs) -> list[Path]:
+    return [Path(celeba_dirs)] if isinstance(celeba_dirs, (str, Path)) else [Path(d) for d in celeba_dirs]
+
+
+def default_cache_path(hr_side: int, celeba_dirs=("celeba_subset",)) -> Path:
+    """$FHSDK_CACHE/train/<source>+<source>_aligned_<side>_v<version>.npz, named by the source folders."""
     from fhsdk.weights import cache_dir
 
-    return cache_dir() / "train" / f"celeba_subset_aligned_{hr_side}_v{CACHE_VERSION}.npz"
+    names = "+".join(d.name for d in _as_dirs(celeba_dirs))
+    return cache_dir() / "train" / f"{names}_aligned_{hr_side}_v{CACHE_VERSION}.npz"
 
 
 def build_cache(
-    celeba_dir: str | Path,
+    celeba_dirs,
     cache_path: str | Path,
     hr_side: int = 128,
     min_face_size: float = 20,
@@ -63,41 +95,110 @@ def build_cache(
     batch_size: int = 16,
     limit: int | None = None,
     progress: bool = True,
+    shard_size: int = 512,
 ) -> Path:
-    """Detect (MTCNN) and align (fhsdk.align) every CelebA image once; write the .npz cache."""
+    """Detect (MTCNN) and align (fhsdk.align) every image of one or more CelebA folders; write the cache.
+
+    Work is saved in shards of `shard_size` images next to the cache (`<cache>.parts/`), so an
+    interrupted build resumes where it stopped. `limit` keeps the first N images of each folder.
+    """
     from tqdm import tqdm
 
-    from fhsdk.align import align
-    from fhsdk.detect.mtcnn import MTCNN
-
-    celeba_dir = Path(celeba_dir)
-    rows = read_identities(celeba_dir)[:limit]
-    detector = MTCNN(min_face_size=min_face_size, device=device)
-    images, labels, files, skipped = [], [], [], []
-    for start in tqdm(range(0, len(rows), batch_size), desc="detect+align", disable=not progress):
-        chunk = rows[start : start + batch_size]
-        frames = [cv2.imread(str(celeba_dir / name), cv2.IMREAD_COLOR) for name, _ in chunk]
-        readable = [(row, frame) for row, frame in zip(chunk, frames) if frame is not None]
-        skipped += [name for (name, _), frame in zip(chunk, frames) if frame is None]
-        detections = detector.detect([frame for _, frame in readable])
-        for ((name, identity), frame), found in zip(readable, detections):
-            if len(found) == 0:
-                skipped.append(name)
-                continue
-            best = pick_face(found.boxes, frame.shape[:2])
-            crop = align(frame, found.landmarks[best : best + 1], hr_side)[0]
-            images.append(crop[:, :, ::-1])  # BGR -> RGB: the training side works in RGB
-            labels.append(identity)
-            files.append(name)
+    dirs = _as_dirs(celeba_dirs)
+    rows = [(d, *row) for d in dirs for row in read_rows(d)[:limit]]
     cache_path = Path(cache_path)
-    write_cache(cache_path, np.stack(images), np.array(labels), files, skipped, source="mtcnn+fhsdk.align")
+    parts = cache_path.with_name(cache_path.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    settings = {"sources": [str(d.resolve()) for d in dirs], "hr_side": hr_side, "min_face_size": min_face_size,
+                "limit": limit, "shard_size": shard_size, "pad": PAD_FRACTION, "version": CACHE_VERSION}
+    manifest = parts / "settings.json"
+    if manifest.is_file() and json.loads(manifest.read_text()) != settings:
+        raise ConfigError(f"{parts} holds a partial build with other settings; delete that folder to start over")
+    manifest.write_text(json.dumps(settings))
+
+    detector = None
+    shards = []
+    with tqdm(total=len(rows), desc="detect+align", unit="img", disable=not progress) as bar:
+        for number, start in enumerate(range(0, len(rows), shard_size)):
+            shard = parts / f"{number:05d}.npz"
+            if not shard.is_file():
+                detector = detector or _detector(min_face_size, device)
+                _write_shard(shard, _detect_and_align(rows[start : start + shard_size], detector, hr_side, batch_size, bar))
+            else:
+                bar.update(len(rows[start : start + shard_size]))
+            shards.append(shard)
+    loaded = [dict(np.load(shard, allow_pickle=False)) for shard in shards]
+    joined = {key: np.concatenate([part[key] for part in loaded]) for key in loaded[0]}
+    write_cache(cache_path, joined["images"].reshape(-1, hr_side, hr_side, 3), joined["labels"], joined["files"],
+                joined["skipped"], source="mtcnn+fhsdk.align", sources=joined["sources"], framings=joined["framings"],
+                skipped_sources=joined["skipped_sources"], skipped_reasons=joined["skipped_reasons"])
+    for shard in shards:
+        shard.unlink()
+    manifest.unlink()
+    parts.rmdir()
     return cache_path
 
 
+def _detector(min_face_size: float, device: str):
+    from fhsdk.detect.mtcnn import MTCNN
+
+    return MTCNN(min_face_size=min_face_size, device=device)
+
+
+def _detect_and_align(rows, detector, hr_side: int, batch_size: int, bar) -> dict[str, np.ndarray]:
+    from fhsdk.align import align
+
+    out = {key: [] for key in ("images", "labels", "files", "sources", "framings",
+                               "skipped", "skipped_sources", "skipped_reasons")}
+
+    def skip(folder, name, reason):
+        out["skipped"].append(name)
+        out["skipped_sources"].append(folder.name)
+        out["skipped_reasons"].append(reason)
+
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        readable = []
+        for folder, name, identity, framing in chunk:
+            frame = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+            if frame is None:
+                skip(folder, name, SKIP_UNREADABLE)
+            else:
+                readable.append(((folder, name, identity, framing), pad_for_detection(frame, framing)))
+        for ((folder, name, identity, framing), frame), found in zip(readable, detector.detect([f for _, f in readable])):
+            if len(found) == 0:
+                skip(folder, name, SKIP_NO_FACE)
+                continue
+            best = pick_face(found.boxes, frame.shape[:2])
+            out["images"].append(align(frame, found.landmarks[best : best + 1], hr_side)[0, :, :, ::-1])  # BGR -> RGB
+            out["labels"].append(identity)
+            out["files"].append(name)
+            out["sources"].append(folder.name)
+            out["framings"].append(framing)
+        bar.update(len(chunk))
+    images = np.stack(out.pop("images")) if out["labels"] else np.zeros((0, hr_side, hr_side, 3), np.uint8)
+    return {"images": images, "labels": np.asarray(out.pop("labels"), dtype=np.int64),
+            **{key: np.asarray(value, dtype=str) for key, value in out.items()}}
+
+
+def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
 def write_cache(
-    path: str | Path, images: np.ndarray, labels: np.ndarray, files: Sequence[str], skipped: Sequence[str], source: str
+    path: str | Path, images: np.ndarray, labels: np.ndarray, files: Sequence[str], skipped: Sequence[str], source: str,
+    sources: Sequence[str] | None = None, framings: Sequence[str] | None = None,
+    skipped_sources: Sequence[str] | None = None, skipped_reasons: Sequence[str] | None = None,
 ) -> None:
+    """`sources`/`framings`: per face, the data folder's name and how the file was framed;
+    `skipped_sources`/`skipped_reasons`: per skipped file, its folder and why (default: unknown)."""
     path = Path(path)
+
+    def per_row(values, count):
+        return np.asarray(values if values is not None else ["unknown"] * count, dtype=str)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(
@@ -106,6 +207,10 @@ def write_cache(
         labels=np.asarray(labels, dtype=np.int64),
         files=np.asarray(files, dtype=str),
         skipped=np.asarray(skipped, dtype=str),
+        sources=per_row(sources, len(labels)),
+        framings=per_row(framings, len(labels)),
+        skipped_sources=per_row(skipped_sources, len(skipped)),
+        skipped_reasons=per_row(skipped_reasons, len(skipped)),
         source=np.asarray(source),
         version=np.asarray(CACHE_VERSION),
     )
@@ -191,19 +296,35 @@ class EpochBatchSampler(Sampler[list[int]]):
             batch += 1
 
 
+def source_report(cache: dict[str, np.ndarray]) -> list[dict]:
+    """Per source folder and framing: faces kept, people, and files dropped by reason."""
+    rows = []
+    for source in sorted(set(cache["sources"].tolist()) | set(cache["skipped_sources"].tolist())):
+        kept = cache["sources"] == source
+        dropped = cache["skipped_reasons"][cache["skipped_sources"] == source]
+        framings = {f: int((cache["framings"][kept] == f).sum()) for f in sorted(set(cache["framings"][kept].tolist()))}
+        rows.append({"source": source, "faces": int(kept.sum()), "people": len(np.unique(cache["labels"][kept])),
+                     "framings": framings, "dropped": {r: int((dropped == r).sum()) for r in sorted(set(dropped.tolist()))}})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Detect and align the CelebA subset once into an .npz cache.")
-    parser.add_argument("celeba_dir", help="CelebA subset folder (images/, identities.csv)")
-    parser.add_argument("--out", help="cache file (default: the fhsdk cache folder)")
+    parser = argparse.ArgumentParser(description="Detect and align CelebA folders once into one .npz face cache.")
+    parser.add_argument("celeba_dirs", nargs="+", help="CelebA folders (images/, identities.csv), e.g. "
+                        "../shared/data/celeba_subset ../shared/data/celeba_extra")
+    parser.add_argument("--out", help="cache file (default: the fhsdk cache folder, named by the folders)")
     parser.add_argument("--hr-side", type=int, default=128)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--limit", type=int, help="only the first N images (quick checks)")
+    parser.add_argument("--limit", type=int, help="only the first N images of each folder (quick checks)")
     args = parser.parse_args(argv)
-    out = build_cache(args.celeba_dir, args.out or default_cache_path(args.hr_side), args.hr_side, device=args.device, limit=args.limit)
+    out = args.out or default_cache_path(args.hr_side, args.celeba_dirs)
+    out = build_cache(args.celeba_dirs, out, args.hr_side, device=args.device, limit=args.limit)
     cache = load_cache(out)
     print(f"{out}: {len(cache['labels'])} faces of {len(np.unique(cache['labels']))} people, {len(cache['skipped'])} skipped")
+    for row in source_report(cache):
+        print(json.dumps(row))
 
 
 if __name__ == "__main__":

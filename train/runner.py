@@ -57,7 +57,7 @@ def set_rng_states(states: dict) -> None:
 def load_training_set(data_cfg: dict, seed: int) -> FaceCropDataset:
     """The training split of the face cache (built from CelebA on first use when `build_cache` is set)."""
     hr_side = data_cfg.get("hr_side", 128)
-    cache_path = Path(data_cfg.get("cache") or default_cache_path(hr_side))
+    cache_path = Path(data_cfg.get("cache") or default_cache_path(hr_side, data_cfg.get("celeba_dir") or "celeba_subset"))
     if not cache_path.is_file():
         if not data_cfg.get("celeba_dir"):
             raise ConfigError(f"face cache {cache_path} is missing and data.celeba_dir is not set to build it")
