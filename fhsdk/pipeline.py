@@ -54,6 +54,7 @@ class Pipeline:
         batch_frames: int = 1,
         track: bool = True,
         fuse: bool = True,
+        flip: bool = False,  # flip test-time augmentation: each detected face's embedding averages it and its mirror image
     ):
         if backend not in ("torch", "onnxruntime", "tensorrt", "auto"):
             raise InvalidInputError(f"unknown backend '{backend}': use 'torch', 'onnxruntime', 'tensorrt' or 'auto'")
@@ -73,6 +74,7 @@ class Pipeline:
         self.gate_px = float(gate_px)
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)
+        self.flip = bool(flip)
         self.tracker = Tracker(fuse=fuse) if track else None
         self.shots = ShotChangeDetector()  # a cut ends every track (fhsdk.shots)
         self._frames_seen = 0
@@ -317,6 +319,8 @@ class Pipeline:
             with self._timed(timings, "embed"):
                 rows, restored = np.concatenate(restored_rows), torch.cat(restored)
                 embeddings[rows] = self.embedder.embed_tensor(restored)  # restored faces stay on the device
+                if self.flip:
+                    embeddings[rows] = _mean_direction(embeddings[rows], self.embedder.embed_tensor(restored.flip(-1)))
             for r in rows:
                 all_faces[r].hallucinated = True
             if keep_restored:  # one copy to the host, for the insets
@@ -327,7 +331,7 @@ class Pipeline:
             with self._timed(timings, "embed"):
                 for i in np.unique(owner[direct]):
                     rows = direct[owner[direct] == i]
-                    embeddings[rows] = self._embed_faces(frames[i], [all_faces[r] for r in rows])
+                    embeddings[rows] = self._embed_faces(frames[i], [all_faces[r] for r in rows], self.flip)
         return embeddings
 
     def _timed(self, timings: StageTimer, stage: str):
@@ -338,12 +342,26 @@ class Pipeline:
             return self.hallucinator.hallucinate_tensor(crops)
         return bgr_uint8_to_tensor(self.hallucinator(crops))  # a user's hallucinator with only the array contract
 
-    def _embed_faces(self, frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """Straight from the frame to the recogniser: the fused crop+align+resize+normalise kernel."""
+    def _embed_faces(self, frame: np.ndarray, faces: Sequence[Face], flip: bool = False) -> np.ndarray:
+        """Straight from the frame to the recogniser: the fused crop+align+resize+normalise kernel.
+        With flip, the mirror image of each chip is embedded too (a mirrored warp, no extra copy)."""
         side = self.embedder.input_side
         landmarks = np.array([f.landmarks for f in faces], dtype=np.float64).reshape(-1, 5, 2)
-        batch = self.embedder.preprocess_frame(frame, crop_transforms(landmarks, side))
-        return self.embedder.embed_preprocessed(batch)
+        to_chip = crop_transforms(landmarks, side)
+        embeddings = self.embedder.embed_preprocessed(self.embedder.preprocess_frame(frame, to_chip))
+        if flip:
+            mirror = np.array([[-1.0, 0.0, side - 1.0], [0.0, 1.0, 0.0]])  # chip x -> side - 1 - x
+            mirrored = np.einsum("ij,njk->nik", mirror[:, :2], to_chip)
+            mirrored[:, :, 2] += mirror[:, 2]
+            embeddings = _mean_direction(embeddings, self.embedder.embed_preprocessed(
+                self.embedder.preprocess_frame(frame, np.ascontiguousarray(mirrored))))
+        return embeddings
+
+
+def _mean_direction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The unit vector halfway between two sets of unit embeddings (row-wise)."""
+    mean = a + b
+    return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _check_settings(device, gate_px, threshold, min_face_size, batch_frames, detector) -> None:

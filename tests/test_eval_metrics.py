@@ -120,3 +120,27 @@ def test_landmarks_are_detected_only_for_the_images_asked_for(lfw_dir, tmp_path,
     again = detect_landmarks(lfw_dir, images, detector)
     assert len(seen) == 5  # only the two new images
     np.testing.assert_array_equal(again.landmarks[:3], first.landmarks)
+
+def test_undecided_pairs_count_as_errors():
+    rng = np.random.default_rng(5)
+    same = np.tile([True] * 50 + [False] * 50, 4)
+    fold = np.repeat(np.arange(4), 100)
+    scores = np.where(same, rng.normal(0.8, 0.02, same.size), rng.normal(0.2, 0.02, same.size))  # separable
+    valid = rng.uniform(size=same.size) > 0.25
+    mean, _, per_fold = metrics.kfold_accuracy(scores, same, fold, valid=valid)
+    # Every decided pair is right, every undecided one wrong, whether it was a match or not.
+    assert per_fold == pytest.approx([valid[fold == k].mean() for k in range(4)])
+    # The threshold comes from decided pairs only: garbage scores on undecided pairs change nothing.
+    scores_garbage = np.where(valid, scores, rng.uniform(-5, 5, same.size))
+    assert metrics.kfold_accuracy(scores_garbage, same, fold, valid=valid)[0] == pytest.approx(mean)
+
+
+def test_rank1_counts_missed_queries_as_failures():
+    rng = np.random.default_rng(6)
+    labels = np.repeat(np.arange(10), 4)
+    embeddings = rng.normal(size=(10, 16))[labels] + 0.01 * rng.normal(size=(40, 16))
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    found = np.ones(40, dtype=bool)
+    found[::4] = False  # one image of each person is never found as a query
+    rank1, _ = metrics.rank1_identification(embeddings, embeddings, labels, runs=5, seed=0, found=found)
+    assert 0.6 < rank1 < 0.8  # 3 queries per person, about one of them missed (unless it is the gallery image)

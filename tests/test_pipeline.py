@@ -188,3 +188,29 @@ def test_tensor_path_between_hallucinator_and_embedder_equals_the_array_contract
     assert restored.shape == (3, 3, 128, 128) and restored.dtype == torch.float32
     np.testing.assert_array_equal(fhsdk.hallucinate.tensor_to_bgr_uint8(restored), pipe.hallucinate(crops))
     np.testing.assert_array_equal(pipe.embedder.embed_tensor(restored), pipe.embed(pipe.hallucinate(crops)))
+
+
+def test_flip_averages_each_face_with_its_mirror_image(astronaut):
+    plain = fhsdk.Pipeline(hallucinator="bicubic", gate_px=48, track=False)
+    flipped = fhsdk.Pipeline(hallucinator="bicubic", gate_px=48, track=False, flip=True)
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    # A large face goes straight to the recogniser: the flip is a mirrored warp of the frame.
+    face = flipped.process(astronaut).faces[0]
+    chip = flipped.align(astronaut, [face], size=150)
+    expected = unit(flipped.embed(chip) + flipped.embed(np.ascontiguousarray(chip[:, :, ::-1])))[0]
+    assert not face.hallucinated and float(face.embedding @ expected) > 0.9999
+    assert float(face.embedding @ plain.process(astronaut).faces[0].embedding) < 0.9999  # the option does something
+    # A tiny face is hallucinated first; the restored face and its mirror are embedded.
+    scene = _scene(astronaut, 64)
+    tiny = flipped.process(scene).faces[0]
+    lr = flipped.align(scene, [tiny], size=int(round(tiny.size_px)))
+    restored = flipped.hallucinate(lr)
+    expected = unit(flipped.embed(restored) + flipped.embed(np.ascontiguousarray(restored[:, :, ::-1])))[0]
+    assert tiny.hallucinated and float(tiny.embedding @ expected) > 0.999
+    # Enrolment is not flipped, so galleries stay the same with and without the option.
+    plain.enroll("eileen", [astronaut])
+    flipped.enroll("eileen", [astronaut])
+    np.testing.assert_allclose(plain.gallery.embeddings, flipped.gallery.embeddings, atol=1e-6)

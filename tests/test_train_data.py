@@ -174,9 +174,14 @@ def test_cache_of_both_celeba_folders_resumes(celeba_dir, celeba_extra_dir, tmp_
 def test_tight_crops_are_padded_before_detection():
     from train.data import pad_for_detection
 
+    from train.data import CANVAS
+
     crop = np.zeros((100, 80, 3), np.uint8)
     crop[:, :40] = 200
     padded = pad_for_detection(crop, "tight crop")
-    assert padded.shape == (200, 160, 3)
+    assert padded.shape[:2] == CANVAS["tight crop"]  # small crops share one canvas (batched detection)
     assert (padded[:, :40] == 200).all() and (padded[:, -40:] == 0).all()  # edges replicated, not mirrored
+    large = pad_for_detection(np.zeros((200, 150, 3), np.uint8), "tight crop")
+    assert large.shape == (400, 300, 3)  # at least half the side on every side
+    assert pad_for_detection(crop, "aligned half-size").shape == (200, 160, 3)
     assert pad_for_detection(crop, "in the wild") is crop

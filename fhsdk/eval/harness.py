@@ -47,6 +47,7 @@ class EvalConfig:
     seed: int = 0
     batch_size: int = 64
     psnr_limit: int = 1000  # PSNR/SSIM on this many query crops (they are slow and stable)
+    flip: bool = False  # embed each query and its mirror image, average (Lai et al.'s flip test-time augmentation)
 
 
 @dataclass
@@ -145,8 +146,59 @@ class EvalResult:
         return json.dumps({"meta": self.meta, "rows": self.rows}, indent=2)
 
 
-def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> EvalResult:
-    started = time.time()
+@dataclass
+class Protocol:
+    """What both LFW protocols share: the images, the pairs and identities as indices into them, the
+    HR landmarks, the HR gallery embeddings of every image, and the queries (images seen at low resolution)."""
+
+    root: Path
+    images: list[str]
+    landmarks: LandmarkSet
+    gallery: np.ndarray  # HR embedding (recogniser chip) of every image
+    pair_first: np.ndarray
+    pair_second: np.ndarray
+    same: np.ndarray
+    fold: np.ndarray
+    ident_index: np.ndarray
+    ident_labels: np.ndarray
+    queries: np.ndarray  # indices into images
+    query_slot: np.ndarray  # image index -> row among the queries (-1: not a query)
+
+    def row(self, config: EvalConfig, label: str, side: int | None, query_embeddings: np.ndarray,
+            hr_query_embeddings: np.ndarray, found: np.ndarray | None = None) -> dict:
+        """Verification and identification of these query embeddings (one row per query) against the
+        HR gallery. `found`: per query, whether the query's face was found at all; a query that was not
+        is a failure (a wrong decision in verification, a miss in identification)."""
+        detection_counted = found is not None
+        found = np.ones(len(self.queries), dtype=bool) if found is None else found
+        first, second = self.gallery[self.pair_first], self.query_slot[self.pair_second]
+        pair_found = found[second]
+        scores = np.einsum("nd,nd->n", first, query_embeddings[second])
+        scores[~pair_found] = -np.inf  # never accepted
+        accuracy, accuracy_std, _ = metrics.kfold_accuracy(scores, self.same, self.fold, valid=pair_found)
+        row = {
+            "query": label,
+            "lr_side": side,
+            "interocular_px": round(interocular_px(side if side else HR_SIDE), 2),
+            "accuracy": accuracy,
+            "accuracy_std": accuracy_std,
+            "vr_at_far_0.1%": metrics.verification_rate(scores, self.same, 1e-3),
+            "identity_cosine": float(np.einsum("nd,nd->n", query_embeddings[found], hr_query_embeddings[found]).mean()),
+        }
+        if detection_counted:
+            row["pairs_found"] = float(pair_found.mean())
+            row["accuracy_found_pairs"] = metrics.kfold_accuracy(scores[pair_found], self.same[pair_found],
+                                                                 self.fold[pair_found])[0]
+        if len(self.ident_index):
+            slots = self.query_slot[self.ident_index]
+            row["rank1"], row["rank1_std"] = metrics.rank1_identification(
+                self.gallery[self.ident_index], query_embeddings[slots], self.ident_labels, config.runs, config.seed,
+                found=found[slots])
+        return row
+
+
+def prepare_protocol(config: EvalConfig, embedder, detector=None) -> Protocol:
+    """Pairs and identities of the config, HR landmarks (cached) and HR gallery embeddings (cached)."""
     if config.folds is not None and not 2 <= config.folds <= 10:
         raise ConfigError(f"folds={config.folds}: use 2 to 10 (each fold's threshold is chosen on the others)")
     root = check_lfw_dir(config.data)
@@ -172,67 +224,71 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> E
 
     found = detect_landmarks(root, images, detector)  # only these images: a quick run detects only its folds'
     log.info("central face found by the detector in %d of %d images", found.detected.sum(), len(images))
+    gallery = _cached_embeddings(
+        embedder, lambda: aligned_crops(root, images, found.landmarks, (RECOGNIZER_SIDE,), "align HR gallery")[RECOGNIZER_SIDE],
+        found.landmarks, "embed HR gallery")
+    return Protocol(root, images, found, gallery, pair_first, pair_second, same, fold, ident_index, ident_labels,
+                    queries, query_slot)
 
-    crops = aligned_crops(root, images, found.landmarks, (RECOGNIZER_SIDE, HR_SIDE), "align")
-    gallery = _cached_embeddings(embedder, crops[RECOGNIZER_SIDE], found.landmarks, "embed HR gallery")
-    hr_queries = crops[HR_SIDE][queries]
-    del crops
-    hr_query_embeddings = embed_all(embedder, hr_queries, "embed HR queries")
 
-    def row_for(label: str, side: int | None, query_embeddings: np.ndarray, restored: np.ndarray | None) -> dict:
-        scores = np.einsum("nd,nd->n", gallery[pair_first], query_embeddings[query_slot[pair_second]])
-        accuracy, accuracy_std, _ = metrics.kfold_accuracy(scores, same, fold)
-        row = {
-            "query": label,
-            "lr_side": side,
-            "interocular_px": round(interocular_px(side if side else HR_SIDE), 2),
-            "accuracy": accuracy,
-            "accuracy_std": accuracy_std,
-            "vr_at_far_0.1%": metrics.verification_rate(scores, same, 1e-3),
-            "identity_cosine": float(np.einsum("nd,nd->n", query_embeddings, hr_query_embeddings).mean()),
-        }
-        if restored is not None:
-            subset = np.linspace(0, len(restored) - 1, min(config.psnr_limit, len(restored))).astype(int)
-            row["psnr"], row["ssim"] = metrics.psnr_ssim(restored[subset], hr_queries[subset])
-        if len(ident_index):
-            row["rank1"], row["rank1_std"] = metrics.rank1_identification(
-                gallery[ident_index], query_embeddings[query_slot[ident_index]], ident_labels, config.runs, config.seed
-            )
-        return row
-
-    rows = [row_for("HR", None, hr_query_embeddings, None)]
-    for side in tqdm(config.sizes, desc=f"LR sides ({hallucinator.name})"):
-        lr = degrade(hr_queries, side, config.degradation, seed=config.seed + side)
-        restored = restore_all(hallucinator, lr, f"hallucinate {side}px")
-        rows.append(row_for(f"LR {side}px", side, embed_all(embedder, restored, f"embed {side}px"), restored))
-
-    meta = {
-        "hallucinator": hallucinator.name,
+def protocol_meta(config: EvalConfig, protocol: Protocol, embedder, started: float) -> dict:
+    return {
         "recognizer": embedder.name,
         "recognizer_fingerprint": embedder.fingerprint,
-        "degradation": config.degradation,
-        "pairs": int(len(same)),
-        "folds": int(len(np.unique(fold))),
-        "identification_identities": len(people),
-        "identification_images": len(ident_images),
-        "images": len(images),
-        "faces_detected": int(found.detected.sum()),
+        "pairs": int(len(protocol.same)),
+        "folds": int(len(np.unique(protocol.fold))),
+        "identification_identities": len(np.unique(protocol.ident_labels)),
+        "identification_images": len(protocol.ident_index),
+        "images": len(protocol.images),
+        "faces_detected": int(protocol.landmarks.detected.sum()),
         "hr_side": HR_SIDE,
         "recognizer_side": RECOGNIZER_SIDE,
         "template": CANONICAL_TEMPLATE.tolist(),
+        "flip": config.flip,
         "seconds": round(time.time() - started, 1),
     }
+
+
+def embed_queries(embedder, crops: np.ndarray, desc: str, flip: bool = False) -> np.ndarray:
+    """Embeddings of query crops; with flip, the mean of the crop's and its mirror image's (renormalised)."""
+    embeddings = embed_all(embedder, crops, desc)
+    if flip:
+        embeddings += embed_all(embedder, np.ascontiguousarray(crops[:, :, ::-1]), desc + " (mirrored)")
+        embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return embeddings
+
+
+def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> EvalResult:
+    """The aligned-crop protocol: queries aligned on their HR image, then degraded (module docstring)."""
+    started = time.time()
+    protocol = prepare_protocol(config, embedder, detector)
+    hr_queries = aligned_crops(protocol.root, [protocol.images[i] for i in protocol.queries],
+                               protocol.landmarks.landmarks[protocol.queries], (HR_SIDE,), "align queries")[HR_SIDE]
+    hr_query_embeddings = embed_queries(embedder, hr_queries, "embed HR queries", config.flip)
+
+    rows = [protocol.row(config, "HR", None, hr_query_embeddings, hr_query_embeddings)]
+    for side in tqdm(config.sizes, desc=f"LR sides ({hallucinator.name})"):
+        lr = degrade(hr_queries, side, config.degradation, seed=config.seed + side)
+        restored = restore_all(hallucinator, lr, f"hallucinate {side}px")
+        row = protocol.row(config, f"LR {side}px", side, embed_queries(embedder, restored, f"embed {side}px", config.flip),
+                           hr_query_embeddings)
+        subset = np.linspace(0, len(restored) - 1, min(config.psnr_limit, len(restored))).astype(int)
+        row["psnr"], row["ssim"] = metrics.psnr_ssim(restored[subset], hr_queries[subset])
+        rows.append(row)
+    meta = {"protocol": "aligned", "hallucinator": hallucinator.name, "degradation": config.degradation,
+            **protocol_meta(config, protocol, embedder, started)}
     return EvalResult(rows, meta)
 
 
-def _cached_embeddings(embedder, chips: np.ndarray, landmarks: np.ndarray, desc: str) -> np.ndarray:
+def _cached_embeddings(embedder, make_chips, landmarks: np.ndarray, desc: str) -> np.ndarray:
+    """Embeddings of the HR chips, cached by recogniser, alignment and landmarks (the chips are made only on a miss)."""
     key = hashlib.sha256(f"{embedder.fingerprint}/align{ALIGN_VERSION}".encode() + landmarks.tobytes() + CANONICAL_TEMPLATE.tobytes())
     path = cache_dir() / f"lfw_hr_embeddings_{key.hexdigest()[:16]}.npy"
     if path.is_file():
         stored = np.load(path, allow_pickle=False)
-        if stored.shape == (len(chips), embedder.dim):
+        if stored.shape == (len(landmarks), embedder.dim):
             return stored
-    embeddings = embed_all(embedder, chips, desc)
+    embeddings = embed_all(embedder, make_chips(), desc)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, embeddings)
     tmp.replace(path)

@@ -21,13 +21,19 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
     return float((candidates[best] + upper[best]) / 2)
 
 
-def kfold_accuracy(scores: np.ndarray, same: np.ndarray, fold: np.ndarray) -> tuple[float, float, list[float]]:
-    """LFW's protocol: each fold is scored with the threshold chosen on the other folds."""
+def kfold_accuracy(scores: np.ndarray, same: np.ndarray, fold: np.ndarray,
+                   valid: np.ndarray | None = None) -> tuple[float, float, list[float]]:
+    """LFW's protocol: each fold is scored with the threshold chosen on the other folds.
+
+    `valid`: pairs that could be decided at all (the query's face was found); the threshold is chosen on
+    the valid pairs of the other folds, and every invalid pair counts as an error."""
+    valid = np.ones(len(scores), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     accuracies = []
     for k in np.unique(fold):
-        train, test = fold != k, fold == k
+        train, test = (fold != k) & valid, fold == k
         threshold = best_threshold(scores[train], same[train])
-        accuracies.append(float(((scores[test] > threshold) == same[test]).mean()))
+        correct = ((scores[test] > threshold) == same[test]) & valid[test]
+        accuracies.append(float(correct.mean()))
     return float(np.mean(accuracies)), float(np.std(accuracies)), accuracies
 
 
@@ -40,11 +46,13 @@ def verification_rate(scores: np.ndarray, same: np.ndarray, far: float = 1e-3) -
 
 
 def rank1_identification(gallery_embeddings: np.ndarray, query_embeddings: np.ndarray, labels: np.ndarray,
-                         runs: int = 10, seed: int = 0) -> tuple[float, float]:
+                         runs: int = 10, seed: int = 0, found: np.ndarray | None = None) -> tuple[float, float]:
     """Lai et al.: per run, one random image per identity is the (HR) gallery, all others are queries.
 
     gallery_embeddings and query_embeddings are row-aligned over the same images (HR and LR versions).
+    `found`: per image, whether its query face was found; a query that was not is a miss.
     """
+    found = np.ones(len(labels), dtype=bool) if found is None else np.asarray(found, dtype=bool)
     rng = np.random.default_rng(seed)
     identities = np.unique(labels)
     scores = []
@@ -54,7 +62,7 @@ def rank1_identification(gallery_embeddings: np.ndarray, query_embeddings: np.nd
         is_query[chosen] = False
         similarity = query_embeddings[is_query] @ gallery_embeddings[chosen].T
         predicted = labels[chosen][np.argmax(similarity, axis=1)]
-        scores.append(float((predicted == labels[is_query]).mean()))
+        scores.append(float(((predicted == labels[is_query]) & found[is_query]).mean()))
     return float(np.mean(scores)), float(np.std(scores))
 
 

@@ -6,11 +6,13 @@ from pathlib import Path
 
 
 def markdown_table(result) -> str:
+    if result.meta.get("protocol") == "pipeline":
+        return _pipeline_table(result)
     header = "| query | LR side (px) | inter-ocular (px) | accuracy (%) | VR@FAR=0.1% (%) | id cosine | PSNR (dB) | SSIM | rank-1 (%) |"
     lines = [header, "|" + "---|" * 9]
     for row in result.rows:
         def pct(key):
-            return f"{100 * row[key]:.2f}" if key in row else "–"
+            return _pct(row, key)
 
         accuracy = f"{100 * row['accuracy']:.2f} ± {100 * row['accuracy_std']:.2f}"
         psnr = f"{row['psnr']:.2f}" if "psnr" in row else "–"
@@ -18,6 +20,26 @@ def markdown_table(result) -> str:
         lines.append(
             f"| {row['query']} | {row['lr_side'] or 'HR'} | {row['interocular_px']:.1f} | {accuracy} | "
             f"{pct('vr_at_far_0.1%')} | {row['identity_cosine']:.3f} | {psnr} | {ssim} | {pct('rank1')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(row: dict, key: str) -> str:
+    return f"{100 * row[key]:.2f}" if row.get(key) is not None else "–"
+
+
+def _pipeline_table(result) -> str:
+    """The end-to-end protocol: accuracy counts detection misses as errors; the misses are shown beside it."""
+    header = ("| query | side (px) | queries found (%) | pairs found (%) | accuracy (%) | accuracy, found pairs (%) | "
+              "VR@FAR=0.1% (%) | hallucinated (%) | detected side, median (px) | id cosine | rank-1 (%) |")
+    lines = [header, "|" + "---|" * 11]
+    for row in result.rows:
+        side = row.get("detected_side_median")
+        lines.append(
+            f"| {row['query']} | {row['lr_side'] or 'HR'} | {_pct(row, 'queries_found')} | {_pct(row, 'pairs_found')} | "
+            f"{100 * row['accuracy']:.2f} ± {100 * row['accuracy_std']:.2f} | {_pct(row, 'accuracy_found_pairs')} | "
+            f"{_pct(row, 'vr_at_far_0.1%')} | {_pct(row, 'hallucinated')} | {f'{side:.1f}' if side else '–'} | "
+            f"{row['identity_cosine']:.3f} | {_pct(row, 'rank1')} |"
         )
     return "\n".join(lines) + "\n"
 
