@@ -211,3 +211,20 @@ def test_identity_losses_through_a_real_recognizer():
     loss.backward()
     assert noisy.grad is not None and noisy.grad.abs().sum() > 0
     assert [m.shape[1] for m in maps] == [16, 32]
+
+
+def test_relational_contrastive_loss_known_values():
+    from train.losses import relational_contrastive_loss
+
+    teacher = torch.eye(4)  # four people, orthogonal HR features
+    labels = torch.arange(4)
+    # Student features on their own teacher features: softmax of (s, 0, 0, 0) on the diagonal.
+    expected = -torch.log(torch.exp(torch.tensor(10.0)) / (torch.exp(torch.tensor(10.0)) + 3))
+    assert relational_contrastive_loss(teacher * 3, teacher, labels, scale=10.0) == pytest.approx(float(expected), abs=1e-6)
+    # A student that maps everyone to the same point cannot tell people apart: log(4).
+    collapsed = torch.ones(4, 4)
+    assert relational_contrastive_loss(collapsed, teacher, labels, scale=10.0) == pytest.approx(math.log(4), rel=1e-5)
+    # Two images of the same person are both positives: the mass on either counts.
+    labels = torch.tensor([0, 0, 1, 2])
+    assert relational_contrastive_loss(collapsed, teacher, labels, scale=10.0) == pytest.approx(
+        (2 * -math.log(2 / 4) + 2 * -math.log(1 / 4)) / 4, rel=1e-5)

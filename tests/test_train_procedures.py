@@ -19,7 +19,8 @@ from train.procedures import PROCEDURES
 from train.runner import read_log, seed_everything
 from train.testing import TINY, TINY_COMMON, make_center_crop_cache, tiny_config
 
-METHODS = ["lai", "sicnn", "cface", "fhgan", "ipfsrgan"]
+METHODS = ["lai", "sicnn", "cface", "fhgan", "ipfsrgan"]  # the hallucinators
+RECOGNIZER_METHODS = ["distill"]  # procedures that adapt the recogniser to a packaged hallucinator
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def cache_path(celeba_dir, tmp_path_factory):
 
 
 def test_every_method_has_a_config_with_both_presets():
-    assert sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) == sorted(METHODS)
+    assert sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) == sorted(METHODS + RECOGNIZER_METHODS)
     for method in METHODS:
         for preset in ("cpu_small", "gpu_full"):
             cfg = load_config(method, preset)
@@ -117,6 +118,41 @@ def test_losses_fall_on_a_fixed_batch(method, keys, extra, cache_path, tmp_path)
     for key in keys:
         assert _mean(logs, key, "last") < 0.9 * _mean(logs, key, "first"), (key, [round(log[key], 4) for log in logs if key in log])
     _check_output(procedure)
+
+
+def test_distill_config_adapts_a_copy_of_the_recognizer_to_the_default_hallucinator():
+    from fhsdk.hallucinate import PACKAGED
+    from train.procedures.base import build_generator
+
+    for preset in ("cpu_small", "gpu_full"):
+        cfg = load_config("distill", preset)
+        assert cfg["deploy"]["recognizer"] == "finetuned" and cfg["recognizer"]["pretrained"]
+        assert len(cfg["data"]["celeba_dir"]) == 2  # celeba_subset and celeba_extra
+        sides = sorted(round(128 / f) for f in cfg["degradation"]["factors"])
+        assert sides[0] == 8 and sides[-1] == 32
+    start = (CONFIG_DIR.parents[1] / cfg["train"]["init_generator"]).resolve()
+    assert start == PACKAGED["default"].resolve()
+    generator, _ = build_generator(cfg["generator"], cfg["data"]["hr_side"])
+    generator.load_state_dict(torch.load(start, weights_only=True)["state_dict"])  # same architecture
+
+
+def test_distill_moves_the_student_toward_the_teacher_and_nothing_else(cache_path, tmp_path):
+    extra = ["optim.recognizer.lr=1.0e-3", "distill.mix={hallucinated: 0.5, bicubic: 0.5, hr: 0.0}"]
+    procedure, _ = _overfit("distill", cache_path, tmp_path, steps=0, extra=extra)
+    teacher = {k: v.clone() for k, v in procedure.teacher.state_dict().items()}
+    generator = {k: v.clone() for k, v in procedure.generator.state_dict().items()}
+    # The student starts as a copy of the teacher.
+    assert all(torch.equal(v, procedure.recognizer.state_dict()[k]) for k, v in teacher.items())
+    procedure, logs = _overfit("distill", cache_path, tmp_path, steps=30, extra=extra)
+    # (The contrastive term has known-value tests in test_losses.py; a random tiny teacher barely separates
+    # people, so it need not fall here.)
+    assert _mean(logs, "distill", "last") < 0.7 * _mean(logs, "distill", "first"), [round(log["distill"], 4) for log in logs]
+    assert all(np.isfinite(log["contrastive"]) for log in logs)
+    assert all("distill_hr" not in log and "distill_lr" in log for log in logs)  # no HR inputs in this mix
+    assert all(torch.equal(v, procedure.teacher.state_dict()[k]) for k, v in teacher.items())
+    assert all(torch.equal(v, procedure.generator.state_dict()[k]) for k, v in generator.items())
+    assert not all(torch.equal(v, procedure.recognizer.state_dict()[k]) for k, v in teacher.items())
+    assert set(procedure.optimizers) == {"recognizer"}
 
 
 def test_sicnn_frozen_recognizer_ablation(cache_path, tmp_path):

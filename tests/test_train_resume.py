@@ -51,6 +51,7 @@ def _losses(path):
         ("cface", ["stages={gan: 3, recognizer: 3, joint: 4}"]),
         ("sicnn", []),
         ("ipfsrgan", ["loss.pixel_only_steps=3"]),
+        ("distill", []),
     ],
 )
 def test_resume_reproduces_uninterrupted_run(method, extra, cache_path, tmp_path):

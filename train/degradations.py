@@ -109,6 +109,21 @@ class Degradation:
         return resize(lr, self.native_side).clamp(0, 1), side
 
 
+def similarity_jitter(hr: torch.Tensor, generator: torch.Generator, shift: float = 0.0, scale: float = 0.0,
+                      rotate_deg: float = 0.0) -> torch.Tensor:
+    """Crops as the pipeline aligns a tiny face: by landmarks found on the LR face itself, so off by a
+    small random similarity (uniform per image: shift in fractions of the side, scale as a relative change,
+    rotation in degrees). Pixels brought in from outside the crop repeat its border. Downscale after."""
+    n = hr.shape[0]
+    angle = torch.deg2rad(_uniform(generator, -rotate_deg, rotate_deg, n))
+    zoom = 1 + _uniform(generator, -scale, scale, n)
+    offset = _uniform(generator, -shift, shift, 2 * n).view(n, 2) * 2  # affine_grid's [-1, 1] spans the side
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(hr.dtype), list(hr.shape), align_corners=False)
+    return F.grid_sample(hr, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def random_hflip(
     images: torch.Tensor, generator: torch.Generator, p: float = 0.5
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -58,6 +58,7 @@ TINY = {
         "generator.num_features=16", "generator.num_blocks=2", "generator.layers_per_block=3",
         "generator.growth_rate=8", "generator.bottleneck_features=16",
     ],
+    "distill": ["generator.num_features=16", "generator.num_blocks=2", "train.init_generator=null"],
     "ipfsrgan": [
         "generator.num_features=16", "generator.num_blocks=1", "generator.growth_rate=8",
         "recognizer.feature_layers=[stages.2, stages.5]",
@@ -70,6 +71,6 @@ def tiny_config(method: str, cache: str | Path, steps: int = 6, extra: list[str]
     from train.config import load_config
 
     overrides = [*TINY_COMMON, *TINY[method], f"data.cache={cache}", f"train.steps={steps}", *extra]
-    if method in ("lai", "sicnn"):
+    if method in ("lai", "sicnn", "distill"):
         overrides = [o for o in overrides if not o.startswith("discriminator.")]
     return load_config(method, "cpu_small", overrides)

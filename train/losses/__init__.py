@@ -7,6 +7,7 @@ from train.losses.identity import (
     feature_distance_loss,
     pair_identity_loss,
     random_same_identity,
+    relational_contrastive_loss,
     super_identity_loss,
     topk_same_identity,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "perceptual_loss",
     "pixel_loss",
     "random_same_identity",
+    "relational_contrastive_loss",
     "super_identity_loss",
     "topk_same_identity",
 ]

@@ -109,3 +109,14 @@ def random_same_identity(labels: torch.Tensor, k: int = 3, generator: torch.Gene
         indices = torch.cat([indices, indices[:, :1].expand(-1, pad)], dim=1)
         values = torch.cat([values, values.new_full((n, pad), float("-inf"))], dim=1)
     return _fill_missing(indices, torch.isfinite(values))
+
+
+def relational_contrastive_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                                scale: float = 10.0) -> torch.Tensor:
+    """Keeps identities apart across resolutions: each student feature (of an LR or hallucinated face)
+    must be nearer, in cosine, to the teacher's HR features of its own person than to the batch's other
+    people (supervised contrastive: -log of the softmax mass, at `scale` / cosine, on its positives)."""
+    logits = scale * F.normalize(student, dim=1) @ F.normalize(teacher, dim=1).T
+    positives = labels[:, None] == labels[None, :]
+    log_probability = logits.log_softmax(dim=1)
+    return -(torch.logsumexp(log_probability.masked_fill(~positives, float("-inf")), dim=1)).mean()

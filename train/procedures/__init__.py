@@ -2,6 +2,7 @@
 
 from train.procedures.base import Procedure
 from train.procedures.cface import CFaceProcedure
+from train.procedures.distill import RecognizerDistillProcedure
 from train.procedures.fhgan import FHGANProcedure
 from train.procedures.ipfsrgan import IPFSRGANProcedure
 from train.procedures.lai import FrozenRecognizerProcedure
@@ -9,7 +10,8 @@ from train.procedures.sicnn import SICNNProcedure
 
 PROCEDURES: dict[str, type[Procedure]] = {
     cls.name: cls
-    for cls in (FrozenRecognizerProcedure, SICNNProcedure, CFaceProcedure, FHGANProcedure, IPFSRGANProcedure)
+    for cls in (FrozenRecognizerProcedure, SICNNProcedure, CFaceProcedure, FHGANProcedure, IPFSRGANProcedure,
+                RecognizerDistillProcedure)
 }
 
 __all__ = ["PROCEDURES", "Procedure"]
