@@ -1,0 +1,97 @@
+"""Judge an adapted recogniser on held-out CelebA people (the training split's validation people, not LFW).
+
+    python -m train.validate_recognizer RUN_DIR [--sizes 8 12 16] [--max-people 150]
+
+Galleries are what deployment keeps: one HR face per person, embedded by the original recogniser. Queries
+are the person's other faces, shrunk bicubically to side s (as `fhsdk.degrade`), restored by the
+hallucinator the run adapted to, and embedded once by the original recogniser (frozen) and once by the
+run's recogniser (`RUN/recognizer_finetuned.pt`); HR queries too, to check the adapted recogniser keeps
+HR faces where they were. Rank-1 as in `fhsdk.eval.metrics.rank1_identification` (a random gallery face
+per person and run, 10 runs); id cosine: mean cosine of the query's embedding with its own HR face's
+original embedding. Only weights that beat the frozen recogniser here may be packaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fhsdk.degrade import degrade
+from fhsdk.embed import Embedder
+from fhsdk.errors import ConfigError
+from fhsdk.eval.harness import embed_all, restore_all
+from fhsdk.eval.metrics import rank1_identification
+from fhsdk.hallucinate import create_hallucinator
+from train.config import load_config
+from train.data import default_cache_path, load_cache, split_indices
+
+
+def validation_faces(data_cfg: dict, max_people: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR uint8 HR faces, person labels) of the validation people with at least two faces."""
+    cache_path = Path(data_cfg.get("cache") or default_cache_path(data_cfg.get("hr_side", 128), data_cfg.get("celeba_dir") or "celeba_subset"))
+    cache = load_cache(cache_path)
+    _, val = split_indices(cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0)
+    labels = cache["labels"][val]
+    people, counts = np.unique(labels, return_counts=True)
+    people = people[counts >= 2]
+    if max_people is not None:
+        people = np.random.default_rng(seed).permutation(people)[:max_people]
+    keep = val[np.isin(labels, people)]
+    if len(keep) == 0:
+        raise ConfigError(f"{cache_path} has no validation people with two faces: check data.split and val_fraction")
+    return np.ascontiguousarray(cache["images"][keep][..., ::-1]), np.unique(cache["labels"][keep], return_inverse=True)[1]
+
+
+def validate(run_dir: str | Path, sizes=(8, 12, 16), max_people: int | None = 150, hallucinator: str | None = None,
+             weights: str | Path | None = None) -> list[dict]:
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    weights = Path(weights or run_dir / "recognizer_finetuned.pt")
+    hallucinator = create_hallucinator(hallucinator or cfg["train"].get("init_generator") or "default")
+    faces, labels = validation_faces(cfg["data"], max_people)
+    original, adapted = Embedder(), Embedder(weights=weights)
+    gallery = embed_all(original, faces, "embed HR (original)")
+    rows = []
+
+    def row(query: str, side, recognizer: str, embeddings: np.ndarray) -> dict:
+        rank1, spread = rank1_identification(gallery, embeddings, labels, runs=10, seed=0)
+        return {"query": query, "side": side, "recognizer": recognizer, "rank1": rank1, "rank1_std": spread,
+                "identity_cosine": float(np.einsum("nd,nd->n", embeddings, gallery).mean())}
+
+    rows.append(row("HR", None, "original", gallery))
+    rows.append(row("HR", None, "adapted", embed_all(adapted, faces, "embed HR (adapted)")))
+    for side in sizes:
+        restored = restore_all(hallucinator, degrade(faces, side, "bicubic", seed=side), f"hallucinate {side}px")
+        rows.append(row(f"{hallucinator.name} {side}px", side, "original", embed_all(original, restored, "embed")))
+        rows.append(row(f"{hallucinator.name} {side}px", side, "adapted", embed_all(adapted, restored, "embed")))
+    for r in rows:
+        r.update(people=int(labels.max() + 1), faces=len(labels), weights=str(weights))
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| query | recogniser | rank-1 (%) | id cosine |", "|---|---|---|---|"]
+    lines += [f"| {r['query']} | {r['recognizer']} | {100 * r['rank1']:.2f} ± {100 * r['rank1_std']:.2f} | "
+              f"{r['identity_cosine']:.4f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m train.validate_recognizer", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 12, 16])
+    parser.add_argument("--max-people", type=int, default=150, help="validation people to use (0: all)")
+    parser.add_argument("--hallucinator", help="default: the run's train.init_generator")
+    parser.add_argument("--weights", help="recogniser weights (default: RUN_DIR/recognizer_finetuned.pt)")
+    args = parser.parse_args(argv)
+    rows = validate(args.run_dir, tuple(args.sizes), args.max_people or None, args.hallucinator, args.weights)
+    (Path(args.run_dir) / "validation.json").write_text(json.dumps(rows, indent=2))
+    print(f"{rows[0]['people']} held-out people, {rows[0]['faces']} faces\n")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
