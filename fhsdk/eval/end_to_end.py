@@ -26,7 +26,9 @@ from fhsdk.pipeline import Pipeline
 
 FRAME_SIDES = 6  # the frame is 6 s x 6 s: about three times the shrunk 250 px LFW image each way
 FRAME_GREY = 128
-MIN_FACE_SIZE = 12  # the detector's smallest face (MTCNN's 12 px window): queries are 8-32 px regions
+# Queries are 8-32 px regions, so each detector looks for the smallest faces it can: MTCNN's 12 px window
+# (a box, about a 16 px region), RetinaFace's tiny-face mode down to 8 px regions.
+MIN_FACE_SIZE = {"mtcnn": 12.0, "retinaface": 8.0}
 BATCH_FRAMES = 64
 
 
@@ -51,7 +53,7 @@ def make_pipeline(hallucinator: str, detector: str = "mtcnn", gate_px: float | N
     smallest detectable face and no tracking (every query is a separate still)."""
     gate = {} if gate_px is None else {"gate_px": gate_px}
     return Pipeline(backend=backend, device=device, detector=detector, hallucinator=hallucinator,
-                    min_face_size=MIN_FACE_SIZE, track=False, flip=flip, **gate)
+                    min_face_size=MIN_FACE_SIZE.get(detector, 12.0), track=False, flip=flip, **gate)
 
 
 def evaluate_lfw_pipeline(config: EvalConfig, pipeline, detector_name: str) -> EvalResult:
@@ -84,7 +86,7 @@ def evaluate_lfw_pipeline(config: EvalConfig, pipeline, detector_name: str) -> E
         row["detected_side_median"] = float(np.nanmedian(measured_side)) if found.any() else None
         rows.append(row)
     meta = {"protocol": "pipeline", "hallucinator": label, "detector": detector_name, "gate_px": pipeline.gate_px,
-            "min_face_size": MIN_FACE_SIZE, "frame": f"{FRAME_SIDES} s x {FRAME_SIDES} s, grey {FRAME_GREY}",
+            "min_face_size": pipeline.detector.min_face_size, "frame": f"{FRAME_SIDES} s x {FRAME_SIDES} s, grey {FRAME_GREY}",
             "queries": len(names), **protocol_meta(config, protocol, pipeline.embedder, started)}
     return EvalResult(rows, meta)
 
