@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import fhsdk
+from fhsdk.threads import apply as apply_threads
 from fhsdk.video import iterate_source
 
 
@@ -77,13 +78,14 @@ def main() -> None:
     parser.add_argument("--batch-frames", type=int, default=4)
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"])
     parser.add_argument("--hallucinator", default="default")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)")
     parser.add_argument("--dlib-upsample", type=int, default=1, help="1 = face_recognition's default")
     parser.add_argument("--skip-dlib", action="store_true")
     parser.add_argument("--detectors", nargs="+", default=["retinaface", "mtcnn"], help="fhsdk detectors to run")
     parser.add_argument("--out", type=Path, default=Path("crowd_throughput.json"))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args.threads = apply_threads(args.threads)  # torch, ONNX Runtime, cv2, fhsdk kernels
     path = args.data / "video" / "crowd_1080p.mp4"
     if not path.is_file():
         raise SystemExit(f"no {path}: pass --data pointing at the shared data folder")

@@ -39,6 +39,7 @@ from fhsdk.align import region_side_px
 from fhsdk.detect import LANDMARK_NAMES, MTCNN, Detections, RetinaFace
 from fhsdk.eval.protocol import check_lfw_dir, read_pairs
 from fhsdk.errors import DataNotFoundError
+from fhsdk.threads import apply as apply_threads
 from fhsdk.video import iterate_source
 from fhsdk.weights import package_file
 
@@ -315,7 +316,8 @@ def main() -> None:
     parser.add_argument("--skip-lfw", action="store_true")
     parser.add_argument("--skip-shrunk", action="store_true")
     parser.add_argument("--skip-video", action="store_true")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)")
     parser.add_argument("--out", default="detector_accuracy.json", help="JSON results file")
     args = parser.parse_args()
 
@@ -323,8 +325,7 @@ def main() -> None:
         import dlib
     except ImportError as error:
         raise SystemExit("this benchmark compares against dlib: pip install dlib-bin") from error
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(1)
+    args.threads = apply_threads(args.threads)  # torch, ONNX Runtime, cv2, fhsdk kernels
     result = {
         "hardware": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                     f"{args.threads} torch thread(s), CPU only",

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fhsdk.threads import apply as apply_threads
 from fhsdk.video import iterate_source
 
 NAME = "lin_manuel_miranda"
@@ -171,12 +172,13 @@ def main() -> None:
     parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
     parser.add_argument("--compare-torch", action="store_true", help="also time the main configuration on PyTorch")
     parser.add_argument("--single-only", action="store_true", help="only fhsdk with hallucination and fusion, and dlib")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)")
     parser.add_argument("--skip-dlib", action="store_true")
     parser.add_argument("--detector", choices=["retinaface", "mtcnn"], default=None, help="default: the Pipeline's")
     parser.add_argument("--out", type=Path, default=Path("video_identification.json"))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args.threads = apply_threads(args.threads)  # torch, ONNX Runtime, cv2, fhsdk kernels
 
     video = args.data / "video"
     indexes, frames, fps = read_frames(video / "hamilton_clip.mp4", args.stride, args.limit)

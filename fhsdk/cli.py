@@ -152,6 +152,9 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=("retinaface", "mtcnn"), default=None, help="face detector (default: the Pipeline's)")
     parser.add_argument("--min-face", type=float, default=20.0,
                         help="smallest face the detector looks for (px; >= 12 for MTCNN, RetinaFace upscales below 16)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for every compute pool (default: fhsdk.threads.DEFAULT_THREADS, which holds "
+                             "up on a busy host; about cores / cameras on a dedicated one)")
 
 
 def _add_gallery_key_argument(parser: argparse.ArgumentParser) -> None:
@@ -181,7 +184,7 @@ def _pipeline(args, gallery=None):
     return Pipeline(device=args.device, hallucinator=args.hallucinator, gate_px=args.gate_px,
                     threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,
                     min_face_size=args.min_face, gallery=gallery, gallery_key=_gallery_key(args) if gallery else None,
-                    track=not getattr(args, "no_tracking", False), fuse=not getattr(args, "no_fusion", False),
+                    threads=args.threads, track=not getattr(args, "no_tracking", False), fuse=not getattr(args, "no_fusion", False),
                     **({"detector": args.detector} if args.detector else {}))
 
 

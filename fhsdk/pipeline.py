@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from fhsdk import threads as fhsdk_threads
 from fhsdk.align import as_bgr_image, crop_transforms, region_side_px
 from fhsdk.align import align as align_faces
 from fhsdk.detect import MTCNN, RetinaFace
@@ -55,6 +56,7 @@ class Pipeline:
         track: bool = True,
         fuse: bool = True,
         flip: bool = False,  # flip test-time augmentation: each detected face's embedding averages it and its mirror image
+        threads: int | None = None,  # CPU threads of every pool in the process (fhsdk.threads); None: the default
     ):
         if backend not in ("torch", "onnxruntime", "tensorrt", "auto"):
             raise InvalidInputError(f"unknown backend '{backend}': use 'torch', 'onnxruntime', 'tensorrt' or 'auto'")
@@ -64,6 +66,7 @@ class Pipeline:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailableError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'")
 
+        self.threads = fhsdk_threads.apply(threads)  # before the stages build their ONNX Runtime sessions
         self.device = device
         self.backend = backend
         self.detector = DETECTORS[detector](min_face_size=min_face_size, device=device).use_backend(backend)

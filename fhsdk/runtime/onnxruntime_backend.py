@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fhsdk import threads
 from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
 from fhsdk.runtime.base import PRECISIONS, Backend, ModelIO, TensorSpec, to_numpy
 from fhsdk.runtime.fp16_onnx import graph_precision
@@ -90,10 +91,11 @@ class OnnxRuntimeBackend(Backend):
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[graph_optimization_level]
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = int(intra_op_threads)
-        if inter_op_threads is not None:
-            options.inter_op_num_threads = int(inter_op_threads)
+        # unset: the process's thread setting (fhsdk.threads), not ORT's one thread per core
+        options.intra_op_num_threads = threads.check(intra_op_threads if intra_op_threads is not None else threads.current(),
+                                                     "intra_op_threads")
+        options.inter_op_num_threads = threads.check(inter_op_threads if inter_op_threads is not None else threads.current(),
+                                                     "inter_op_threads")
         # ORT's worker threads spin after each run by default; a pipeline holds five sessions next to
         # PyTorch, and their spinning pools steal the cores the next stage needs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")

@@ -1,0 +1,144 @@
+"""Frames per second on an idle and on a busy host, per CPU thread setting (issue 15).
+
+A surveillance host runs other work beside the pipeline. This runs `Pipeline.process` on one small
+real frame (the first frame of `hamilton_clip.mp4` shrunk 4x: 160 x 90, the performer's face about
+16-20 px, so detection, hallucination and embedding all run) for `--seconds`, first with the host as
+it is, then while a CPU burner keeps every core busy: one pure-Python spinning process per core,
+started as a subprocess that stops by itself after its deadline. Each thread setting is measured
+idle and loaded back to back in one run, so the ratio idle/loaded compares like with like. Then two
+pipelines in one process (one per camera, each stepping in its own Python thread) are measured the
+same way, at each thread setting.
+
+Thread settings: 1, the physical cores, and the cores minus the current load (the three usual
+answers); `--threads` picks others.
+
+    python benchmarks/busy_host.py --data ../shared/data --out busy_host.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+BURNER = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
+
+
+def small_frame(data: Path):
+    capture = cv2.VideoCapture(str(data / "video" / "hamilton_clip.mp4"))
+    ok, frame = capture.read()
+    capture.release()
+    if not ok:
+        raise SystemExit(f"cannot read {data / 'video' / 'hamilton_clip.mp4'}: pass --data the shared data folder")
+    return cv2.resize(frame, (frame.shape[1] // 4, frame.shape[0] // 4), interpolation=cv2.INTER_AREA)
+
+
+class Burner:
+    """`workers` spinning processes that exit by themselves after `seconds` (and are killed on exit)."""
+
+    def __init__(self, workers: int, seconds: float):
+        self.processes = [subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)]) for _ in range(workers)]
+        time.sleep(0.3)  # let them reach the loop
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
+def fps(pipes, frame, seconds: float) -> float:
+    """Frames per second summed over `pipes`, each processing `frame` in its own thread for `seconds`."""
+    counts = [0] * len(pipes)
+    end = time.perf_counter() + seconds
+
+    def loop(i):
+        while time.perf_counter() < end:
+            pipes[i].process(frame)
+            counts[i] += 1
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(len(pipes))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def measure(pipes, frame, seconds: float, rounds: int, burners: int) -> dict:
+    """Median fps over `rounds` alternating idle and loaded spells (the host's other load drifts)."""
+    idle, loaded = [], []
+    for _ in range(rounds):
+        idle.append(fps(pipes, frame, seconds / rounds))
+        with Burner(burners, seconds / rounds + 5):
+            loaded.append(fps(pipes, frame, seconds / rounds))
+    idle, loaded = statistics.median(idle), statistics.median(loaded)
+    return {"fps_idle": round(idle, 2), "fps_loaded": round(loaded, 2), "slowdown": round(idle / loaded, 2)}
+
+
+def physical_cores() -> int:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cores = {(a, b) for a, b in zip(
+            [l.split(":")[1].strip() for l in lines if l.startswith("physical id")],
+            [l.split(":")[1].strip() for l in lines if l.startswith("core id")])}
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/hamilton_clip.mp4)")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="thread settings to compare (default: 1, physical cores, cores minus load)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement, idle and loaded each")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating idle/loaded spells per measurement")
+    parser.add_argument("--burners", type=int, default=None, help="spinning processes (default: one per core)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    import fhsdk
+    from fhsdk.threads import DEFAULT_THREADS
+
+    cores, load = physical_cores(), os.getloadavg()[0]
+    settings = args.threads or sorted({1, cores, max(1, round(cores - load))})
+    burners = args.burners or (os.cpu_count() or 1)
+    frame = small_frame(args.data)
+    report = {"host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical / {cores} physical cores",
+              "load_average_at_start": round(load, 2), "burner_processes": burners, "seconds": args.seconds, "rounds": args.rounds,
+              "frame": f"{frame.shape[1]}x{frame.shape[0]}", "default_threads": DEFAULT_THREADS,
+              "torch": torch.__version__, "one_pipeline": {}, "two_pipelines": {}}
+    pipes = [fhsdk.Pipeline(min_face_size=12, threads=settings[0]) for _ in range(2)]
+    faces = pipes[0].process(frame).faces
+    report["faces"] = [{"size_px": f.size_px, "hallucinated": f.hallucinated} for f in faces]
+    for threads in settings:
+        fhsdk.threads.apply(threads)  # process-wide, as Pipeline(threads=...) does
+        fps(pipes[:1], frame, 1.0)  # warm-up at this setting
+        report["one_pipeline"][threads] = measure(pipes[:1], frame, args.seconds, args.rounds, burners)
+        report["two_pipelines"][threads] = measure(pipes, frame, args.seconds, args.rounds, burners)
+        print(threads, "threads:", json.dumps(report["one_pipeline"][threads]),
+              "two pipelines:", json.dumps(report["two_pipelines"][threads]), flush=True)
+    print(json.dumps(report, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
