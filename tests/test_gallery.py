@@ -288,64 +288,121 @@ def test_next_save_sweeps_only_our_stale_temp_files(tmp_path):
 # A saver that loads the gallery on disk and writes new versions of it as fast as it can. Version v
 # names row 0 'version-v' and sets it to the unit vector e_(v mod 128); the other rows never change.
 SAVER = r"""
-import sys
+import io, os, sys, time
 import numpy as np
 from fhsdk.gallery import Gallery
-path = sys.argv[1]
+path, stop_at, saves_first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 gallery = Gallery.load(path)
 version = int(gallery.names[0].split("-")[1])
-print("ready", flush=True)
+print("ready", version, flush=True)  # the version on disk when this saver started: its baseline
+
+
+def hold(phase):  # the test kills us while we wait here, at exactly this point of a save
+    print("at", phase, version, flush=True)
+    time.sleep(600)
+
+
+def savez(handle, **arrays):  # 'write': killed with half the temp file written
+    buffer = io.BytesIO()
+    real_savez(buffer, **arrays)
+    handle.write(buffer.getbuffer()[: len(buffer.getbuffer()) // 2])
+    handle.flush()
+    hold("write")
+
+
+def replace(source, target):  # 'rename': killed before the rename; 'renamed': after it, before the report
+    if stop_at == "rename":
+        hold("rename")
+    real_replace(source, target)
+    if stop_at == "renamed":
+        hold("renamed")
+
+
+real_savez, real_replace = np.savez, os.replace
+saves = 0
 while True:
     version += 1
+    if saves == saves_first and stop_at != "random":
+        if stop_at == "write":
+            np.savez = savez
+        elif stop_at in ("rename", "renamed"):
+            os.replace = replace
+        else:  # 'reported': killed after reporting its saves
+            hold("reported")
     gallery._names[0] = f"version-{version}"
     gallery._embeddings[0] = np.eye(128, dtype=np.float32)[version % 128]
     gallery.save(path)
+    saves += 1
     print("saved", version, flush=True)
 """
+
+# Where a kill falls, and what the file must hold then (relative to the killed saver's last report).
+# 'renamed' twice in a row is the schedule that once failed: each saver starts from the file on disk,
+# which a killed predecessor may have moved one version past its last report.
+KILL_PHASES = {"write": 0, "rename": 0, "renamed": 1, "reported": 0}
+KILL_SCHEDULE = [("renamed", 1), ("renamed", 0), ("write", 0), ("write", 2), ("rename", 1), ("reported", 0),
+                 ("reported", 2), ("renamed", 2)] * 3 + [("random", 0)] * 6  # (phase, saves reported before it)
+
+
+def _kill_saver(path, phase, saves_first, delay):
+    """Runs a saver that saves `saves_first` versions and then stops at `phase` (or, for 'random', keeps
+    saving), SIGKILLs it, and returns (version it started from, versions it reported saved)."""
+    saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path), phase, str(saves_first)],
+                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    lines = []
+    try:
+        ready = saver.stdout.readline().split()
+        assert ready[0] == "ready"
+        if phase == "random":
+            time.sleep(delay)
+        else:
+            for line in saver.stdout:  # wait, however loaded the host, until it holds at the phase
+                lines.append(line)
+                if line.startswith("at "):
+                    assert line.split()[1] == phase
+                    break
+    finally:
+        saver.send_signal(signal.SIGKILL)
+        output, _ = saver.communicate(timeout=60)
+    assert saver.returncode == -signal.SIGKILL
+    saved = [int(line.split()[1]) for line in lines + output.splitlines() if line.startswith("saved")]
+    return int(ready[1]), saved
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 def test_sigkill_during_saves_never_loses_the_gallery(tmp_path):
-    rows, kills, rng = 20_000, 20, random.Random(0)
+    rows, rng = 4_000, random.Random(0)  # 2 MB: the kill points are chosen, not hoped for, so size is no help
     base = np.random.default_rng(0).normal(size=(rows, 128)).astype(np.float32)
     gallery = Gallery(128, "fp")
     gallery.add("version-0", np.eye(128, dtype=np.float32)[0])
     gallery.add("someone", base[1:])
     path = gallery.save(tmp_path / "g.npz")
     rest = gallery.embeddings[1:].copy()
-    last_saved, mid_write, renamed_unreported, versions_seen = 0, 0, 0, set()
-    started = time.perf_counter()
-    for _ in range(kills):
-        before = set(_temp_files(tmp_path))
-        saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
-        assert saver.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.25))
-        saver.send_signal(signal.SIGKILL)
-        output, _ = saver.communicate(timeout=10)
-        assert saver.returncode == -signal.SIGKILL
-        saved = [int(line.split()[1]) for line in output.splitlines() if line.startswith("saved")]
-        last_saved = max([last_saved, *saved])
-        strays = _temp_files(tmp_path)
-        mid_write += bool(set(strays) - before)  # this kill left a temp file: it landed mid-write
-        # whatever the moment of the kill, the file is whole: the last version reported saved, or the
-        # one being written if the kill fell between its rename and its report
+    started, versions_seen, on_disk = time.perf_counter(), set(), 0
+    for phase, saves_first in KILL_SCHEDULE:
+        start, saved = _kill_saver(path, phase, saves_first, rng.uniform(0.0, 0.3))
+        assert start == on_disk  # a saver starts from what the last kill left
+        reported = saved[-1] if saved else start
         loaded = Gallery.load(path, recognizer_fingerprint="fp")
-        version = int(loaded.names[0].split("-")[1])
-        assert last_saved <= version <= last_saved + 1
-        renamed_unreported += version == last_saved + 1
-        versions_seen.add(version)
-        np.testing.assert_array_equal(loaded.embeddings[0], np.eye(128, dtype=np.float32)[version % 128])
+        on_disk = int(loaded.names[0].split("-")[1])
+        # the file is whole and holds the version the killed saver last reported, or, if the kill fell
+        # between a rename and its report, the next one; never one it did not write
+        if phase == "random":
+            assert reported <= on_disk <= reported + 1
+        else:
+            assert on_disk == reported + KILL_PHASES[phase], phase
+        versions_seen.add(on_disk)
+        np.testing.assert_array_equal(loaded.embeddings[0], np.eye(128, dtype=np.float32)[on_disk % 128])
         np.testing.assert_array_equal(loaded.embeddings[1:], rest)
         assert loaded.names[1:] == ["someone"] * (rows - 1)
-        # a killed save leaves only a hidden '.tmp', which no one would take for the gallery
+        # a killed save leaves at most hidden '.tmp' files, which no one would take for the gallery
+        strays = _temp_files(tmp_path)
         assert all(s.startswith(".g.npz.fhsdk-save-") and s.endswith(".tmp") for s in strays)
+        if phase in ("write", "rename"):
+            assert strays, f"a kill at '{phase}' leaves its temp file"
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")) == [".g.npz.lock", "g.npz"]
-    seconds = time.perf_counter() - started
-    print(f"\n{kills} SIGKILLs in {seconds:.1f} s, {mid_write} while a temp file existed; "
-          f"{renamed_unreported} after a rename but before its report; {last_saved} versions saved; "
-          f"{len(versions_seen)} distinct versions found after kills")
-    assert mid_write >= 3, "too few kills landed mid-write to test anything"
-    assert len(versions_seen) >= kills // 2  # the savers made progress between kills
+    print(f"\n{len(KILL_SCHEDULE)} SIGKILLs in {time.perf_counter() - started:.1f} s; "
+          f"{len(versions_seen)} distinct versions found after kills, the last {on_disk}")
     loaded.save(path)  # the next save sweeps the killed saves' temp files
     assert _temp_files(tmp_path) == []
 
