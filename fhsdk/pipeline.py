@@ -1,7 +1,8 @@
 """fhsdk.Pipeline: detect -> align -> gate -> hallucinate -> embed -> match, over frames and streams.
 
-Faces whose canonical region is smaller than `gate_px` in the frame are aligned at their own small
-size, hallucinated to the HR side, then embedded; larger faces go straight to the recogniser through
+Faces whose canonical region is smaller than `gate_px` in the frame are warped straight from the frame
+to the hallucinator's input side (its own small size for a hallucinator without one, such as bicubic),
+hallucinated to the HR side, then embedded; larger faces go straight to the recogniser through
 the fused crop+align+resize+normalise kernel (IP-FSRGAN's deployment framework). Every stage runs once
 per batch of frames over all their faces.
 """
@@ -305,8 +306,15 @@ class Pipeline:
         embeddings = np.empty((len(all_faces), self.embedder.dim), dtype=np.float32)
         if gated.any():
             with self._timed(timings, "align"):
-                # Each tiny face is aligned at its own size (its real resolution), grouped by side.
-                sides = np.clip(np.round(sizes), MIN_LR_SIDE, max(MIN_LR_SIDE, self.gate_px)).astype(int)
+                # A network hallucinator gets every tiny face warped straight from the frame at its input
+                # side: one resampling of the frame, as the generator was trained (an HR crop shrunk to s
+                # and resized to its input side). A hallucinator without an input side (bicubic, a user's)
+                # gets each face at its own size (its real resolution), grouped by side.
+                input_side = getattr(self.hallucinator, "native_side", None)
+                if input_side:
+                    sides = np.full(len(sizes), int(input_side))
+                else:
+                    sides = np.clip(np.round(sizes), MIN_LR_SIDE, max(MIN_LR_SIDE, self.gate_px)).astype(int)
                 crops = {}
                 for side in np.unique(sides[gated]):
                     rows = np.flatnonzero(gated & (sides == side))

@@ -214,3 +214,17 @@ def test_flip_averages_each_face_with_its_mirror_image(astronaut):
     plain.enroll("eileen", [astronaut])
     flipped.enroll("eileen", [astronaut])
     np.testing.assert_allclose(plain.gallery.embeddings, flipped.gallery.embeddings, atol=1e-6)
+
+
+def test_network_hallucinator_gets_tiny_faces_warped_straight_to_its_input_side(astronaut):
+    # One resampling of the frame, as the generator was trained: the face is warped from the frame to
+    # the model's own input side (from its weight file), not first to its own ~16 px side and resized.
+    pipe = fhsdk.Pipeline(hallucinator="default", track=False, min_face_size=12)
+    scene = _scene(astronaut, 80)  # an 18 px face region, below the 24 px gate
+    face = pipe.process(scene).faces[0]
+    assert face.hallucinated and face.size_px < pipe.gate_px
+    side = pipe.hallucinator.native_side
+    direct = pipe.embed(pipe.hallucinate(pipe.align(scene, [face], size=side)))[0]
+    assert float(face.embedding @ direct) > 0.9999
+    own = pipe.embed(pipe.hallucinate(pipe.align(scene, [face], size=int(round(face.size_px)))))[0]
+    assert float(face.embedding @ own) < 0.9999  # the two paths differ
