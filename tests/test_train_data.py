@@ -106,6 +106,40 @@ def test_realistic_fraction_mixes_clean_and_degraded(cache):
         Degradation(realistic=True, realistic_fraction=1.5)
 
 
+def test_pipeline_degradation_is_the_pipelines_warp(cache):
+    """mode=pipeline: the face area-shrunk to s px (a frame), then warped by fhsdk.align at the generator's
+    input side, exactly as Pipeline feeds a gated face to a network hallucinator."""
+    import torch.nn.functional as F
+
+    from fhsdk.align import CANONICAL_TEMPLATE, align
+
+    hr = FaceCropDataset(cache).hr(torch.arange(3))
+    lr, side = Degradation(native_side=32, factors=(128 / 12,), mode="pipeline")(hr, torch.Generator())
+    assert side == 12 and lr.shape == (3, 3, 32, 32)
+    frames = (F.interpolate(hr, size=(12, 12), mode="area") * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    landmarks = CANONICAL_TEMPLATE * 12 - 0.5  # the region is the whole 12 px frame
+    warped = np.stack([align(np.ascontiguousarray(f), landmarks[None], 32)[0] for f in frames])
+    ours = (lr * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    inner = (slice(None), slice(1, -1), slice(1, -1))  # the warp's outermost pixels also sample its black border
+    assert np.abs(ours[inner].astype(int) - warped[inner].astype(int)).max() <= 1
+    assert (lr - Degradation(native_side=32, factors=(128 / 12,))(hr, torch.Generator())[0]).abs().mean() > 0.005
+
+
+def test_jitter_table_misaligns_by_side(cache):
+    hr = FaceCropDataset(cache).hr(torch.arange(2))
+    table = {12: [0.1, 0.0, 0.1, 0.0, 0.0, 0.0], 24: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]}
+    jittered = Degradation(native_side=32, factors=(128 / 12,), mode="pipeline", jitter=table)
+    plain = Degradation(native_side=32, factors=(128 / 12,), mode="pipeline")
+    assert (jittered(hr, torch.Generator())[0] - plain(hr, torch.Generator())[0]).abs().mean() > 0.01
+    at_24 = Degradation(native_side=32, factors=(128 / 24,), mode="pipeline", jitter=table)  # the zero row
+    unjittered = Degradation(native_side=32, factors=(128 / 24,), mode="pipeline")(hr, torch.Generator())[0]
+    assert torch.allclose(at_24(hr, torch.Generator())[0], unjittered, atol=1.5 / 255)  # an identity resampling
+    with pytest.raises(ConfigError, match="6 numbers"):
+        Degradation(jitter={12: [0.1, 0.1]})
+    with pytest.raises(ConfigError, match="mode"):
+        Degradation(mode="lanczos")
+
+
 def test_hflip():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
     flipped, mask = random_hflip(x, torch.Generator().manual_seed(0), p=1.0)

@@ -52,6 +52,7 @@ def _losses(path):
         ("sicnn", []),
         ("ipfsrgan", ["loss.pixel_only_steps=3"]),
         ("distill", []),
+        ("pipeline_finetune", []),  # pipeline-way inputs: area shrink, jitter table, bilinear to the input side
     ],
 )
 def test_resume_reproduces_uninterrupted_run(method, extra, cache_path, tmp_path):

@@ -59,6 +59,7 @@ TINY = {
         "generator.growth_rate=8", "generator.bottleneck_features=16",
     ],
     "distill": ["generator.num_features=16", "generator.num_blocks=2", "train.init_generator=null"],
+    "pipeline_finetune": ["generator.num_features=16", "generator.num_blocks=2", "train.init_generator=null"],
     "ipfsrgan": [
         "generator.num_features=16", "generator.num_blocks=1", "generator.growth_rate=8",
         "recognizer.feature_layers=[stages.2, stages.5]",
@@ -71,6 +72,6 @@ def tiny_config(method: str, cache: str | Path, steps: int = 6, extra: list[str]
     from train.config import load_config
 
     overrides = [*TINY_COMMON, *TINY[method], f"data.cache={cache}", f"train.steps={steps}", *extra]
-    if method in ("lai", "sicnn", "distill"):
+    if method in ("lai", "sicnn", "distill", "pipeline_finetune"):
         overrides = [o for o in overrides if not o.startswith("discriminator.")]
     return load_config(method, "cpu_small", overrides)

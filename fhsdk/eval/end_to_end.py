@@ -47,6 +47,19 @@ def query_frame(image: np.ndarray, landmarks: np.ndarray, side: int) -> np.ndarr
     return frame
 
 
+def query_landmarks(image_shape: tuple[int, int], landmarks: np.ndarray, side: int) -> np.ndarray:
+    """Where `query_frame` puts an image's 5 HR landmarks in its frame (same rounding and centring):
+    the true place of the face a detector should find there."""
+    factor = side / float(region_side_px(landmarks)[0])
+    height, width = image_shape[:2]
+    new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
+    frame_side = FRAME_SIDES * side
+    h, w = min(new_h, frame_side), min(new_w, frame_side)
+    top, left = (frame_side - h) // 2 - (new_h - h) // 2, (frame_side - w) // 2 - (new_w - w) // 2
+    scale = np.array([new_w / width, new_h / height])
+    return (np.asarray(landmarks, dtype=np.float64).reshape(5, 2) + 0.5) * scale - 0.5 + np.array([left, top])
+
+
 def make_pipeline(hallucinator: str, detector: str = "mtcnn", gate_px: float | None = None, flip: bool = False,
                   device: str = "cpu", backend: str = "torch"):
     """The pipeline this protocol measures: as a user builds it (gate_px None: Pipeline's default), with the
