@@ -228,9 +228,9 @@ class Pipeline:
         'end_of_stream') for every track still open; for that, each batch's last result of such a source
         is handed out when the next frame has been decoded.
         """
-        batch_frames = int(batch_frames or self.batch_frames)
-        if batch_frames < 1:
-            raise InvalidInputError("batch_frames must be at least 1")
+        batch_frames = self.batch_frames if batch_frames is None else batch_frames
+        if isinstance(batch_frames, bool) or not isinstance(batch_frames, int) or batch_frames < 1:
+            raise InvalidInputError(f"batch_frames={batch_frames!r} is invalid: use an integer >= 1 (1 = lowest latency)")
         if self.tracker is not None:
             self.tracker = Tracker(fuse=self.tracker.fuse)  # a new source starts with no tracks
             self.shots.reset()

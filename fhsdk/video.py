@@ -7,12 +7,14 @@ when they fail, end or stall; a stream can be stopped from another thread.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import random
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -26,6 +28,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STALL_TIMEOUT_S = 30.0
 _POLL_S = 0.05  # how often a waiting thread looks at its stop flags
+_EXIT_WAIT_S = DEFAULT_STALL_TIMEOUT_S + 5  # at most this long, at exit, for decoders still in a native call
+
+# Decode threads that may still be inside OpenCV/FFmpeg (an open or read blocks until its own timeout).
+# Python ends daemon threads at exit by unwinding them through that C++ code, which aborts the process
+# ("terminate called without an active exception", exit 134): at exit we wait for them instead.
+_decoders: "weakref.WeakSet[_Decoder]" = weakref.WeakSet()
+
+
+@atexit.register
+def _wait_for_decoders() -> None:
+    deadline = time.monotonic() + _EXIT_WAIT_S
+    for decoder in list(_decoders):
+        decoder.stop.set()
+        if decoder.thread.is_alive():
+            log.info("waiting for a video source's decode thread to leave OpenCV before exiting")
+            decoder.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass
@@ -59,7 +77,7 @@ class RetryPolicy:
             raise InvalidInputError(f"RetryPolicy.max_retries must be an int >= 0, or None to retry forever; got {self.max_retries!r}")
         if not 0 <= self.initial_backoff_s <= self.max_backoff_s:
             raise InvalidInputError("RetryPolicy needs 0 <= initial_backoff_s <= max_backoff_s (seconds)")
-        if self.multiplier < 1:
+        if not self.multiplier >= 1:  # NaN too
             raise InvalidInputError(f"RetryPolicy.multiplier must be >= 1 (1 = constant backoff), got {self.multiplier}")
         if not 0 <= self.jitter <= 1:
             raise InvalidInputError(f"RetryPolicy.jitter must lie in [0, 1] (0 = exact waits), got {self.jitter}")
@@ -125,6 +143,8 @@ def _opener(source, timeout_s: float | None = None) -> Callable[[], Iterator[tup
     Opening happens on the first next(), so in whichever thread decodes. Frames of iterables have no
     timestamp (None): their index stands in for it.
     """
+    if isinstance(source, int) and not isinstance(source, bool) and source < 0:  # OpenCV segfaults on -1
+        raise InvalidInputError(f"webcam index {source} is invalid: use 0 for the first camera, 1 for the next, ...")
     if isinstance(source, (str, Path, int)) and not isinstance(source, bool):
         return lambda: _capture_frames(source, timeout_s)
     if isinstance(source, np.ndarray):
@@ -245,6 +265,7 @@ class _Decoder:
         self._flags = (self.stop,) + stop_flags
         self.thread = threading.Thread(target=self._run, args=(open_frames,), name="fhsdk-decode", daemon=True)
         self.thread.start()
+        _decoders.add(self)
 
     def _stopped(self) -> bool:
         return any(flag.is_set() for flag in self._flags)
@@ -292,6 +313,8 @@ class ThreadedReader:
     def __init__(self, source, max_queue: int = 8, retry: RetryPolicy | bool | None = None,
                  stall_timeout: float | None = DEFAULT_STALL_TIMEOUT_S, stop_event: threading.Event | None = None,
                  on_event: Callable[[dict], None] | None = None):
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:  # 0 means unbounded to queue.Queue
+            raise InvalidInputError(f"max_queue must be an int >= 1 (frames decoded ahead), got {max_queue!r}")
         if stall_timeout is not None and not stall_timeout > 0:
             raise InvalidInputError(f"stall_timeout must be > 0 seconds, or None to wait forever; got {stall_timeout}")
         self.name = describe(source)

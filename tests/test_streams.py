@@ -394,3 +394,49 @@ def test_real_http_stream_drops_stalls_and_recovers(pipe, tmp_path, release):
     assert events_on_results == seen
     assert _gone(_decode_threads() - before)
 
+
+
+# ---- hostile input (issue 15, 3.1, 3.2, 3.5, 3.9) ---------------------------------------------------------
+
+
+def test_hostile_stream_arguments_are_refused_in_the_callers_thread(pipe):
+    with pytest.raises(InvalidInputError, match="webcam index -1"):  # cv2.VideoCapture(-1) segfaulted
+        next(pipe.stream(-1))
+    with pytest.raises(InvalidInputError, match="max_queue"):  # 0 made the decode queue unbounded
+        next(pipe.stream(_endless, max_queue=0))
+    with pytest.raises(InvalidInputError, match="batch_frames=0"):  # 0 silently meant the default
+        next(pipe.stream(_endless, batch_frames=0))
+    with pytest.raises(InvalidInputError, match="multiplier"):
+        RetryPolicy(multiplier=float("nan"))
+
+
+HANGING_RTSP = r"""
+import socket, sys, threading
+from fhsdk.video import ThreadedReader
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+accepted = []  # accepts, then never answers: FFmpeg blocks in its open until its own timeout
+threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+reader = ThreadedReader(f"rtsp://127.0.0.1:{server.getsockname()[1]}/cam", stall_timeout=2)
+frames = threading.Thread(target=lambda: list(reader))
+frames.start()
+while not accepted:
+    threading.Event().wait(0.02)
+reader.stop()  # what Pipeline.stop() does
+frames.join()
+print("stopped", flush=True)
+"""
+
+
+def test_stop_while_ffmpeg_blocks_opening_then_exit_does_not_abort():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", HANGING_RTSP], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    # before: "terminate called without an active exception", exit 134, as the decode thread was unwound
+    # through OpenCV at interpreter exit
+    assert done.returncode == 0, done.stderr
+    assert "stopped" in done.stdout and "terminate called" not in done.stderr
