@@ -74,8 +74,7 @@ def main():
                 "faiss-ivf": [{"nprobe": p} for p in args.nprobe]}
     for n in args.sizes:
         exact = Gallery(args.dim)
-        exact._names = ["row"] * n  # built directly: add() would copy and renormalise 1M rows
-        exact._embeddings = unit_rows(n, args.dim, seed=0)
+        exact._replace(["row"] * n, unit_rows(n, args.dim, seed=0))  # built directly: add() would copy and renormalise 1M rows
         queries = unit_rows(args.queries, args.dim, seed=1)
         recall_queries = unit_rows(args.recall_queries, args.dim, seed=2)
         truth = exact.search(recall_queries, 1)[0][:, 0]

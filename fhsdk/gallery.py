@@ -60,13 +60,30 @@ class Gallery:
     def __init__(self, dim: int = 128, recognizer_fingerprint: str = ""):
         self.dim = dim
         self.recognizer_fingerprint = recognizer_fingerprint
-        self._names: list[str] = []
-        self._embeddings = np.zeros((0, dim), dtype=np.float32)
-        self._index = None  # a FAISS index over _embeddings once build_index() was called
+        # (names, embeddings, FAISS index or None), replaced as one tuple and never changed in place: a
+        # reader (match, a stream in another thread) takes one snapshot and never sees names of one
+        # version beside embeddings of another
+        self._state: tuple[list[str], np.ndarray, object] = ([], np.zeros((0, dim), dtype=np.float32), None)
         self.index_kind: str | None = None
 
     def __len__(self) -> int:
-        return len(self._names)
+        return len(self._state[0])
+
+    @property
+    def _names(self) -> list[str]:
+        return self._state[0]
+
+    @property
+    def _embeddings(self) -> np.ndarray:
+        return self._state[1]
+
+    @property
+    def _index(self):
+        return self._state[2]
+
+    def _replace(self, names: list[str], embeddings: np.ndarray, index=None) -> None:
+        """Swap in new rows (and index) in one assignment."""
+        self._state = (names, embeddings, index)
 
     @property
     def names(self) -> list[str]:
@@ -109,20 +126,21 @@ class Gallery:
         if (norms < 1e-12).any():
             raise InvalidInputError(f"an embedding for '{name}' is all zeros (or averages to zero): embed a real face")
         vectors = (vectors / norms).astype(np.float32)
-        self._names.extend([name] * len(vectors))
-        self._embeddings = np.concatenate([self._embeddings, vectors])
-        if self._index is not None:
-            self._index.add(vectors)
+        names, embeddings, index = self._state
+        if index is not None:  # rows are only appended: a reader of the old snapshot still finds its rows
+            index.add(vectors)
+        self._replace(names + [name] * len(vectors), np.concatenate([embeddings, vectors]), index)
 
     def remove(self, name: str) -> int:
-        keep = np.array([n != name for n in self._names], dtype=bool)
+        """Remove every row of `name`; returns how many. Names, embeddings and index change together."""
+        names, embeddings, index = self._state
+        keep = np.array([n != name for n in names], dtype=bool)
         removed = int((~keep).sum())
         if removed:
-            self._names = [n for n in self._names if n != name]
-            self._embeddings = np.ascontiguousarray(self._embeddings[keep])
-            if self._index is not None:
+            if index is not None:
                 log.warning("the gallery's %s index was dropped on remove(); call build_index() again", self.index_kind)
-                self.drop_index()
+                self.index_kind = None
+            self._replace([n for n in names if n != name], np.ascontiguousarray(embeddings[keep]))
         return removed
 
     def build_index(self, kind: str = "faiss-flat", *, hnsw_m: int = 32, ef_search: int = 64,
@@ -150,8 +168,10 @@ class Gallery:
             # k-means needs tens of rows per list, not millions: a sample keeps the training quick
             sample = np.random.default_rng(0).permutation(len(self))[: 64 * lists]
             index.train(self._embeddings[np.sort(sample)])
-        index.add(self._embeddings)
-        self._index, self.index_kind = index, kind
+        names, embeddings, _ = self._state
+        index.add(embeddings)
+        self._replace(names, embeddings, index)
+        self.index_kind = kind
         self.tune_index(ef_search=ef_search if kind == "faiss-hnsw" else None,
                         nprobe=nprobe if kind == "faiss-ivf" else None)
 
@@ -168,7 +188,9 @@ class Gallery:
 
     def drop_index(self) -> None:
         """Go back to the default exact search (fhsdk.kernels.cosine_topk)."""
-        self._index, self.index_kind = None, None
+        names, embeddings, _ = self._state
+        self._replace(names, embeddings)
+        self.index_kind = None
 
     def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Top-k gallery rows per query: (indices B x k', similarities B x k'), k' = min(k, len).
@@ -176,25 +198,31 @@ class Gallery:
         Exact (fhsdk.kernels.cosine_topk) unless build_index() was called. An approximate index may
         find fewer than k' rows for a query: those slots hold index -1 and similarity -inf.
         """
+        return self._search(self._state, queries, k)
+
+    def _search(self, state, queries, k):
         from fhsdk.kernels import cosine_topk
 
+        _, embeddings, index = state
         queries = self._rows(queries, "queries")
-        if self._index is None or len(self) == 0:
-            return cosine_topk(queries, self._embeddings, k)
+        if index is None or len(embeddings) == 0:
+            return cosine_topk(queries, embeddings, k)
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
-        similarities, indices = self._index.search(queries, min(int(k), len(self)))
+        similarities, indices = index.search(queries, min(int(k), len(embeddings)))
         similarities[indices < 0] = -np.inf
         return indices.astype(np.int64), similarities.astype(np.float32)
 
     def match(self, queries: np.ndarray, threshold: float) -> list[Match]:
         """Best identity per query, or None where the best similarity is below the threshold."""
         queries = self._rows(queries, "queries")
-        if len(self) == 0 or len(queries) == 0:
+        state = self._state  # one snapshot: names and rows of the same version
+        names = state[0]
+        if len(names) == 0 or len(queries) == 0:
             return [Match(None, float("nan")) for _ in range(len(queries))]
-        indices, similarities = self.search(queries, 1)
+        indices, similarities = self._search(state, queries, 1)
         return [
-            Match(self._names[int(i)] if s >= threshold else None, float(s))
+            Match(names[int(i)] if s >= threshold else None, float(s))
             for i, s in zip(indices[:, 0], similarities[:, 0])
         ]
 
@@ -210,11 +238,12 @@ class Gallery:
     def save(self, path: str | os.PathLike, key: str | bytes | None = None) -> Path:
         """Write the gallery atomically to `path` (.npz appended if missing); encrypted when `key` is given."""
         path = gallery_path(path)
+        names, embeddings, _ = self._state  # one snapshot, even while another thread enrols
         arrays = {
             "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
             "recognizer_fingerprint": np.array(self.recognizer_fingerprint, dtype=np.str_),
-            "names": np.array(self._names, dtype=np.str_),
-            "embeddings": self._embeddings,
+            "names": np.array(names, dtype=np.str_),
+            "embeddings": embeddings,
         }
         arrays["checksum"] = np.array(_checksum(arrays))
         cipher = _cipher(key) if key is not None else None  # a bad key fails before anything is written
@@ -279,7 +308,7 @@ class Gallery:
                 f"{recognizer_fingerprint}): its embeddings cannot be compared; re-enrol the people with this pipeline"
             )
         gallery = cls(dim=embeddings.shape[1], recognizer_fingerprint=fingerprint)
-        gallery._names, gallery._embeddings = names, embeddings
+        gallery._replace(names, embeddings)
         return gallery
 
 

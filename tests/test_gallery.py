@@ -592,3 +592,43 @@ def test_missing_faiss_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(BackendUnavailableError, match=r'pip install "fhsdk\[faiss\]"'):
         _gallery().build_index("faiss-hnsw")
+
+
+def test_readers_never_see_names_and_embeddings_of_different_versions():
+    """Issue 15, 3.3: remove() replaced the names before the embeddings, so a concurrent match named the
+    wrong person or raised IndexError. Updates now swap names, embeddings and index together."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    others = rng.normal(size=(20_000, 128)).astype(np.float32)
+    others[:, 0] = -50  # far from the probe: its best match is 'bob', or no one while bob is removed
+    probe = np.eye(128, dtype=np.float32)[0]
+    gallery = Gallery(128, "fp")
+    gallery.add("others", others)
+    gallery.add("bob", probe)
+    failures, done = [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            try:
+                match = gallery.match(probe, 0.5)[0]
+                if match.identity not in ("bob", None):  # None: while bob is removed
+                    failures.append(match)
+            except Exception as error:  # IndexError before the fix
+                failures.append(error)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(30):  # bob's row moves between the end and the start: stale indexes show
+            gallery.remove("others")
+            gallery.add("others", others)
+            gallery.remove("bob")
+            gallery.add("bob", probe)
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(switch)
+    assert failures == []
