@@ -149,9 +149,11 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file")
     parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")
     parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
-    parser.add_argument("--detector", choices=("retinaface", "mtcnn"), default=None, help="face detector (default: the Pipeline's)")
+    parser.add_argument("--detector", default=None,
+                        help="face detector by name, 'mtcnn' or 'retinaface' (fhsdk.detect.list_detectors(); default: the Pipeline's)")
     parser.add_argument("--min-face", type=float, default=20.0,
-                        help="smallest face the detector looks for (px; >= 12 for MTCNN, RetinaFace upscales below 16)")
+                        help="smallest face the detector looks for (px; >= 12 for MTCNN; RetinaFace adds a pass over the "
+                             "frame enlarged 48/min-face times below 48, up to 4x)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for every compute pool (default: fhsdk.threads.DEFAULT_THREADS, which holds "
                              "up on a busy host; about cores / cameras on a dedicated one)")

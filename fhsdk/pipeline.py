@@ -22,7 +22,7 @@ import torch
 from fhsdk import threads as fhsdk_threads
 from fhsdk.align import as_bgr_image, crop_transforms, region_side_px
 from fhsdk.align import align as align_faces
-from fhsdk.detect import MTCNN, RetinaFace
+from fhsdk.detect import create_detector, detector_class, list_detectors
 from fhsdk.embed import Embedder
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
@@ -35,7 +35,6 @@ from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader, is
 
 log = logging.getLogger(__name__)
 
-DETECTORS = {"mtcnn": MTCNN, "retinaface": RetinaFace}
 DEFAULT_THRESHOLD = 0.92  # cosine at a 1% false accept rate on CelebA HR faces (tools/choose_threshold.py)
 MIN_LR_SIDE = 8
 
@@ -61,8 +60,8 @@ class Pipeline:
     ):
         if backend not in ("torch", "onnxruntime", "tensorrt", "auto"):
             raise InvalidInputError(f"unknown backend '{backend}': use 'torch', 'onnxruntime', 'tensorrt' or 'auto'")
-        if detector not in DETECTORS:
-            raise InvalidInputError(f"unknown detector '{detector}': choose one of {', '.join(sorted(DETECTORS))}")
+        if detector not in list_detectors():
+            raise InvalidInputError(f"unknown detector '{detector}': choose one of {', '.join(list_detectors())}")
         _check_settings(device, gate_px, threshold, min_face_size, batch_frames, detector)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendUnavailableError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'")
@@ -70,7 +69,7 @@ class Pipeline:
         self.threads = fhsdk_threads.apply(threads)  # before the stages build their ONNX Runtime sessions
         self.device = device
         self.backend = backend
-        self.detector = DETECTORS[detector](min_face_size=min_face_size, device=device).use_backend(backend)
+        self.detector = create_detector(detector, min_face_size=min_face_size, device=device).use_backend(backend)
         self.hallucinator = _default_or(hallucinator, device)
         if hasattr(self.hallucinator, "use_backend"):
             self.hallucinator.use_backend(backend)
@@ -386,8 +385,8 @@ def _check_settings(device, gate_px, threshold, min_face_size, batch_frames, det
         raise ConfigError(f"device={device!r} is invalid: use 'cpu', 'cuda' or 'cuda:N'")
     number("threshold", threshold, -1.0, 1.0)  # a cosine similarity
     number("gate_px", gate_px, 0.0, 4096.0)
-    # MTCNN's smallest window is 12 px; RetinaFace upscales the frame up to 4x below its 16 px anchor
-    number("min_face_size", min_face_size, 12.0 if detector == "mtcnn" else 4.0, 4096.0)
+    # each detector's floor: MTCNN's 12 px window; RetinaFace enlarges the frame at most 4x
+    number("min_face_size", min_face_size, detector_class(detector).MIN_FACE_SIZE_FLOOR, 4096.0)
     if isinstance(batch_frames, bool) or not isinstance(batch_frames, int) or batch_frames < 1:
         raise ConfigError(f"batch_frames={batch_frames!r} is invalid: use an integer >= 1 (1 = lowest latency)")
 

@@ -259,3 +259,41 @@ def test_nms_equals_the_textbook_loop_with_ties_and_groups(mode, n):
     scores = torch.rand(n, generator=g).round(decimals=1)  # many ties
     groups = torch.randint(0, 3, (n,), generator=g)
     assert nms(boxes, scores, 0.5, mode, groups).tolist() == _greedy_nms_reference(boxes, scores, 0.5, mode, groups)
+
+
+def test_detector_registry_builds_by_name_and_takes_a_new_detector(monkeypatch, astronaut):
+    """A new detector is one class with @register_detector; Pipeline and create_detector find it by name."""
+    from fhsdk import Pipeline
+    from fhsdk.detect import RetinaFace, create_detector, list_detectors, registry
+    from fhsdk.errors import ConfigError
+
+    assert {"mtcnn", "retinaface"} <= set(list_detectors())
+    assert isinstance(create_detector("mtcnn", min_face_size=24), MTCNN)
+    assert isinstance(create_detector("retinaface", min_face_size=24), RetinaFace)
+    with pytest.raises(InvalidInputError, match="unknown detector 'yolo'"):
+        create_detector("yolo")
+
+    monkeypatch.setattr(registry, "_DETECTORS", dict(registry._DETECTORS))  # the original back after the test
+
+    @registry.register_detector("whole_image")
+    class WholeImage:
+        """Reports the whole image as one face with fixed landmarks: the detector contract, nothing more."""
+        MIN_FACE_SIZE_FLOOR = 30.0
+
+        def __init__(self, min_face_size: float = 30.0, device: str = "cpu"):
+            self.min_face_size, self.config = min_face_size, {"detector": "whole_image"}
+
+        def use_backend(self, kind: str):
+            return self
+
+        def detect(self, images):
+            images = images if isinstance(images, list) else [images]
+            return [Detections(np.array([[0, 0, i.shape[1], i.shape[0]]], np.float32), np.ones(1, np.float32),
+                               (np.array([[0.32, 0.3], [0.68, 0.3], [0.5, 0.53], [0.34, 0.68], [0.66, 0.68]]) *
+                                [i.shape[1], i.shape[0]])[None].astype(np.float32)) for i in images]
+
+    pipe = Pipeline(detector="whole_image", hallucinator="bicubic", track=False, min_face_size=40)
+    (face,) = pipe.detect(astronaut)
+    assert face.box.tolist() == [0, 0, 512, 512]
+    with pytest.raises(ConfigError, match="min_face_size"):
+        Pipeline(detector="whole_image", hallucinator="bicubic", min_face_size=20)

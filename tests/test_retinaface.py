@@ -138,7 +138,24 @@ def test_tiny_face_mode_finds_a_face_the_plain_pass_misses(astronaut):
 
     assert not face_found(RetinaFace().detect(frame)[0])
     assert face_found(RetinaFace(upscale=2).detect(frame)[0])
-    assert [RetinaFace(min_face_size=m).upscale for m in (40, 32, 24, 20, 16, 12, 8)] == [1, 1, 2, 3, 3, 4, 4]
+    assert [RetinaFace(min_face_size=m).upscale for m in (64, 48, 32, 24, 20, 16, 12, 8)] == [1, 1, 1.5, 2, 2.4, 3, 4, 4]
+
+
+def test_tiny_face_pass_keeps_only_small_faces(astronaut):
+    # Enlarged x4, the 90 px face's surroundings gave two false faces (0.74, 0.62) and a frame-sized face
+    # outgrows the largest anchor; the tiny-face pass keeps faces under TINY_PASS_MAX_BOX_PX that lie
+    # inside no plain-pass face, so the photo's one face is all that is found, at the plain pass's box.
+    plain = RetinaFace().detect(astronaut)[0]
+    both = RetinaFace(upscale=4).detect(astronaut)[0]
+    assert len(plain) == len(both) == 1
+    np.testing.assert_allclose(both.boxes, plain.boxes)
+    # A small face next to the large one is still found by the tiny-face pass.
+    frame = astronaut.copy()
+    frame[400:464, 400:464] = cv2.resize(astronaut, (64, 64), interpolation=cv2.INTER_AREA)
+    found = RetinaFace(upscale=4).detect(frame)[0]
+    centre = np.array([400 + 230 / 8, 400 + 110 / 8])
+    assert ((found.boxes[:, :2] < centre) & (found.boxes[:, 2:] > centre)).all(axis=1).any()
+    assert ((found.boxes[:, :2] < [225, 115]) & (found.boxes[:, 2:] > [225, 115])).all(axis=1).any()
 
 
 def test_empty_inputs_and_faceless_frames(detector):
@@ -163,7 +180,7 @@ def test_bad_images_raise(detector, bad):
 def test_pipeline_selects_either_detector_and_aligns_retinaface_faces(astronaut):
     from fhsdk import Pipeline
 
-    pipe = Pipeline(detector="retinaface", hallucinator="bicubic", track=False, min_face_size=32)
+    pipe = Pipeline(detector="retinaface", hallucinator="bicubic", track=False, min_face_size=48)
     assert isinstance(pipe.detector, RetinaFace) and pipe.detector.upscale == 1
     (face,) = pipe.detect(astronaut)
     assert face.landmarks.shape == (5, 2) and 80 < face.size_px < 200

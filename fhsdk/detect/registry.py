@@ -1,0 +1,44 @@
+"""Face detectors by name: one file per detector, one `@register_detector("name")` on its class.
+
+A detector is a class whose constructor takes `min_face_size` (the smallest face to find, px) and
+`device`, and whose instances have `detect(images) -> list[Detections]` (one BGR uint8 image or a list of
+them), `use_backend(kind) -> self`, and the attributes `min_face_size` and `config` (a dict of everything
+that changes its detections). The class attribute `MIN_FACE_SIZE_FLOOR` is the smallest `min_face_size`
+it accepts. Adding one: write `fhsdk/detect/<name>.py`, decorate the class, and import the file in
+`fhsdk/detect/__init__.py`; `Pipeline(detector="<name>")` and the CLI's `--detector` then offer it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fhsdk.errors import InvalidInputError
+
+_DETECTORS: dict[str, type] = {}
+
+
+def register_detector(name: str) -> Callable[[type], type]:
+    def decorate(cls: type) -> type:
+        if name in _DETECTORS and _DETECTORS[name] is not cls:
+            raise ValueError(f"detector name '{name}' is registered twice")
+        _DETECTORS[name] = cls
+        return cls
+
+    return decorate
+
+
+def list_detectors() -> list[str]:
+    import fhsdk.detect  # noqa: F401  (importing the package registers every detector file it imports)
+
+    return sorted(_DETECTORS)
+
+
+def detector_class(name: str) -> type:
+    if name not in list_detectors():
+        raise InvalidInputError(f"unknown detector '{name}': choose one of {', '.join(list_detectors())}")
+    return _DETECTORS[name]
+
+
+def create_detector(name: str, **kwargs):
+    """The detector registered as `name`, built with `kwargs` (min_face_size=..., device=...)."""
+    return detector_class(name)(**kwargs)
