@@ -9,6 +9,7 @@ from fhsdk.errors import (
     ImageReadError,
     InvalidInputError,
     NoFaceError,
+    OutputError,
     VideoSourceError,
     WeightsError,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "ImageReadError",
     "InvalidInputError",
     "NoFaceError",
+    "OutputError",
     "RetryPolicy",
     "VideoSourceError",
     "WeightsError",

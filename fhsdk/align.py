@@ -38,6 +38,10 @@ def interocular_px(size: float, template: np.ndarray = CANONICAL_TEMPLATE) -> fl
     return float(np.linalg.norm(template[1] - template[0]) * size)
 
 
+MAX_FRAME_PIXELS = 8192 * 8192  # 67 MP (8K is 33 MP): larger frames need tens of GB in the detector's pyramid
+MAX_CROP_SIDE = 4096  # crops of the face region: the recogniser's input is 150 px, the HR side 128
+
+
 def as_bgr_image(image) -> np.ndarray:
     """Validate a frame: BGR uint8 H x W x 3 (grey H x W and BGRA are converted)."""
     if not isinstance(image, np.ndarray):
@@ -63,6 +67,10 @@ def as_bgr_image(image) -> np.ndarray:
         )
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InvalidInputError(f"the image is empty (shape {image.shape})")
+    if image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
+        raise InvalidInputError(
+            f"the image is {image.shape[1]} x {image.shape[0]} px, over the {MAX_FRAME_PIXELS / 1e6:.0f} MP fhsdk "
+            "processes: downscale it (cv2.resize) or cut it into tiles first")
     return np.ascontiguousarray(image)
 
 
@@ -120,8 +128,8 @@ def align(image, landmarks, size: int = HR_SIDE, template: np.ndarray = CANONICA
     the crop, it is sampled on a finer grid and box-filtered down, so small crops do not alias.
     Regions that leave the frame are filled with black.
     """
-    if not isinstance(size, (int, np.integer)) or size < 1:
-        raise InvalidInputError(f"crop size must be a positive integer, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_CROP_SIDE:
+        raise InvalidInputError(f"crop size must be an integer from 1 to {MAX_CROP_SIDE}, got {size!r}")
     image = as_bgr_image(image)
     points = _as_landmarks(landmarks)
     if len(points) == 0:

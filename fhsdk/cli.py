@@ -144,6 +144,17 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse reports anything else as a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
 def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument("--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file")
@@ -203,10 +214,10 @@ def run_enroll(args: argparse.Namespace) -> int:
 
     from fhsdk.errors import InvalidInputError
 
-    from fhsdk.gallery import gallery_path
+    from fhsdk.gallery import check_writable
 
     key = _gallery_key(args)  # a missing key fails now, not after enrolling everyone
-    args.gallery = gallery_path(args.gallery)  # 'people' extends people.npz rather than overwriting it
+    args.gallery = check_writable(args.gallery)  # so does an unwritable path; 'people' extends people.npz
     pipe = _pipeline(args, gallery=args.gallery if args.gallery.exists() else None)
     suffixes = {".jpg", ".jpeg", ".png", ".bmp"}
     if args.images.is_file():
@@ -226,10 +237,25 @@ def run_enroll(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.images} is neither an image nor a folder")
     for name, files in tqdm(people.items(), desc="enrol"):
         pipe.enroll(name, files)
-    path = pipe.gallery.save(args.gallery, key=key)
+    path = _save_or_rescue(pipe.gallery, args.gallery, key)
     print(f"{_count(len(people), 'person', 'people')} enrolled; gallery {path} holds "
           f"{_count(len(pipe.gallery.identities), 'identity', 'identities')}")
     return 0
+
+
+def _save_or_rescue(gallery, path, key):
+    """Save the enrolled gallery; if its path became unwritable meanwhile, save it in the temp folder
+    instead and say where, so that no enrolment work is lost."""
+    import tempfile
+    from pathlib import Path
+
+    from fhsdk.errors import OutputError
+
+    try:
+        return gallery.save(path, key=key)
+    except OutputError as error:
+        rescue = gallery.save(Path(tempfile.mkdtemp(prefix="fhsdk-enrol-")) / "gallery.npz", key=key)
+        raise OutputError(f"{error}. The enrolled gallery was saved to {rescue} instead: move it into place") from error
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -242,8 +268,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_gallery_key_argument(parser)
     parser.add_argument("--out", type=Path, help="annotated video to write (.mp4 or .avi), at the source's frame rate")
     parser.add_argument("--events", type=Path, help="JSON-lines events to write, ending with a summary per identity")
-    parser.add_argument("--batch-frames", type=int, default=4, help="frames per batch (1 = lowest latency)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--batch-frames", type=_positive_int, default=4, help="frames per batch (1 = lowest latency)")
+    parser.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames")
     parser.add_argument("--no-fusion", action="store_true",
                         help="name each face from its own frame only (no identity fused over its track)")
     parser.add_argument("--no-tracking", action="store_true", help="no track ids, no fusion, no track events")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fhsdk.align import MAX_CROP_SIDE
 from fhsdk.errors import InvalidInputError
 
 
@@ -25,14 +26,17 @@ def _check_batch(crops: np.ndarray) -> np.ndarray:
         )
     if crops.shape[1] < 1 or crops.shape[2] < 1:
         raise InvalidInputError(f"the crops are empty (shape {crops.shape}): crops need at least 1 x 1 pixels")
-    return crops
+    if max(crops.shape[1:3]) > MAX_CROP_SIDE:
+        raise InvalidInputError(f"crops of {crops.shape[2]} x {crops.shape[1]} px are over the {MAX_CROP_SIDE} px "
+                                "side fhsdk takes: pass crops of the face region (Pipeline.align)")
+    return np.ascontiguousarray(crops)  # views with negative strides (crops[:, ::-1]) included
 
 
 def resize_bicubic(crops: np.ndarray, size: int) -> np.ndarray:
     """Resize a batch of uint8 crops to size x size, bicubic, antialiased when shrinking."""
     crops = _check_batch(crops)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise InvalidInputError(f"the output side must be an integer >= 1, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_CROP_SIDE:
+        raise InvalidInputError(f"the output side must be an integer from 1 to {MAX_CROP_SIDE}, got {size!r}")
     if len(crops) == 0:
         return np.zeros((0, size, size, 3), dtype=np.uint8)
     if crops.shape[1] == size and crops.shape[2] == size:

@@ -39,3 +39,13 @@ class GalleryError(FHSDKError):
 
 class VideoSourceError(FHSDKError, OSError):
     """A video file, stream URL or camera cannot be opened or read."""
+
+
+class OutputError(FHSDKError, OSError):
+    """A file fhsdk writes (a gallery, an events log) cannot be written there: missing, read-only or too long a path."""
+
+    @classmethod
+    def writing(cls, what: str, path, error: OSError) -> "OutputError":
+        """The error for an OSError met while writing `what` to `path`, saying why and what to do."""
+        return cls(f"cannot write {what} to {path}: {error.strerror or error} (errno {error.errno}); choose a path "
+                   "in an existing, writable folder, with a name under 200 characters")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fhsdk.errors import BackendUnavailableError, GalleryError, InvalidInputError
+from fhsdk.errors import BackendUnavailableError, GalleryError, InvalidInputError, OutputError
 
 try:
     import fcntl
@@ -247,6 +247,12 @@ class Gallery:
         }
         arrays["checksum"] = np.array(_checksum(arrays))
         cipher = _cipher(key) if key is not None else None  # a bad key fails before anything is written
+        try:
+            return self._write(path, arrays, cipher)
+        except OSError as error:  # a missing, read-only or full folder, a name too long
+            raise OutputError.writing("the gallery", path, error) from error
+
+    def _write(self, path: Path, arrays: dict, cipher) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _save_lock(path) as locked:
             if locked:  # no other save of this gallery is running: any temp file left is a killed save's
@@ -274,7 +280,11 @@ class Gallery:
              key: str | bytes | None = None) -> "Gallery":
         """Read and verify a gallery; `key` is needed for (and only for) an encrypted one."""
         path = Path(path)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # a name too long, say
+            found = False
+        if not found:
             raise GalleryError(f"no gallery file at {path}: enrol people first (`fhsdk enroll`)")
         arrays = _read_arrays(path, key)
         damaged = f"{path} is damaged or not an fhsdk gallery"
@@ -312,6 +322,20 @@ class Gallery:
         return gallery
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Where save(path) will write, after checking that it can (a temp file is made there and removed);
+    raises OutputError now rather than after an hour of enrolment."""
+    path = gallery_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, tmp = tempfile.mkstemp(prefix=f".{path.name}{_TEMP_MARK}", suffix=".tmp", dir=path.parent)
+        os.close(descriptor)
+        os.unlink(tmp)
+    except OSError as error:
+        raise OutputError.writing("the gallery", path, error) from error
+    return path
+
+
 def gallery_path(path: str | os.PathLike) -> Path:
     """Where save(path) writes: the path with '.npz' appended unless it already ends so."""
     path = Path(path)
@@ -330,6 +354,14 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def _read_arrays(path: Path, key) -> dict[str, np.ndarray]:
     """The arrays of a gallery file, decrypted if it is encrypted; never unpickles anything."""
+    try:
+        return _read_arrays_from(path, key)
+    except OSError as error:  # permission denied, an I/O error, ...
+        raise GalleryError(f"cannot read gallery {path}: {error.strerror or error} (errno {error.errno}); check the "
+                           "file's permissions and the disk") from error
+
+
+def _read_arrays_from(path: Path, key) -> dict[str, np.ndarray]:
     what_to_do = "restore it from a backup or re-enrol"
     with open(path, "rb") as handle:
         head = handle.read(len(_ENCRYPTED_MAGIC))

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fhsdk.errors import VideoSourceError
+from fhsdk.errors import OutputError, VideoSourceError
 from fhsdk.results import FrameResult
 
 _KNOWN, _UNKNOWN = (60, 200, 60), (60, 60, 230)
@@ -66,7 +66,10 @@ class AnnotatedVideoWriter:
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], threshold: float | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError.writing("the video", self.path, error) from error
         self.threshold = threshold
         self.scale = drawing_scale(*size)
         self.size = tuple(side * self.scale + (side * self.scale) % 2 for side in size)
@@ -97,8 +100,11 @@ class EventLog:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "w")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "w")
+        except OSError as error:
+            raise OutputError.writing("events", self.path, error) from error
 
     def write(self, event: dict) -> None:
         self._handle.write(json.dumps(event) + "\n")

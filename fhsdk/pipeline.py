@@ -140,6 +140,12 @@ class Pipeline:
         """
         if isinstance(images, (str, Path, np.ndarray)):
             images = [images]
+        if images is None or not hasattr(images, "__iter__"):
+            raise InvalidInputError(f"enroll('{name}', ...) needs an image path, a BGR uint8 array, or a list of "
+                                    f"them; got {type(images).__name__}")
+        images = list(images)
+        if not images:
+            raise InvalidInputError(f"enroll('{name}', []) has no images: pass at least one photo of the person")
         embeddings = []
         for image in images:
             frame = _read_image(image)
@@ -166,6 +172,10 @@ class Pipeline:
         """`process` for several frames at once; keep_restored=False leaves `Face.restored` unset, saving
         the copy of every hallucinated face back to the host when nobody draws them."""
         frames = [as_bgr_image(f) for f in frames]
+        for given, what in ((indices, "indices"), (timestamps, "timestamps")):
+            if given is not None and len(given) != len(frames):  # zip() would silently drop frames
+                raise InvalidInputError(f"process_batch got {len(frames)} frames but {len(given)} {what}: "
+                                        f"give one per frame, or none")
         if not frames:
             return []
         timings = StageTimer(self.device)

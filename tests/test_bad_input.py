@@ -7,6 +7,7 @@ streams are in test_video_files.py and test_streams.py, gallery files in test_ga
 
 import os
 import pickle
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -332,6 +333,14 @@ def test_mtcnn_weight_reader_reads_arrays_and_refuses_code(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="arrays only"):
         _load_arrays(tmp_path / "onet.lz4")
     assert not marker.exists()
+    # an object array's payload is a nested pickle that joblib < 1.5 reads with a plain pickle.load, past
+    # find_class (issue 15, 3.7): it is refused before it is read, whichever joblib is installed
+    payload = np.empty(1, dtype=object)
+    payload[0] = Payload()
+    joblib.dump([np.zeros(3, np.float32), payload], tmp_path / "rnet.lz4", compress="lz4")
+    with pytest.raises(pickle.UnpicklingError, match="array of Python objects"):
+        _load_arrays(tmp_path / "rnet.lz4")
+    assert not marker.exists()
 
 
 def _similarity(scale, angle, tx, ty):
@@ -390,3 +399,71 @@ def test_the_kernel_fronts_fuzz_reached_the_kernels():
     if ACCEPTED["affine"] == 0 and ACCEPTED["batch"] == 0:
         pytest.skip("run together with the fuzz tests above")
     assert ACCEPTED["affine"] >= 10 and ACCEPTED["batch"] >= 10, ACCEPTED
+
+
+# ---- hostile input (issue 15: 3.4 raw errors, 3.6 frame size) ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["bicubic", "default"])
+def test_negative_stride_crops_are_taken_by_hallucinate_as_by_embed(pipe, name):
+    crops = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    mirrored = crops[:, :, ::-1]  # a view with a negative stride: torch.from_numpy refused it (ValueError)
+    hallucinator = create_hallucinator(name)
+    np.testing.assert_array_equal(hallucinator(mirrored), hallucinator(mirrored.copy()))
+    np.testing.assert_array_equal(pipe.embed(hallucinator(mirrored)), pipe.embed(hallucinator(mirrored.copy())))
+
+
+def test_oversized_crops_and_frames_are_refused_before_allocating(pipe, astronaut):
+    faces = pipe.detect(astronaut)
+    with pytest.raises(InvalidInputError, match="crop size must be an integer from 1 to 4096"):
+        pipe.align(astronaut, faces, size=100000)  # tried to allocate 112 GiB
+    with pytest.raises(InvalidInputError, match="4096"):
+        resize_bicubic(np.zeros((1, 16, 16, 3), np.uint8), 100000)
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (20000, 20000, 3))  # no memory of its own
+    with pytest.raises(InvalidInputError, match="20000 x 20000 px, over the 67 MP"):
+        pipe.process(huge)  # needed > 20 GB and failed inside torch's allocator
+
+
+def test_enroll_without_images_and_mismatched_batch_indices_are_refused(pipe, astronaut):
+    for images in ([], None, ()):
+        with pytest.raises(InvalidInputError, match="enroll"):
+            pipe.enroll("nobody", images)
+    assert "nobody" not in pipe.gallery.identities
+    with pytest.raises(InvalidInputError, match="2 frames but 1 indices"):  # zip() dropped the second frame
+        pipe.process_batch([astronaut, astronaut], indices=[0])
+    with pytest.raises(InvalidInputError, match="1 frames but 2 timestamps"):
+        pipe.process_batch([astronaut], timestamps=[0.0, 1.0])
+
+
+def _unwritable_folder(tmp_path):
+    """A folder no one can write in: read-only by mode, or /sys where tests run as root (root ignores modes)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["read-only folder", "file in the way", "name too long"])
+def test_gallery_save_to_an_unwritable_path_raises_output_error(tmp_path, where):
+    from fhsdk.gallery import Gallery, check_writable
+
+    path = {"read-only folder": lambda: _unwritable_folder(tmp_path) / "g.npz",
+            "file in the way": lambda: tmp_path / "file" / "g.npz",
+            "name too long": lambda: tmp_path / ("g" * 250 + ".npz")}[where]()
+    (tmp_path / "file").write_text("not a folder")
+    gallery = Gallery(4, "fp")
+    gallery.add("a", np.ones(4, np.float32))
+    for attempt in (lambda: gallery.save(path), lambda: check_writable(path)):
+        with pytest.raises(fhsdk.OutputError, match="cannot write the gallery to .*choose a path"):
+            attempt()
+
+
+def test_unreadable_gallery_raises_gallery_error():
+    from fhsdk.gallery import Gallery
+
+    if not Path("/proc/self/mem").is_file():
+        pytest.skip("needs Linux's /proc/self/mem (a file whose read fails with EIO)")
+    with pytest.raises(fhsdk.GalleryError, match="cannot read gallery /proc/self/mem"):
+        Gallery.load("/proc/self/mem")

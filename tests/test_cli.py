@@ -138,3 +138,49 @@ def test_bench_writes_into_its_out_dir_not_the_current_folder(tmp_path, monkeypa
     assert main(["bench", "--out-dir", str(tmp_path / "bench"), "kernels", "--quick", "--cases", "topk", "--reps", "1"]) == 0
     assert (tmp_path / "bench" / "bench_kernels.json").is_file()
     assert list(cwd.iterdir()) == []
+
+
+def test_unwritable_outputs_are_reported_and_no_enrolment_is_lost(tmp_path, capsys):
+    """Issue 15, 3.4: an unwritable gallery path lost all enrolment work with a traceback; an unwritable
+    --events folder and --max-frames -1 ended in raw Python errors."""
+    import os
+    from pathlib import Path
+
+    from fhsdk import OutputError
+    from fhsdk.cli import _save_or_rescue
+    from fhsdk.gallery import Gallery
+
+    unwritable = Path("/sys") if os.geteuid() == 0 else tmp_path / "read-only"  # root ignores file modes
+    if unwritable != Path("/sys"):
+        unwritable.mkdir()
+        unwritable.chmod(0o555)
+    people = tmp_path / "people"
+    people.mkdir()
+    cv2.imwrite(str(people / "eileen.jpg"), astronaut_bgr())
+    # checked before anyone is enrolled, not after
+    assert main(["enroll", str(people), "--gallery", str(unwritable / "g.npz"), "--hallucinator", "bicubic"]) == 2
+    assert "cannot write the gallery to" in capsys.readouterr().err
+    gallery = tmp_path / "g.npz"
+    assert main(["enroll", str(people), "--gallery", str(gallery), "--hallucinator", "bicubic"]) == 0
+    # a path that fails only at the end: the gallery is saved elsewhere and the error says where
+    enrolled = Gallery.load(gallery)
+    with pytest.raises(OutputError, match="saved to (.*) instead") as error:
+        _save_or_rescue(enrolled, unwritable / "g.npz", None)
+    rescue = Path(str(error.value).split("saved to ")[1].split(" instead")[0])
+    rescued = Gallery.load(rescue)
+    assert rescued.names == enrolled.names and np.array_equal(rescued.embeddings, enrolled.embeddings)
+    for leftover in rescue.parent.iterdir():
+        leftover.unlink()
+    rescue.parent.rmdir()
+    capsys.readouterr()
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
+    writer.write(cv2.resize(astronaut_bgr(), (256, 256)))
+    writer.release()
+    assert main(["run", str(video), "--gallery", str(gallery), "--events", str(unwritable / "e.jsonl"),
+                 "--hallucinator", "bicubic"]) == 2
+    assert "cannot write events to" in capsys.readouterr().err
+    for bad in (["--max-frames", "-1"], ["--batch-frames", "0"]):
+        with pytest.raises(SystemExit):
+            main(["run", str(video), "--gallery", str(gallery), *bad])
+        assert "is not an integer >= 1" in capsys.readouterr().err

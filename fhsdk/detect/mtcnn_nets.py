@@ -15,7 +15,7 @@ import pickle
 
 import numpy as np
 import torch
-from joblib.numpy_pickle import NumpyUnpickler
+from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from torch import nn
 
 from fhsdk.errors import WeightsError
@@ -176,21 +176,34 @@ def load_pretrained(name: str) -> nn.Module:
 
 class _ArraysOnlyUnpickler(NumpyUnpickler):
     """joblib's unpickler, limited to the globals a list of NumPy arrays needs: a weight file that
-    names any other callable is refused instead of run (joblib.load would run it)."""
+    names any other callable is refused instead of run (joblib.load would run it). Arrays of Python
+    objects are refused before their payload is read: joblib < 1.5 reads that payload with a plain,
+    unrestricted pickle.load, which would run whatever code it names, past find_class."""
 
     ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("joblib.numpy_pickle", "NumpyArrayWrapper")}
+    _NATIVE_ORDER = "ensure_native_byte_order" in inspect.signature(NumpyArrayWrapper.read).parameters  # joblib >= 1.5
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refused global {module}.{name}: MTCNN weight files hold arrays only")
         return super().find_class(module, name)
 
+    def load_build(self):
+        pickle._Unpickler.load_build(self)  # sets the wrapper's state (shape, dtype): nothing is read yet
+        wrapper = self.stack[-1]
+        if not isinstance(wrapper, NumpyArrayWrapper):
+            return
+        if wrapper.dtype.hasobject:
+            raise pickle.UnpicklingError("refused an array of Python objects: MTCNN weight files hold numeric arrays only")
+        self.stack[-1] = wrapper.read(self, True) if self._NATIVE_ORDER else wrapper.read(self)
+
+    dispatch = dict(NumpyUnpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = load_build
+
 
 def _load_arrays(path) -> list:
     import lz4.frame
 
-    extra = {}
-    if "ensure_native_byte_order" in inspect.signature(NumpyUnpickler.__init__).parameters:  # joblib >= 1.5
-        extra["ensure_native_byte_order"] = True
+    extra = {"ensure_native_byte_order": True} if _ArraysOnlyUnpickler._NATIVE_ORDER else {}
     with lz4.frame.open(path, "rb") as handle:
         return _ArraysOnlyUnpickler(str(path), handle, **extra).load()
