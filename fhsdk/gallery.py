@@ -1,7 +1,8 @@
 """The gallery: enrolled identities' embeddings, searched by cosine, saved atomically.
 
 A gallery file holds biometric templates: treat it as personal data. It is a NumPy .npz written
-without pickle (names as a unicode array) and read with allow_pickle=False, stamped with a format
+without pickle (names as their UTF-8 bytes end to end plus offsets, so one long name does not widen
+every row) and read with allow_pickle=False, stamped with a format
 version, the fingerprint of the recogniser that made the embeddings, and a SHA-256 checksum over
 every stored array. Loading checks all of it: a damaged, foreign or altered file, or one made by
 another recogniser, is refused with a GalleryError. The checksum catches corruption and careless
@@ -39,8 +40,12 @@ except ImportError:  # Windows: saves stay atomic; only the sweep of killed save
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2 added the checksum; 1 (no checksum) is still read, with a warning
-_FIELDS = {"format_version", "recognizer_fingerprint", "names", "embeddings"}
+FORMAT_VERSION = 3  # 3: names variable-length (UTF-8 + offsets); 2 added the checksum; 1 (none) only on request
+_FIELDS = {  # the arrays of each format
+    1: {"format_version", "recognizer_fingerprint", "names", "embeddings"},
+    2: {"format_version", "recognizer_fingerprint", "names", "embeddings", "checksum"},
+    3: {"format_version", "recognizer_fingerprint", "names_utf8", "name_offsets", "embeddings", "checksum"},
+}
 _ENCRYPTED_MAGIC = b"FHSDK-GALLERY-AES256GCM-1\n"
 _NONCE_BYTES = 12
 _MAX_ENCRYPTED_BYTES = 2**31 - 1  # cryptography's AESGCM takes at most this much per message
@@ -239,10 +244,12 @@ class Gallery:
         """Write the gallery atomically to `path` (.npz appended if missing); encrypted when `key` is given."""
         path = gallery_path(path)
         names, embeddings, _ = self._state  # one snapshot, even while another thread enrols
+        encoded = [name.encode("utf-8") for name in names]
         arrays = {
             "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
             "recognizer_fingerprint": np.array(self.recognizer_fingerprint, dtype=np.str_),
-            "names": np.array(names, dtype=np.str_),
+            "names_utf8": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+            "name_offsets": np.cumsum([0] + [len(e) for e in encoded], dtype=np.int64),
             "embeddings": embeddings,
         }
         arrays["checksum"] = np.array(_checksum(arrays))
@@ -277,8 +284,12 @@ class Gallery:
 
     @classmethod
     def load(cls, path: str | os.PathLike, recognizer_fingerprint: str | None = None,
-             key: str | bytes | None = None) -> "Gallery":
-        """Read and verify a gallery; `key` is needed for (and only for) an encrypted one."""
+             key: str | bytes | None = None, allow_unverified: bool = False) -> "Gallery":
+        """Read and verify a gallery; `key` is needed for (and only for) an encrypted one.
+
+        A format-1 file has no checksum, so nothing tells it from a newer gallery rewritten as format 1
+        to get past the check: it is refused unless `allow_unverified=True` (then save it to upgrade it).
+        """
         path = Path(path)
         try:
             found = path.is_file()
@@ -291,7 +302,6 @@ class Gallery:
         try:
             version = int(arrays["format_version"])
             fingerprint = str(arrays["recognizer_fingerprint"].item())
-            names = [str(n) for n in arrays["names"]]
             embeddings = np.ascontiguousarray(arrays["embeddings"])
             stored_checksum = str(arrays["checksum"].item()) if "checksum" in arrays else None
         except (TypeError, ValueError, IndexError) as error:
@@ -299,6 +309,9 @@ class Gallery:
         if version > FORMAT_VERSION or version < 1:
             raise GalleryError(f"{path} has gallery format {version}; this fhsdk reads formats 1 to {FORMAT_VERSION}: "
                                "upgrade fhsdk (pip install -U fhsdk) or re-enrol")
+        if set(arrays) != _FIELDS[version] and not (version >= 2 and set(arrays) == _FIELDS[version] - {"checksum"}):
+            raise GalleryError(f"{damaged} (format {version} with the arrays {', '.join(sorted(arrays))}): "
+                               "restore it from a backup or re-enrol")
         if stored_checksum is not None:
             if stored_checksum != _checksum({k: v for k, v in arrays.items() if k != "checksum"}):
                 raise GalleryError(f"{path} fails its SHA-256 checksum: it was damaged or altered after it was saved; "
@@ -306,10 +319,16 @@ class Gallery:
         elif version >= 2:
             raise GalleryError(f"{path} (format {version}) has lost its checksum: it was altered after it was saved; "
                                "restore it from a backup or re-enrol")
+        elif not allow_unverified:
+            raise GalleryError(f"{path} is a format-1 gallery, which has no checksum: it cannot be verified (a newer "
+                               "gallery rewritten as format 1 would look the same). If you trust it, load it with "
+                               "Gallery.load(path, allow_unverified=True) and save it again to add a checksum; if not, restore it "
+                               "from a backup or re-enrol")
         else:
             log.warning("%s is a format-1 gallery without a checksum, loaded unverified; save it again to add one",
                         path)
-        if embeddings.dtype != np.float32 or embeddings.ndim != 2 or np.shape(arrays["names"]) != (len(embeddings),):
+        names = _names(arrays, version, damaged)
+        if embeddings.dtype != np.float32 or embeddings.ndim != 2 or len(names) != len(embeddings):
             raise GalleryError(f"{path} is inconsistent ({len(names)} names, embeddings {embeddings.dtype} "
                                f"{embeddings.shape}): restore it from a backup or re-enrol")
         if recognizer_fingerprint is not None and fingerprint != recognizer_fingerprint:
@@ -320,6 +339,23 @@ class Gallery:
         gallery = cls(dim=embeddings.shape[1], recognizer_fingerprint=fingerprint)
         gallery._replace(names, embeddings)
         return gallery
+
+
+def _names(arrays: dict[str, np.ndarray], version: int, damaged: str) -> list[str]:
+    """The identity names of a verified file: a unicode array (formats 1, 2) or UTF-8 bytes + offsets (3)."""
+    try:
+        if version < 3:
+            if arrays["names"].ndim != 1:
+                raise ValueError(f"names of shape {arrays['names'].shape}")
+            return [str(n) for n in arrays["names"]]
+        data, offsets = arrays["names_utf8"], arrays["name_offsets"]
+        if (data.dtype != np.uint8 or data.ndim != 1 or offsets.dtype != np.int64 or offsets.ndim != 1
+                or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any()):
+            raise ValueError("names and their offsets disagree")
+        text = data.tobytes()
+        return [text[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    except (TypeError, ValueError, IndexError, UnicodeDecodeError) as error:
+        raise GalleryError(f"{damaged} ({error}): restore it from a backup or re-enrol") from error
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -384,7 +420,7 @@ def _read_arrays_from(path: Path, key) -> dict[str, np.ndarray]:
         try:
             with np.load(source, allow_pickle=False) as data:
                 found = set(data.files)
-                if found not in (_FIELDS, _FIELDS | {"checksum"}):
+                if not any(found <= fields for fields in _FIELDS.values()) or "format_version" not in found:
                     raise GalleryError(f"{path} is a NumPy archive but not an fhsdk gallery (it holds "
                                        f"{', '.join(sorted(found)) or 'nothing'}): check the path, or {what_to_do}")
                 return {name: data[name] for name in data.files}

@@ -23,7 +23,8 @@ import fhsdk
 from fhsdk import BackendUnavailableError, GalleryError, InvalidInputError
 from fhsdk.gallery import FORMAT_VERSION, Gallery
 
-FIELDS = ("format_version", "recognizer_fingerprint", "names", "embeddings")
+FIELDS = ("format_version", "recognizer_fingerprint", "names_utf8", "name_offsets", "embeddings")
+FIELDS_2 = ("format_version", "recognizer_fingerprint", "names", "embeddings")  # formats 1 and 2
 try:
     import cryptography  # noqa: F401
 
@@ -57,13 +58,13 @@ def _assert_same(a, b):
 # ---- format and round trip ---------------------------------------------------------------------
 
 
-def test_saved_file_is_format_2_with_checksum(tmp_path):
+def test_saved_file_is_format_3_with_checksum(tmp_path):
     gallery = _gallery()
     path = gallery.save(tmp_path / "g")
     assert path.name == "g.npz"
     stored = _arrays(path)
     assert set(stored) == {*FIELDS, "checksum"}
-    assert int(stored["format_version"]) == FORMAT_VERSION == 2
+    assert int(stored["format_version"]) == FORMAT_VERSION == 3
     assert len(str(stored["checksum"])) == 64  # SHA-256, hex
     _assert_same(Gallery.load(path, recognizer_fingerprint="fp"), gallery)
     assert _temp_files(tmp_path) == []
@@ -182,15 +183,18 @@ class _Payload:
 DAMAGE = {
     # name: (how to damage the saved file at path, message fragment)
     "bit flip, re-zipped": (lambda p: _rezip(p, _flip_embedding_bit), "fails its SHA-256 checksum"),
-    "renamed person, re-zipped": (lambda p: _rezip(p, lambda a: a.update(names=np.array(["x"] * len(a["names"])))),
+    "renamed person, re-zipped": (lambda p: _rezip(p, lambda a: a.update(names_utf8=np.full_like(a["names_utf8"], 120))),
                                   "fails its SHA-256 checksum"),
     "other fingerprint, re-zipped": (lambda p: _rezip(p, lambda a: a.update(recognizer_fingerprint=np.array("fp"))),
                                      "fails its SHA-256 checksum"),
     "checksum removed": (lambda p: _rezip(p, lambda a: a.pop("checksum")), "lost its checksum"),
     "extra entry": (lambda p: _rezip(p, lambda a: a.update(extra=np.zeros(3))), "not an fhsdk gallery"),
     "future version": (lambda p: _rezip(p, lambda a: a.update(format_version=np.array(99))), "upgrade fhsdk"),
-    "names as objects": (lambda p: _rezip(p, lambda a: a.update(names=np.array(list(a["names"]), dtype=object))),
+    "names as objects": (lambda p: _rezip(p, lambda a: a.update(names_utf8=np.array(list(a["names_utf8"]), dtype=object))),
                          "damaged"),
+    "format 3 rewritten as format 1": (lambda p: _downgrade(p, 1), "format-1 gallery, which has no checksum"),
+    "format 3 rewritten as format 2": (lambda p: _downgrade(p, 2), "fails its SHA-256 checksum"),
+    "format 2 fields under format 3": (lambda p: _downgrade(p, 2, keep_version=True), "damaged"),
     "raw bit flip (zip CRC)": (_flip_raw_byte_in_embeddings, "damaged"),
     "truncated to 50 bytes": (lambda p: p.write_bytes(p.read_bytes()[:50]), "damaged"),
     "truncated by half": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "damaged"),
@@ -203,6 +207,20 @@ DAMAGE = {
     "single .npy": (lambda p: p.write_bytes(_npy_bytes()), "not an fhsdk gallery"),
     "text file": (lambda p: p.write_text("name,embedding\nalice,0.1 0.2\n"), "not an fhsdk gallery"),
 }
+
+
+def _downgrade(path, version, keep_version=False):
+    """Rewrite a format-3 gallery in the layout of an older format: names as a unicode array, and (format 1)
+    no checksum; the checksum, if kept, is the old one."""
+    def change(arrays):
+        text, offsets = arrays.pop("names_utf8").tobytes(), arrays.pop("name_offsets")
+        arrays["names"] = np.array([text[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:])])
+        if not keep_version:
+            arrays["format_version"] = np.array(version)
+        if version == 1:
+            arrays.pop("checksum")
+
+    _rezip(path, change)
 
 
 def _npy_bytes():
@@ -229,7 +247,7 @@ def test_pickles_are_never_unpickled(tmp_path, where):
     if where == "whole file":
         path.write_bytes(pickle.dumps(_Payload(marker)))
     else:  # a well-formed gallery whose names array is a pickled object array
-        arrays = {name: np.array(0) for name in FIELDS}
+        arrays = {name: np.array(0) for name in FIELDS_2}
         arrays["names"] = np.array([_Payload(marker)], dtype=object)
         np.savez(path, **arrays)
     with pytest.raises(GalleryError):
@@ -245,16 +263,46 @@ def test_wrong_recogniser_and_missing_file(tmp_path):
         Gallery.load(tmp_path / "absent.npz")
 
 
-def test_format_1_file_loads_with_a_warning(tmp_path, caplog):
+def test_format_1_file_loads_only_when_asked_with_a_warning(tmp_path, caplog):
+    """A format-1 file cannot be verified, so nothing tells it from a newer one rewritten as format 1 to
+    skip the checksum (issue 15, 3.9): refused unless allow_unverified=True."""
     gallery = _gallery()
     path = tmp_path / "old.npz"
     np.savez(path, format_version=np.array(1), recognizer_fingerprint=np.array("fp"),
              names=np.array(gallery.names), embeddings=gallery.embeddings)
+    with pytest.raises(GalleryError, match="allow_unverified=True"):
+        Gallery.load(path, recognizer_fingerprint="fp")
     with caplog.at_level(logging.WARNING, logger="fhsdk.gallery"):
-        loaded = Gallery.load(path, recognizer_fingerprint="fp")
+        loaded = Gallery.load(path, recognizer_fingerprint="fp", allow_unverified=True)
     _assert_same(loaded, gallery)
     assert "without a checksum" in caplog.text
-    assert "checksum" in _arrays(loaded.save(path))  # saving upgrades it to format 2
+    stored = _arrays(loaded.save(path))  # saving upgrades it to the current format
+    assert "checksum" in stored and int(stored["format_version"]) == FORMAT_VERSION
+    _assert_same(Gallery.load(path, recognizer_fingerprint="fp"), gallery)
+
+
+def test_format_2_file_still_loads(tmp_path):
+    from fhsdk.gallery import _checksum
+
+    gallery = _gallery()
+    arrays = {"format_version": np.array(2, dtype=np.int64), "recognizer_fingerprint": np.array("fp"),
+              "names": np.array(gallery.names), "embeddings": gallery.embeddings}
+    arrays["checksum"] = np.array(_checksum(arrays))  # as format 2 wrote it
+    np.savez(tmp_path / "v2.npz", **arrays)
+    _assert_same(Gallery.load(tmp_path / "v2.npz", recognizer_fingerprint="fp"), gallery)
+
+
+def test_one_long_name_does_not_widen_every_row(tmp_path):
+    """Issue 15, 3.8: names were stored fixed-width (UTF-32 at the longest name's length): one 1,000-character
+    name grew a 20k-row gallery from 10 to 86 MB. Format 3 stores them end to end."""
+    rows = 20_000
+    gallery = Gallery(128, "fp")
+    gallery.add("someone", np.random.default_rng(0).normal(size=(rows - 1, 128)))
+    gallery.add("x" * 1000 + " é 名前", np.ones(128))
+    size = gallery.save(tmp_path / "g.npz").stat().st_size
+    assert size < rows * 128 * 4 * 1.05  # the embeddings, and about 7 bytes a name
+    loaded = Gallery.load(tmp_path / "g.npz")
+    assert loaded.names[-1] == "x" * 1000 + " é 名前" and loaded.names[:-1] == ["someone"] * (rows - 1)
 
 
 # ---- atomic saves ------------------------------------------------------------------------------------
