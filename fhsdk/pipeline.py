@@ -220,8 +220,8 @@ class Pipeline:
 
         Sources that can drop (URLs, webcams, factories) are reopened when they fail, end or stall, with
         the backoff of `retry` (a `fhsdk.RetryPolicy`; None = the default policy for those and no
-        retry for files and iterables; False = never). Each failure adds a {"type": "source_dropped",
-        "attempt": k, "error": ...} event, and the first frame after it a {"type": "source_recovered"}
+        retry for files and iterables; False = never). Each failure adds an {"event": "source_dropped",
+        "attempt": k, "error": ...} event, and the first frame after it an {"event": "source_recovered"}
         one, to the `events` of the next result (and calls `on_event(event)` at once); frame indexes keep
         increasing. After `retry.max_retries` reopenings in a row without a frame it raises
         VideoSourceError. No frame for `stall_timeout` seconds (None: wait forever) counts as a drop, or
@@ -413,7 +413,16 @@ def _read_image(image) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return as_bgr_image(image)
     path = Path(image)
-    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if not path.is_file():  # reading a FIFO or a device named .jpg would block forever
+        raise ImageReadError(f"cannot read image {path}: it is missing, or not a regular file (a folder, FIFO or device)")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageReadError(f"cannot read image {path}: {error.strerror or error}; check its permissions") from error
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)  # imdecode refuses what imread decodes in part
     if frame is None:
-        raise ImageReadError(f"cannot read image {path}: the file is missing or not an image OpenCV can decode")
+        raise ImageReadError(f"cannot read image {path}: it is not an image OpenCV can decode")
+    if data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-4096:]:  # a JPEG without its end marker (trailers allowed)
+        log.warning("%s is a truncated JPEG (no end-of-image marker): the missing part decodes as grey; "
+                    "enrol a complete copy of the photo", path)
     return frame

@@ -46,7 +46,9 @@ class FrameResult:
     timestamp: float  # seconds from the start of the source
     faces: list[Face]
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds: its batch's time / frames in it
-    events: list[dict] = field(default_factory=list)  # tracking (first_seen, identified, lost, shot_change) and source (source_dropped, source_recovered) events
+    # each event a dict whose "event" key names it: tracking (first_seen, identified, lost, shot_change) and
+    # source (source_dropped, source_recovered) events
+    events: list[dict] = field(default_factory=list)
     image: np.ndarray | None = field(default=None, repr=False)  # the decoded frame, with stream(keep_images=True)
 
     def to_dict(self) -> dict:

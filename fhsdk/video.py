@@ -174,6 +174,11 @@ def _capture_frames(source, timeout_s: float | None = None) -> Iterator[tuple[np
             raise VideoSourceError(f"no video file at {name}: check the path (or pass an rtsp:// URL or a webcam index)")
         if path.stat().st_size == 0:
             raise VideoSourceError(f"video file {name} is empty (0 bytes): it was not written or copied completely")
+        try:  # OpenCV reports an unreadable file as undecodable: say what is wrong
+            open(path, "rb").close()
+        except OSError as error:
+            raise VideoSourceError(f"cannot read video file {name}: {error.strerror or error} (errno {error.errno}); "
+                                   "check its permissions") from error
         capture = cv2.VideoCapture(str(path))
     elif isinstance(source, int):
         capture = cv2.VideoCapture(source)
@@ -353,7 +358,7 @@ class ThreadedReader:
             self._halt.wait(min(_POLL_S, max(0.0, end - time.monotonic())))
 
     def _emit(self, events: list[dict], kind: str, **fields) -> None:
-        event = {"type": kind, "source": self.name, **fields}
+        event = {"event": kind, "source": self.name, **fields}  # the key tracking events use too
         log.log(logging.WARNING if kind == "source_dropped" else logging.INFO, "%s", event)
         events.append(event)
         if self._on_event is not None:

@@ -467,3 +467,61 @@ def test_unreadable_gallery_raises_gallery_error():
         pytest.skip("needs Linux's /proc/self/mem (a file whose read fails with EIO)")
     with pytest.raises(fhsdk.GalleryError, match="cannot read gallery /proc/self/mem"):
         Gallery.load("/proc/self/mem")
+
+
+def test_enrolling_a_fifo_named_jpg_is_refused_not_hung(pipe, tmp_path):
+    import threading
+
+    from fhsdk import ImageReadError
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def enroll():
+        try:
+            pipe.enroll("fifo", fifo)
+        except Exception as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=enroll, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():  # blocked in open(): give it an end of file so the thread can finish
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert outcome and isinstance(outcome[0], ImageReadError) and "not a regular file" in str(outcome[0])
+
+
+def test_truncated_jpeg_enrols_with_a_warning(pipe, astronaut, tmp_path, caplog):
+    import logging
+
+    photo = tmp_path / "half.jpg"
+    data = cv2.imencode(".jpg", astronaut)[1].tobytes()
+    photo.write_bytes(data[: len(data) // 2])  # the face is in the top half: it still enrols
+    with caplog.at_level(logging.WARNING, logger="fhsdk.pipeline"):
+        assert pipe.enroll("half", photo) == 1
+    assert "truncated JPEG" in caplog.text
+    pipe.gallery.remove("half")
+
+
+def _unreadable_file(tmp_path):
+    """A regular file that open() refuses with EACCES: mode 000, or (as root, who ignores modes) a
+    write-only sysfs file where one exists."""
+    path = tmp_path / "locked.avi"
+    path.write_bytes(b"RIFF" + bytes(4096))
+    path.chmod(0)
+    for candidate in (path, Path("/sys/bus/pci/rescan")):
+        try:
+            open(candidate, "rb").close()
+        except PermissionError:
+            return candidate
+        except OSError:
+            continue
+    pytest.skip("no file here refuses reading with EACCES (running as root without sysfs)")
+
+
+def test_permission_denied_video_is_reported_as_such(pipe, tmp_path):
+    from fhsdk import VideoSourceError
+
+    with pytest.raises(VideoSourceError, match="Permission denied.*check its permissions"):
+        next(pipe.stream(_unreadable_file(tmp_path)))  # was: "cannot decode ... corrupt"

@@ -57,7 +57,7 @@ def _gone(threads, within=3.0):
 
 
 def _types(events):
-    return [e["type"] for e in events if e["type"].startswith("source_")]
+    return [e["event"] for e in events if e["event"].startswith("source_")]
 
 
 def test_retry_policy_backoff_defaults_and_validation(tmp_path):
@@ -107,7 +107,7 @@ def test_factory_reconnects_through_drops_then_gives_up_with_cause():
     assert np.all(np.diff([f.timestamp for f in frames]) > 0)
     assert _types(frames[5].events) == ["source_dropped", "source_dropped", "source_recovered"]
     assert [e for f in frames for e in f.events] == seen[:3]  # the events ride on the next frame
-    dropped = [e for e in seen if e["type"] == "source_dropped"]
+    dropped = [e for e in seen if e["event"] == "source_dropped"]
     assert [e["attempt"] for e in dropped] == [1, 2, 1, 2, 3, 4]  # the count restarts after a recovery
     assert "ConnectionError: link lost" in dropped[0]["error"] and "OSError: camera busy" in dropped[1]["error"]
     assert "ended at frame 9" in dropped[2]["error"]
@@ -153,7 +153,7 @@ def test_any_script_of_drops_keeps_indexes_and_counts_events(script):
         with ThreadedReader(camera, retry=policy, on_event=seen.append) as reader:
             frames.extend(reader)
     assert [f.index for f in frames] == list(range(total))
-    assert [(e["type"], e.get("attempt", e.get("attempts")), e["frame_index"]) for e in seen] == expected
+    assert [(e["event"], e.get("attempt", e.get("attempts")), e["frame_index"]) for e in seen] == expected
     for frame in frames:  # each event rides on the first frame after it
         assert all(e["frame_index"] == frame.index for e in frame.events)
     assert _gone(reader.threads)
@@ -195,8 +195,8 @@ def test_stall_of_retryable_source_abandons_thread_and_reconnects(release):
         stalled = reader.threads[0]
     assert [f.index for f in frames] == list(range(5))
     drop, recovery = frames[3].events
-    assert drop["type"] == "source_dropped" and "stalled: no frame for 0.5 s at frame 3" in drop["error"]
-    assert recovery["type"] == "source_recovered"
+    assert drop["event"] == "source_dropped" and "stalled: no frame for 0.5 s at frame 3" in drop["error"]
+    assert recovery["event"] == "source_recovered"
     assert 0.5 <= took < 3.0
     assert stalled.is_alive()  # abandoned, not joined...
     release.set()
@@ -374,7 +374,7 @@ def test_real_http_stream_drops_stalls_and_recovers(pipe, tmp_path, release):
     try:
         for result in pipe.stream(url, retry=FAST, stall_timeout=1.0, on_event=seen.append):
             results.append(result)
-            recoveries = [e for e in seen if e["type"] == "source_recovered"]
+            recoveries = [e for e in seen if e["event"] == "source_recovered"]
             if len(recoveries) == 2 and result.index >= recoveries[1]["frame_index"] + 10:
                 break
             assert time.monotonic() - started < 20
@@ -390,7 +390,7 @@ def test_real_http_stream_drops_stalls_and_recovers(pipe, tmp_path, release):
     assert 0 < first["frame_index"] < 30 and "ended" in first["error"]  # the cut connection
     assert second["frame_index"] > first["frame_index"]
     assert "stalled" in second["error"] or "ended" in second["error"]  # our stall timer or FFmpeg's read timeout
-    events_on_results = [e for r in results for e in r.events if e["type"].startswith("source_")]
+    events_on_results = [e for r in results for e in r.events if e["event"].startswith("source_")]
     assert events_on_results == seen
     assert _gone(_decode_threads() - before)
 
