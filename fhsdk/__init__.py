@@ -1,5 +1,6 @@
 """fhsdk: identity-preserving face hallucination for recognising tiny faces in video."""
 
+from fhsdk._version import __version__
 from fhsdk.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -13,8 +14,6 @@ from fhsdk.errors import (
     VideoSourceError,
     WeightsError,
 )
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name):

@@ -12,7 +12,9 @@ It was measured with `tools/derive_align_template.py --landmarks mtcnn` on 1,321
 from __future__ import annotations
 
 import numpy as np
+
 from fhsdk.errors import InvalidInputError
+from fhsdk.kernels import resize_normalize_affine
 
 # Eye on the image's left, eye on the image's right, nose tip, mouth corners (left, right); (x, y).
 CANONICAL_TEMPLATE = np.array(
@@ -144,8 +146,6 @@ def align(image, landmarks, size: int = HR_SIDE, template: np.ndarray = CANONICA
 def _warp(image: np.ndarray, to_crop: np.ndarray, size: int, supersample: int) -> np.ndarray:
     """All faces in one call of the fused kernel (bilinear, black outside the frame), box-filtered
     from a `supersample` times finer grid."""
-    from fhsdk.kernels import resize_normalize_affine
-
     # Crop pixel c sits at fine pixel (c + 0.5) * s - 0.5.
     to_fine = to_crop * supersample
     to_fine[:, :, 2] += (supersample - 1) / 2

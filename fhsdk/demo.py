@@ -15,10 +15,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import skimage.data
 from tqdm import tqdm
 
 from fhsdk.align import crop_transforms
 from fhsdk.outputs import AnnotatedVideoWriter, EventLog
+from fhsdk.pipeline import Pipeline
 
 FRAME_SIZE = (480, 270)  # width, height
 # A distant camera: the scene is area-averaged down to few pixels (as `benchmarks/video_identification.py`
@@ -27,8 +29,6 @@ DEMO_CAMERA = (0.0, 1.0, 90)
 
 
 def astronaut_bgr() -> np.ndarray:
-    import skimage.data
-
     return skimage.data.astronaut()[:, :, ::-1].copy()
 
 
@@ -39,8 +39,6 @@ def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, 
 
     The camera: Gaussian blur (sigma in frame pixels), sensor noise (std in 0-255 units), JPEG quality.
     """
-    import skimage.data
-
     rng = np.random.default_rng(seed)
     width, height = FRAME_SIZE
     background = cv2.resize(skimage.data.rocket()[:, :, ::-1], (width, height), interpolation=cv2.INTER_AREA)
@@ -71,8 +69,6 @@ def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, 
 
 def run_demo(out_dir: str | Path = "out/demo", hallucinator: str = "default", face_px: float = 16.0,
              frames: int = 40, device: str = "cpu", camera: tuple[float, float, int] | None = None) -> dict:
-    from fhsdk.pipeline import Pipeline
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     face = astronaut_bgr()

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from fhsdk import kernels
 from fhsdk.degrade import _check_batch
 from fhsdk.errors import WeightsError
+from fhsdk.models import create_model, dlib_resnet
+from fhsdk.runtime.module_adapter import runner
 
 
 class Embedder:
@@ -26,9 +28,6 @@ class Embedder:
                  backend: str = "torch", weights: str | Path | None = None):
         """`weights`: a recogniser state dict fine-tuned during training (`python -m train.export_weights
         RUN --recognizer`) in place of the shipped weights; the name and fingerprint then say so."""
-        from fhsdk.models import create_model
-        from fhsdk.models import dlib_resnet
-
         self.device = torch.device(device)
         self.network = create_model(recognizer, pretrained=True)
         self.name = recognizer
@@ -40,8 +39,6 @@ class Embedder:
         self.input_side = dlib_resnet.INPUT_SIZE
         self.batch_size = batch_size
         self.fingerprint = _fingerprint(self.network, recognizer)
-        from fhsdk.runtime.module_adapter import runner
-
         self._forward = runner(self.network, recognizer, backend, str(self.device))
         self.dim = 128
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from fhsdk.errors import BackendUnavailableError, GalleryError, InvalidInputError, OutputError
+from fhsdk.kernels import cosine_topk
 
 try:
     import fcntl
@@ -206,8 +207,6 @@ class Gallery:
         return self._search(self._state, queries, k)
 
     def _search(self, state, queries, k):
-        from fhsdk.kernels import cosine_topk
-
         _, embeddings, index = state
         queries = self._rows(queries, "queries")
         if index is None or len(embeddings) == 0:

@@ -16,7 +16,9 @@ import torch
 from fhsdk.align import HR_SIDE
 from fhsdk.degrade import _check_batch, resize_bicubic
 from fhsdk.errors import ConfigError, WeightsError
-
+from fhsdk.models import create_model
+from fhsdk.runtime.module_adapter import runner
+from fhsdk.weights import sha256_file
 
 _WEIGHTS = Path(__file__).parent / "weights"
 # Hallucinators shipped inside the package, by name (docs/MODEL_CARD.md): `lai` is Lai et al.'s
@@ -58,8 +60,6 @@ class NetworkHallucinator:
 
     def use_backend(self, kind: str) -> "NetworkHallucinator":
         """Run the generator on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
-        from fhsdk.runtime.module_adapter import runner
-
         if kind != "torch" and self.arch is None:
             raise ConfigError("this hallucinator does not name its architecture, so it can only run on backend='torch'")
         self._forward = runner(self.generator, self.arch, kind, str(self.device))
@@ -67,8 +67,6 @@ class NetworkHallucinator:
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> "NetworkHallucinator":
-        from fhsdk.models import create_model
-
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"hallucinator weights not found at {path}: pass an existing .pt file")
@@ -135,8 +133,6 @@ def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu
 
 def _check_packaged(path: Path) -> None:
     """The packaged model must be the file we shipped: its SHA-256 is recorded beside it."""
-    from fhsdk.weights import sha256_file
-
     expected_file = path.with_name(path.name + ".sha256")
     expected = expected_file.read_text().split()[0] if expected_file.is_file() else None
     if expected is None or sha256_file(path) != expected:

@@ -26,6 +26,7 @@ import math
 import numbers
 
 import numpy as np
+import torch
 
 from fhsdk import kernels_reference as ref
 from fhsdk.errors import BackendUnavailableError, InvalidInputError
@@ -108,8 +109,6 @@ class _CudaArray:
             self.ptr, self.device = int(x.data.ptr), int(x.device.id)
             self.dtype = np.dtype(x.dtype)
         else:
-            import torch
-
             if not _is_torch(x):
                 try:
                     x = torch.from_dlpack(x) if hasattr(x, "__dlpack__") else torch.as_tensor(x, device="cuda")
@@ -131,8 +130,6 @@ class _CudaArray:
 
             with cupy.cuda.Device(self.device):
                 return cupy.empty(shape, dtype=dtype)
-        import torch
-
         return torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=f"cuda:{self.device}")
 
     def from_host(self, array):
@@ -142,8 +139,6 @@ class _CudaArray:
 
             with cupy.cuda.Device(self.device):
                 return cupy.asarray(array)
-        import torch
-
         return torch.as_tensor(array, device=f"cuda:{self.device}")
 
     def launch_stream(self, stream, *allocated):
@@ -154,8 +149,6 @@ class _CudaArray:
         handle = self.stream(stream)
         if stream is None or self.framework != "torch":
             return handle
-        import torch
-
         current = torch.cuda.current_stream(self.device)
         if handle == current.cuda_stream:
             return handle
@@ -177,8 +170,6 @@ class _CudaArray:
             import cupy
 
             return int(cupy.cuda.get_current_stream().ptr)
-        import torch
-
         return int(torch.cuda.current_stream(self.device).cuda_stream)
 
 
@@ -479,8 +470,6 @@ def cosine_topk(queries, gallery, k, normalize=False, backend="auto", num_thread
             raise InvalidInputError(
                 f"{name}: CUDA inputs must be floating queries and a float32/float16 gallery, got {q.dtype}, {g.dtype}"
             )
-        import torch
-
         qt, gt = (torch.from_dlpack(x.obj) if x.framework == "cupy" else x.obj for x in (q, g))
         handle = q.launch_stream(stream, g.obj)
         with torch.cuda.stream(torch.cuda.ExternalStream(handle, device=q.device)):
@@ -532,8 +521,6 @@ def cosine_topk_gemm(queries, gallery, k, normalize=False, tile_rows=None):
 
     queries: B x D float32; gallery: N x D float32/float16; returns (int64 B x min(k, N), float32 B x min(k, N)).
     """
-    import torch
-
     b, n = queries.shape[0], gallery.shape[0]
     kk = min(int(k), n)
     device = queries.device
@@ -562,8 +549,6 @@ def cosine_topk_gemm(queries, gallery, k, normalize=False, tile_rows=None):
 
 def _tile_scores(queries, tile):
     """queries (float32) x tile^T -> float32 scores."""
-    import torch
-
     if tile.dtype == torch.float16 and tile.is_cuda:
         try:  # tensor cores, float32 accumulation and output (torch >= 2.8)
             return torch.mm(queries.half(), tile.t(), out_dtype=torch.float32)
@@ -574,8 +559,6 @@ def _tile_scores(queries, tile):
 
 def _rank_keys(scores):
     """int64 keys ordering (score descending, position ascending) as one descending sort."""
-    import torch
-
     bits = (scores + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into +0.0, as the C++ kernels compare
     ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)  # float order as signed ints
     position = torch.arange(scores.shape[1], device=scores.device, dtype=torch.int64)

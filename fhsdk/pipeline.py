@@ -9,6 +9,7 @@ per batch of frames over all their faces.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import numbers
 import threading
@@ -18,18 +19,19 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 import torch
+import yaml
 
 from fhsdk import threads as fhsdk_threads
-from fhsdk.align import as_bgr_image, crop_transforms, region_side_px
 from fhsdk.align import align as align_faces
+from fhsdk.align import as_bgr_image, crop_transforms, region_side_px
 from fhsdk.detect import create_detector, detector_class, list_detectors
 from fhsdk.embed import Embedder
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import PACKAGED_DEFAULT, bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
 from fhsdk.results import Face, FrameResult
-from fhsdk.stage_timer import StageTimer
 from fhsdk.shots import ShotChangeDetector
+from fhsdk.stage_timer import StageTimer
 from fhsdk.track import Tracker
 from fhsdk.video import DEFAULT_STALL_TIMEOUT_S, RetryPolicy, ThreadedReader, is_live
 
@@ -92,10 +94,6 @@ class Pipeline:
     @classmethod
     def from_config(cls, path: str | Path) -> "Pipeline":
         """A pipeline from a YAML file whose keys are this constructor's arguments."""
-        import inspect
-
-        import yaml
-
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"no pipeline config at {path}: write a YAML file of Pipeline arguments")

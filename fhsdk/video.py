@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from fhsdk.align import as_bgr_image
@@ -162,8 +163,6 @@ def _opener(source, timeout_s: float | None = None) -> Callable[[], Iterator[tup
 
 
 def _capture_frames(source, timeout_s: float | None = None) -> Iterator[tuple[np.ndarray, float]]:
-    import cv2
-
     name = describe(source)
     is_file = isinstance(source, Path) or (isinstance(source, str) and "://" not in source)
     if is_file:
@@ -446,8 +445,6 @@ class ThreadedReader:
 def file_info(source) -> tuple[float | None, int | None]:
     """(frames per second, frame count) from a video file's header; (None, None) for other sources
     or where the header does not say."""
-    import cv2
-
     if is_live(source) or not isinstance(source, (str, Path)) or not Path(source).is_file():
         return None, None
     capture = cv2.VideoCapture(str(source))

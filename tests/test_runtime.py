@@ -9,13 +9,16 @@ import pytest
 import torch
 from torch import nn
 
+from fhsdk.cli import build_engine as build_engine_command
+from fhsdk.cli import export as export_command
+from fhsdk.cli import verify as verify_command
 from fhsdk.errors import BackendUnavailableError, ConfigError, InvalidInputError, WeightsError
 from fhsdk.runtime import ModelIO, TensorSpec, create_backend, get_preset, verify_backend
 from fhsdk.runtime.export import read_metadata
 from fhsdk.runtime.factory import CPU_ORDER, auto_candidates, default_precision
 from fhsdk.runtime.fp16_onnx import graph_precision
 from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from fhsdk.runtime.verify import add_verify_arguments, row_cosines, run_verify
+from fhsdk.runtime.verify import row_cosines
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -313,28 +316,26 @@ def test_torch_cuda_fp16_and_cuda_graph(tiny):
 
 
 def test_cli_export_then_verify(tmp_path, capsys):
-    from fhsdk.runtime.export import add_export_arguments, run_export
-
     parser = argparse.ArgumentParser()
-    add_export_arguments(parser)
+    export_command.add_arguments(parser)
     onnx_path = tmp_path / "sicnn.onnx"
     weights = tmp_path / "sicnn.pt"
     torch.save(get_preset("sicnn").build().state_dict(), weights)
     args = parser.parse_args(["sicnn", "-o", str(onnx_path), "--weights", str(weights),
                               "--json", str(tmp_path / "export.json")])
-    assert run_export(args) == 0
+    assert export_command.run(args) == 0
     assert "PASS" in capsys.readouterr().out
     assert json.loads((tmp_path / "export.json").read_text())["passed"] is True
 
     parser = argparse.ArgumentParser()
-    add_verify_arguments(parser)
+    verify_command.add_arguments(parser)
     report = tmp_path / "verify.json"
-    assert run_verify(parser.parse_args([str(onnx_path), "--weights", str(weights), "--batch", "2",
+    assert verify_command.run(parser.parse_args([str(onnx_path), "--weights", str(weights), "--batch", "2",
                                          "--json", str(report)])) == 0
     assert "PASS" in capsys.readouterr().out and json.loads(report.read_text())["status"] == "PASS"
     # Without the weights the reference would be a fresh random generator: refused, not compared.
     with pytest.raises(WeightsError, match="--weights"):
-        run_verify(parser.parse_args([str(onnx_path), "--batch", "2"]))
+        verify_command.run(parser.parse_args([str(onnx_path), "--batch", "2"]))
 
 
 def test_cli_build_engine_without_tensorrt(tmp_path, tiny):
@@ -344,15 +345,13 @@ def test_cli_build_engine_without_tensorrt(tmp_path, tiny):
         pytest.skip("TensorRT is installed")
     except ImportError:
         pass
-    from fhsdk.runtime.build import add_build_engine_arguments, run_build_engine
-
     parser = argparse.ArgumentParser()
-    add_build_engine_arguments(parser)
+    build_engine_command.add_arguments(parser)
     onnx_path = create_backend("onnxruntime", tiny, io=TINY_IO).path
     args = parser.parse_args([str(onnx_path), "--min-shapes", "image:1x3x16x16", "--opt-shapes",
                               "image:4x3x16x16", "--max-shapes", "image:8x3x16x16"])
     with pytest.raises(BackendUnavailableError, match="pip install tensorrt"):
-        run_build_engine(args)
+        build_engine_command.run(args)
 
 
 def test_onnxruntime_backend_reads_specs_from_the_file(tiny):
@@ -383,15 +382,14 @@ def test_verify_on_real_aligned_faces(tmp_path, lfw_dir):
     import argparse
 
     from fhsdk.runtime.export import export_preset
-    from fhsdk.runtime.verify import add_verify_arguments, face_inputs, run_verify
 
     onnx_path = tmp_path / "recognizer.onnx"
     export_preset("dlib_resnet_v1", str(onnx_path), check_batches=(1,))
     faces = [str(lfw_dir / "images" / "Aaron_Peirsol")]
     from fhsdk.runtime.presets import get_preset
 
-    chips = face_inputs(faces, "dlib_resnet_v1", get_preset("dlib_resnet_v1"))
+    chips = verify_command.face_inputs(faces, "dlib_resnet_v1", get_preset("dlib_resnet_v1"))
     assert chips.shape == (4, 3, 150, 150) and abs(float(chips.mean())) < 0.5
     parser = argparse.ArgumentParser()
-    add_verify_arguments(parser)
-    assert run_verify(parser.parse_args([str(onnx_path), "--faces", *faces])) == 0
+    verify_command.add_arguments(parser)
+    assert verify_command.run(parser.parse_args([str(onnx_path), "--faces", *faces])) == 0

@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from fhsdk.cli import parse_camera
+from fhsdk.cli.demo import parse_camera
 from fhsdk.demo import DEMO_CAMERA, astronaut_bgr, render_scene
 from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
 

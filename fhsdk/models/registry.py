@@ -1,7 +1,9 @@
 """A small model registry in the manner of timm: one architecture per file, one `create_model`.
 
 Each architecture file decorates its constructor with `@register_model("name")`. Callers build a
-model by name with `create_model(name, **kwargs)`; `list_models()` tells what exists.
+model by name with `create_model(name, **kwargs)`; `list_models()` tells what exists. Importing
+this module imports its package first, and `fhsdk/models/__init__.py` imports every architecture
+file, so the registry is full before anyone can call it.
 """
 
 from __future__ import annotations
@@ -23,18 +25,11 @@ def register_model(name: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def _import_architectures() -> None:
-    # Importing the package registers every architecture file it imports.
-    import fhsdk.models  # noqa: F401
-
-
 def list_models() -> list[str]:
-    _import_architectures()
     return sorted(_REGISTRY)
 
 
 def create_model(name: str, **kwargs):
-    _import_architectures()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model '{name}': choose one of {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name](**kwargs)

@@ -13,7 +13,6 @@ follows each version's documented API, and tests/test_tensorrt_plan.py covers th
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
@@ -22,20 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+import onnx
 import torch
+from onnx import helper
 
 from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
 from fhsdk.runtime.base import TensorSpec
-from fhsdk.runtime.export import export_fp16, read_metadata
-from fhsdk.runtime.fp16_onnx import graph_precision
 from fhsdk.runtime.engine_cache import EngineCacheError, EngineKey, cache_path, read_engine, write_engine
-from fhsdk.runtime.trt_plan import (
-    OptimizationProfile,
-    Shape,
-    compute_profile,
-    format_shapes,
-    parse_shapes,
-)
+from fhsdk.runtime.fp16_onnx import graph_precision
+from fhsdk.runtime.presets import get_preset
+from fhsdk.runtime.trt_plan import OptimizationProfile, Shape, compute_profile
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +102,6 @@ def cuda_device_identity(device_index: int = 0) -> tuple[str, tuple[int, int]]:
 
 def onnx_input_specs(onnx_path: str | os.PathLike) -> tuple[TensorSpec, ...]:
     """Graph inputs of an ONNX file as TensorSpecs (symbolic dimensions -> -1)."""
-    import onnx
-    from onnx import helper
-
     proto = onnx.load(os.fspath(onnx_path), load_external_data=False)
     initializers = {init.name for init in proto.graph.initializer}
     specs = []
@@ -126,8 +118,6 @@ def default_profile(onnx_path: str | os.PathLike, model_name: str | None = None,
                     batch_range: tuple[int, int, int] | None = None,
                     spatial_range=None) -> OptimizationProfile:
     """Profile for an ONNX file from its preset's defaults (batch and, for P-Net/generators, H, W)."""
-    from fhsdk.runtime.presets import get_preset
-
     specs = onnx_input_specs(onnx_path)
     preset = get_preset(model_name) if model_name else None
     batch = batch_range or (preset.batch_range if preset else (1, 8, 32))
@@ -239,43 +229,3 @@ def _build_serialized(trt, onnx_path: Path, onnx_bytes: bytes, profile: Optimiza
             f"try a larger --workspace-mib or smaller --max-shapes"
         )
     return serialized
-
-
-# -- CLI: `fhsdk build-engine` ---------------------------------------------------------------------
-
-
-def add_build_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("onnx", help="ONNX file written by `fhsdk export`")
-    parser.add_argument("--min-shapes", help="trtexec-style NAME:1x3x150x150[,...] (default: the model preset's profile)")
-    parser.add_argument("--opt-shapes", help="as --min-shapes")
-    parser.add_argument("--max-shapes", help="as --min-shapes")
-    parser.add_argument("--fp32", action="store_true",
-                        help="build an FP32 engine (default: FP16, from the parity-checked FP16 graph of an FP32 file)")
-    parser.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB)
-    parser.add_argument("-o", "--output", help="engine file to write (default: the engine cache)")
-    parser.add_argument("--cache-dir", help="engine cache folder (default: $FHSDK_CACHE/engines)")
-    parser.add_argument("--force", action="store_true", help="rebuild even when a valid cached engine exists")
-
-
-def run_build_engine(args: argparse.Namespace) -> int:
-    """`fhsdk build-engine`: prints the engine path; returns the exit code."""
-    given = [args.min_shapes, args.opt_shapes, args.max_shapes]
-    if any(given) and not all(given):
-        raise InvalidInputError("give all of --min-shapes, --opt-shapes and --max-shapes, or none")
-    if all(given):
-        shapes = [parse_shapes(text) for text in given]
-    else:
-        profile = default_profile(args.onnx, read_metadata(args.onnx).get("fhsdk.model_name"))
-        shapes = [{n: r[i] for n, *r in profile.shapes} for i in range(3)]
-    onnx_path = args.onnx
-    if not args.fp32 and graph_precision(onnx_path) == "fp32":
-        report = export_fp16(onnx_path)
-        print(report.summary())
-        onnx_path = report.path
-    result = build_engine(
-        onnx_path, *shapes, workspace_mib=args.workspace_mib, output=args.output, cache_root=args.cache_dir,
-        force=args.force,
-    )
-    print(f"{'cached' if result.from_cache else 'built'} {result.key.precision} engine: {result.engine_path}")
-    print(f"  min {format_shapes(shapes[0])}  opt {format_shapes(shapes[1])}  max {format_shapes(shapes[2])}")
-    return 0

@@ -10,11 +10,8 @@ can refuse a stale one.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import hashlib
 import io
-import json
 import logging
 import os
 import warnings
@@ -23,12 +20,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import onnx
 import torch
 
-import fhsdk
+from fhsdk._version import __version__
 from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
 from fhsdk.runtime.fp16_onnx import FP32_OP_LEVELS, FP32_OPS_KEY, SOURCE_KEY, convert_to_fp16, fp16_path_for
 from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from fhsdk.runtime.presets import get_preset
 from fhsdk.runtime.torch_backend import TorchBackend
 from fhsdk.runtime.verify import DEFAULT_MIN_COSINE, OutputComparison, compare_outputs, merge_comparisons
 
@@ -101,8 +100,6 @@ def export_onnx(
     `check_inputs`: dicts by input name for the parity check (default: the example inputs);
     give several (e.g. batch 1 and batch 7) to prove the dynamic axes work.
     """
-    import onnx
-
     if opset < 17:
         raise InvalidInputError(f"opset {opset} is too old: fhsdk exports with opset >= 17")
     model = model.eval().float().cpu()
@@ -123,7 +120,7 @@ def export_onnx(
     metadata = {
         "fhsdk.model_name": model_name,
         "fhsdk.weights_sha256": weights_hash,
-        "fhsdk.version": fhsdk.__version__,
+        "fhsdk.version": __version__,
         "fhsdk.opset": str(opset),
         "torch.version": torch.__version__,
     }
@@ -166,8 +163,6 @@ def check_onnx_parity(
 
 def read_metadata(onnx_path: str | os.PathLike) -> dict[str, str]:
     """metadata_props of an ONNX file as a dict."""
-    import onnx
-
     if not Path(onnx_path).is_file():
         raise WeightsError(f"ONNX file '{onnx_path}' does not exist: export it with `fhsdk export`")
     proto = onnx.load(os.fspath(onnx_path), load_external_data=False)
@@ -188,8 +183,6 @@ def export_preset(
     The parity check runs every batch in `check_batches` (and, for inputs with dynamic H, W,
     every size in `check_spatial`, default: the example size and a larger one) through the one file.
     """
-    from fhsdk.runtime.presets import get_preset
-
     preset = get_preset(name)
     model = model if model is not None else preset.build()
     example = preset.io.example_inputs(batch=1)
@@ -295,91 +288,3 @@ def _random_feed(specs, batch: int, seed: int) -> dict[str, np.ndarray]:
                  for axis, size in enumerate(spec.shape)]
         feed[spec.name] = rng.random(shape).astype(spec.dtype)
     return feed
-
-
-def build_preset_model(name: str, weights: str | os.PathLike | None = None) -> torch.nn.Module:
-    """A preset's network with a weights file loaded: a plain state_dict (torch.save; raw or under
-    'state_dict'), or a checkpoint that also names its architecture ('arch', 'arch_kwargs', as
-    `python -m train.export_weights` and the packaged models write), built with those arguments."""
-    from fhsdk.models import create_model  # here, as presets do: the runtime imports no network until asked
-    from fhsdk.runtime.presets import get_preset
-
-    if not weights:
-        return get_preset(name).build().eval()
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as error:
-        raise WeightsError(f"cannot read weights '{weights}': {error}") from error
-    try:
-        if isinstance(state, Mapping) and "arch" in state:
-            if state["arch"] != name:
-                raise WeightsError(f"'{weights}' holds a '{state['arch']}' model, not '{name}': "
-                                   f"export it as `fhsdk export {state['arch']} --weights {weights}`")
-            model = create_model(name, **state.get("arch_kwargs", {}))
-        else:
-            model = get_preset(name).build()
-        model.load_state_dict(state.get("state_dict", state))
-    except (RuntimeError, KeyError, AttributeError, TypeError) as error:
-        raise WeightsError(f"cannot load weights '{weights}' into {name}: {error}") from error
-    return model.eval()
-
-
-def checkpoint_arch(weights: str | os.PathLike) -> str:
-    """The architecture a checkpoint names ('arch'), for exporting it without naming a preset."""
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        return str(state["arch"])
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError) as error:
-        raise WeightsError(f"'{weights}' is not a checkpoint that names its architecture: {error}") from error
-
-
-# -- CLI: `fhsdk export` ---------------------------------------------------------------------------
-
-
-def add_export_arguments(parser: argparse.ArgumentParser, packaged: Mapping[str, Path] | None = None) -> None:
-    """`packaged`: model files exportable by name (the CLI passes fhsdk's packaged hallucinators)."""
-    from fhsdk.runtime.presets import list_presets
-
-    parser.set_defaults(packaged=dict(packaged or {}))
-    parser.add_argument("model", choices=sorted(packaged or {}) + list_presets(),
-                        help="a packaged model by name, or an architecture preset (with --weights)")
-    parser.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
-    parser.add_argument("--weights", help="weights to load before export: a state_dict file (torch.save) or a "
-                                          "checkpoint naming its architecture (train.export_weights)")
-    parser.add_argument("--random-weights", action="store_true",
-                        help="export an architecture preset untrained (checks the export path only)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
-    parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
-    parser.add_argument("--json", dest="json_path", help="also write the export report as JSON here")
-
-
-def run_export(args: argparse.Namespace) -> int:
-    """`fhsdk export`: returns the exit code (0 when exported and parity passed)."""
-    from fhsdk.runtime.presets import get_preset
-
-    packaged = getattr(args, "packaged", {})
-    name, weights = args.model, args.weights
-    if name in packaged:
-        if weights:
-            raise InvalidInputError(f"'{name}' is a packaged model with its own weights: drop --weights, or "
-                                    "export its architecture preset with your weights")
-        weights = packaged[name]
-        name = checkpoint_arch(weights)
-    random_weights = not weights and not get_preset(name).pretrained
-    if random_weights and not args.random_weights:
-        raise InvalidInputError(
-            f"'{name}' is an architecture without trained weights: pass --weights FILE, export a packaged model "
-            f"by name ({', '.join(sorted(packaged)) or 'none here'}), or add --random-weights to check the export only")
-    model = build_preset_model(name, weights)
-    report = export_preset(name, args.output, model=model, opset=args.opset, check=not args.no_check)
-    report = dataclasses.replace(report, random_weights=random_weights)
-    print(report.summary())
-    if args.json_path:
-        with open(args.json_path, "w") as handle:
-            json.dump({
-                "path": str(report.path), "model_name": report.model_name, "opset": report.opset,
-                "weights_sha256": report.weights_sha256, "onnx_sha256": report.onnx_sha256,
-                "passed": report.passed, "random_weights": report.random_weights,
-                "parity": [c.__dict__ for c in report.parity],
-            }, handle, indent=2)
-    return 0 if report.passed else 1

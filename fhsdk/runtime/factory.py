@@ -20,8 +20,13 @@ import torch
 
 from fhsdk.errors import BackendUnavailableError, ConfigError
 from fhsdk.runtime.base import Backend, ModelIO
-from fhsdk.runtime.export import export_fp16
+from fhsdk.runtime.export import export_fp16, export_onnx, export_preset, read_metadata, state_dict_sha256
 from fhsdk.runtime.fp16_onnx import graph_precision
+from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from fhsdk.runtime.presets import get_preset, list_presets
+from fhsdk.runtime.tensorrt_backend import TensorRTBackend
+from fhsdk.runtime.torch_backend import TorchBackend
+from fhsdk.weights import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +119,6 @@ def _is_module(obj: Any) -> bool:
 
 def _resolve_source(model_or_path: Any, io: ModelIO | None, model_name: str | None):
     """(module or None, file path or None, io or None, model name or None)."""
-    from fhsdk.runtime.presets import get_preset, list_presets
-
     if _is_module(model_or_path):
         if io is None and model_name is not None:
             io = get_preset(model_name).io
@@ -138,9 +141,6 @@ def _resolve_source(model_or_path: Any, io: ModelIO | None, model_name: str | No
 
 def exported_onnx(module: torch.nn.Module, model_name: str | None, io: ModelIO | None) -> Path:
     """The cached ONNX export of a module (exported and parity-checked on first use)."""
-    from fhsdk.runtime.export import export_onnx, export_preset, state_dict_sha256
-    from fhsdk.weights import cache_dir
-
     if model_name is None and io is None:
         raise ConfigError("to run a module on an ONNX-based backend pass model_name= (a preset) or io=")
     stem = model_name or type(module).__name__
@@ -180,8 +180,6 @@ def create_backend(
         raise ConfigError(f"unknown backend '{kind}': choose one of {', '.join(KINDS)}")
     module, path, io, model_name = _resolve_source(model_or_path, io, model_name)
     if path is not None and model_name is None and path.suffix == ".onnx":
-        from fhsdk.runtime.export import read_metadata
-
         model_name = read_metadata(path).get("fhsdk.model_name")
     if kind == "auto":
         can_export = module is not None and (io is not None or model_name is not None)
@@ -190,8 +188,6 @@ def create_backend(
     precision = precision or default_precision(device)
 
     if kind == "torch":
-        from fhsdk.runtime.torch_backend import TorchBackend
-
         if module is None:
             raise ConfigError(
                 f"the torch backend runs nn.Modules, not '{path}': pass the module or a preset name"
@@ -205,13 +201,9 @@ def create_backend(
     if path.suffix == ".onnx" and precision == "fp16" and graph_precision(path) == "fp32":
         path = export_fp16(path).path  # FP16 lives in the graph for ONNX Runtime and TensorRT alike
     if kind == "onnxruntime":
-        from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
         if path.suffix == ".engine":
             raise ConfigError(f"'{path}' is a TensorRT engine: use backend='tensorrt'")
         return OnnxRuntimeBackend(path, device=device, precision=precision, **options)
-
-    from fhsdk.runtime.tensorrt_backend import TensorRTBackend
 
     if path.suffix == ".engine":
         return TensorRTBackend(path, device=device, **options)

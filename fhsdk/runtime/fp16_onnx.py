@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import onnx
+
 from fhsdk.errors import BackendUnavailableError, WeightsError
 
 # Kept in FP32 always: reductions, normalising and transcendental ops, where float16's range
@@ -41,8 +43,6 @@ SOURCE_KEY = "fhsdk.fp32_source_sha256"
 
 def graph_precision(onnx_path: str | os.PathLike) -> str:
     """'fp16' when the graph computes in float16 anywhere (weights or casts), else 'fp32'."""
-    import onnx
-
     try:
         proto = onnx.load(os.fspath(onnx_path), load_external_data=False)
     except Exception as error:  # protobuf's DecodeError, OSError: any unreadable file
@@ -58,8 +58,6 @@ def graph_precision(onnx_path: str | os.PathLike) -> str:
 
 def convert_to_fp16(src: str | os.PathLike, dst: str | os.PathLike, fp32_ops: Sequence[str] = FP32_OPS) -> Path:
     """Write the mixed-precision version of an FP32 ONNX file; IO stays float32."""
-    import onnx
-
     try:  # the converter ships with ONNX Runtime, an optional dependency (fhsdk[onnx])
         from onnxruntime.transformers import float16
     except ImportError as error:
