@@ -19,6 +19,9 @@ from __future__ import annotations
 import numbers
 import os
 
+import cv2
+import torch
+
 from fhsdk.errors import ConfigError
 
 DEFAULT_THREADS = 1  # benchmarks/busy_host.py: 1 thread keeps its idle fps under load, more collapse
@@ -53,9 +56,6 @@ def apply(threads: int | None = None) -> int:
     """Size every CPU pool of this process to `threads` (None: default_threads()); returns the count."""
     global _current
     threads = default_threads() if threads is None else check(threads)
-    import cv2
-    import torch
-
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(threads)

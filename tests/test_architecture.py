@@ -14,10 +14,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fhsdk"
 # Lowest first; a module may import its own layer or any layer below it.
 LAYERS = (
     ("foundations", ("fhsdk._version", "fhsdk.errors", "fhsdk.weights", "fhsdk.results", "fhsdk.colour",
-                     "fhsdk.stage_timer", "fhsdk.kernels_reference", "fhsdk.degrade", "fhsdk._C")),
+                     "fhsdk.stage_timer", "fhsdk.kernels_reference", "fhsdk.threads", "fhsdk._C")),
     ("compute (knows no faces)", ("fhsdk.kernels", "fhsdk.runtime")),
     ("networks", ("fhsdk.models",)),
-    ("stages", ("fhsdk.detect", "fhsdk.align", "fhsdk.embed", "fhsdk.hallucinate", "fhsdk.gallery",
+    ("stages", ("fhsdk.detect", "fhsdk.align", "fhsdk.degrade", "fhsdk.embed", "fhsdk.hallucinate", "fhsdk.gallery",
                 "fhsdk.track", "fhsdk.shots", "fhsdk.video", "fhsdk.outputs")),
     ("pipeline", ("fhsdk.pipeline",)),
     ("applications", ("fhsdk.eval", "fhsdk.demo")),

@@ -28,8 +28,7 @@ def register_detector(name: str) -> Callable[[type], type]:
 
 
 def list_detectors() -> list[str]:
-    import fhsdk.detect  # noqa: F401  (importing the package registers every detector file it imports)
-
+    # Importing this module imported its package first, and fhsdk/detect/__init__.py imports every detector file.
     return sorted(_DETECTORS)
 
 
