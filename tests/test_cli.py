@@ -147,7 +147,7 @@ def test_unwritable_outputs_are_reported_and_no_enrolment_is_lost(tmp_path, caps
     from pathlib import Path
 
     from fhsdk import OutputError
-    from fhsdk.cli import _save_or_rescue
+    from fhsdk.cli.enroll import _save_or_rescue
     from fhsdk.gallery import Gallery
 
     unwritable = Path("/sys") if os.geteuid() == 0 else tmp_path / "read-only"  # root ignores file modes
