@@ -21,6 +21,7 @@ from train.testing import TINY, TINY_COMMON, make_center_crop_cache, tiny_config
 
 METHODS = ["lai", "sicnn", "cface", "fhgan", "ipfsrgan"]  # the hallucinators
 RECOGNIZER_METHODS = ["distill"]  # procedures that adapt the recogniser to a packaged hallucinator
+FINETUNES = ["pipeline_finetune"]  # configs of an existing method, started from packaged weights
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +39,9 @@ def cache_path(celeba_dir, tmp_path_factory):
 
 
 def test_every_method_has_a_config_with_both_presets():
-    assert sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) == sorted(METHODS + RECOGNIZER_METHODS)
+    assert sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) == sorted(METHODS + RECOGNIZER_METHODS + FINETUNES)
+    for finetune in FINETUNES:
+        assert load_config(finetune, "cpu_small")["method"] in PROCEDURES
     for method in METHODS:
         for preset in ("cpu_small", "gpu_full"):
             cfg = load_config(method, preset)
