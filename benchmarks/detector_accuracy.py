@@ -12,9 +12,10 @@
    box holds the face's centre) and its landmark error against dlib's 68 points (mapped into the frame)
    for each detector setting, with CPU time per frame. Upscaled MTCNN settings enlarge the frame with
    cv2 (bilinear) before detecting, as RetinaFace's tiny-face mode does inside the detector.
-3. The 1080p crowd clip: faces per frame of RetinaFace (plain and tiny-face mode), our MTCNN
-   (min_face_size 20 and 12) and dlib's HOG detector (upsample 0 and 1), with wall and CPU time per
-   frame of each, as ratios within the same run.
+3. The 1080p crowd clip: faces per frame of RetinaFace (the plain pass alone, on PyTorch and ONNX
+   Runtime, and with the tiny-face pass for 24 px faces, x2), our MTCNN (min_face_size 20 on PyTorch and
+   ONNX Runtime, and 12) and dlib's HOG detector (upsample 0 and 1), with wall and CPU time per frame of
+   each, as ratios within the same run (--video-detectors picks a subset).
 
     python benchmarks/detector_accuracy.py --data ../shared/data --out detector_accuracy.json
 
@@ -171,6 +172,7 @@ def shrunk_settings() -> dict:
     return {
         "retinaface_x1": (RetinaFace(upscale=1), every),
         "retinaface_x2": (RetinaFace(upscale=2), every),
+        "retinaface_min20": (RetinaFace(min_face_size=20), every),  # the Pipeline default min face: x2.4
         "retinaface_x3": (RetinaFace(upscale=3), small),
         "retinaface_x4": (RetinaFace(upscale=4), small),
         "mtcnn_min20": (MTCNN(min_face_size=20), every),
@@ -207,7 +209,8 @@ def shrunk_lfw_benchmark(args, dlib) -> dict:
         index = central_index(dlib_boxes(rectangles), frame.shape[:2])
         if index is not None:
             references[name] = (frame, reference_landmarks_68(dlib_points(sp68(rgb, rectangles[index]))))
-    settings = shrunk_settings()
+    settings = {name: value for name, value in shrunk_settings().items()
+                if not args.shrunk_settings or name in args.shrunk_settings}
     rows: dict[str, dict] = {name: {} for name in settings}
     for side in args.sizes:
         frames, truths = [], []
@@ -262,16 +265,25 @@ def video_benchmark(args, dlib) -> dict:
     if not frames:
         raise DataNotFoundError(f"no frames could be read from {path}")
     hog = dlib.get_frontal_face_detector()
-    detectors = {"retinaface": RetinaFace(), "retinaface_tiny_x2": RetinaFace(upscale=2),
-                 **{f"mtcnn_min{size}": MTCNN(min_face_size=size) for size in (20, 12)}}
-    counts = {name: [] for name in [*detectors, "dlib_hog_up0", "dlib_hog_up1"]}
+    detectors = {"retinaface": lambda: RetinaFace(), "retinaface_ort": lambda: RetinaFace().use_backend("onnxruntime"),
+                 "retinaface_min24_x2": lambda: RetinaFace(min_face_size=24),
+                 "mtcnn_min20": lambda: MTCNN(min_face_size=20),
+                 "mtcnn_min20_ort": lambda: MTCNN(min_face_size=20).use_backend("onnxruntime"),
+                 "mtcnn_min12": lambda: MTCNN(min_face_size=12)}
+    chosen = args.video_detectors or [*detectors, "dlib_hog_up0", "dlib_hog_up1"]
+    if "mtcnn_min20" not in chosen:
+        chosen = [*chosen, "mtcnn_min20"]  # the reference of the time ratios
+    detectors = {name: build() for name, build in detectors.items() if name in chosen}
+    for detector in detectors.values():  # sessions and caches warmed outside the timed loop
+        detector.detect(frames[0])
+    counts = {name: [] for name in [*detectors, *(n for n in ("dlib_hog_up0", "dlib_hog_up1") if n in chosen)]}
     widths = {name: [] for name in counts}
     seconds = {name: 0.0 for name in counts}
     cpu = {name: 0.0 for name in counts}
     for frame in tqdm(frames, desc="crowd_1080p", unit="frame"):
         rgb = np.ascontiguousarray(frame[:, :, ::-1])
         runs = {name: (lambda d=d: d.detect(frame)[0].boxes) for name, d in detectors.items()}
-        runs.update({f"dlib_hog_up{u}": (lambda u=u: dlib_boxes(hog(rgb, u))) for u in (0, 1)})
+        runs.update({f"dlib_hog_up{u}": (lambda u=u: dlib_boxes(hog(rgb, u))) for u in (0, 1) if f"dlib_hog_up{u}" in counts})
         for name, run in runs.items():
             wall, clock = time.perf_counter(), time.process_time()
             boxes = run()
@@ -296,6 +308,7 @@ def video_benchmark(args, dlib) -> dict:
                 "seconds_per_frame_cpu": cpu[name] / len(frames),
                 "time_ratio_to_mtcnn_min20": seconds[name] / reference,
                 "cpu_ratio_to_mtcnn_min20": cpu[name] / cpu["mtcnn_min20"],
+                **({"cpu_ratio_to_mtcnn_min20_ort": cpu[name] / cpu["mtcnn_min20_ort"]} if "mtcnn_min20_ort" in cpu else {}),
             }
             for name in counts
         },
@@ -311,7 +324,13 @@ def main() -> None:
     parser.add_argument("--lfw-upsample", type=int, default=1, help="dlib HOG upsampling on LFW")
     parser.add_argument("--video-stride", type=int, default=5, help="use every n-th frame of the clip")
     parser.add_argument("--video-frames", type=int, default=0, help="stop after this many frames (0: whole clip)")
+    parser.add_argument("--video-detectors", nargs="+", default=None,
+                        help="crowd rows to run (default: all): retinaface, retinaface_ort, retinaface_min24_x2, "
+                             "mtcnn_min20, mtcnn_min20_ort, mtcnn_min12, dlib_hog_up0, dlib_hog_up1")
     parser.add_argument("--shrunk-images", type=int, default=600, help="LFW images in the shrunk-face test")
+    parser.add_argument("--shrunk-settings", nargs="+", default=None,
+                        help="shrunk-LFW rows to run (default: all): retinaface_x1 ... _x4, mtcnn_min20, mtcnn_min12, "
+                             "mtcnn_min12_up2, mtcnn_min12_up3")
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 24, 16, 12, 8], help="canonical region sides (px)")
     parser.add_argument("--skip-lfw", action="store_true")
     parser.add_argument("--skip-shrunk", action="store_true")

@@ -52,10 +52,11 @@ MAX_UPSCALE = 4.0
 # 100%, 99.7% and 97.7%, while 32 px enlarged (x1 at 32, x2 at 16) finds 84-86%. So the smallest face
 # asked for, m, sets the tiny-face pass's factor to 48 / m (at most 4: 8 px faces 57.5%).
 RELIABLE_FACE_PX = 48.0
-# The tiny-face pass keeps faces whose box is below this side in frame pixels (about a 48 px region):
-# larger faces are found by the plain pass, and the enlarged pass mistakes their eyes, noses and
-# mouths for small faces (tiny-face-only detection named the wrong face on the real clip: RESULTS.md).
-TINY_PASS_MAX_BOX_PX = 36.0
+# The tiny-face pass keeps faces whose box (its longer side) is below this many frame pixels, a face
+# of about 40 px (RetinaFace's boxes are about 1.15x as tall as the canonical region: 32 px faces get
+# 36-38 px boxes): larger faces are found by the plain pass, and the enlarged pass mistakes their eyes,
+# noses and mouths for small faces (tiny-face-only detection named the wrong face on the real clip).
+TINY_PASS_MAX_BOX_PX = 48.0
 # A tiny-face detection lying this much (intersection over its own area) inside a plain-pass face is
 # a part of that face, not a face.
 INSIDE_LARGER_FACE = 0.5
