@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fhsdk.errors import WeightsError
+from fhsdk.files import atomic_path
 
 _NUMPY_ARRAY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
@@ -37,8 +38,6 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def atomic_save(obj, path: str | Path) -> Path:
     """torch.save through a temporary file, so a crash never leaves a half-written file under `path`."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)

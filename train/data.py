@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fhsdk.errors import ConfigError, DataNotFoundError
+from fhsdk.files import atomic_path
 
 CACHE_VERSION = 2  # 2: per-face sources and framings, skip reasons; several source folders
 
@@ -198,9 +199,8 @@ def _detect_and_align(rows, detector, hr_side: int, batch_size: int, bar) -> dic
 
 
 def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def write_cache(
@@ -215,22 +215,20 @@ def write_cache(
     def per_row(values, count):
         return np.asarray(values if values is not None else ["unknown"] * count, dtype=str)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        images=np.ascontiguousarray(images, dtype=np.uint8),
-        labels=np.asarray(labels, dtype=np.int64),
-        files=np.asarray(files, dtype=str),
-        skipped=np.asarray(skipped, dtype=str),
-        sources=per_row(sources, len(labels)),
-        framings=per_row(framings, len(labels)),
-        skipped_sources=per_row(skipped_sources, len(skipped)),
-        skipped_reasons=per_row(skipped_reasons, len(skipped)),
-        source=np.asarray(source),
-        version=np.asarray(CACHE_VERSION),
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(
+            tmp,
+            images=np.ascontiguousarray(images, dtype=np.uint8),
+            labels=np.asarray(labels, dtype=np.int64),
+            files=np.asarray(files, dtype=str),
+            skipped=np.asarray(skipped, dtype=str),
+            sources=per_row(sources, len(labels)),
+            framings=per_row(framings, len(labels)),
+            skipped_sources=per_row(skipped_sources, len(skipped)),
+            skipped_reasons=per_row(skipped_reasons, len(skipped)),
+            source=np.asarray(source),
+            version=np.asarray(CACHE_VERSION),
+        )
 
 
 def load_cache(path: str | Path) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fhsdk.errors import ConfigError
+from fhsdk.files import atomic_path
 from train.checkpoint_io import atomic_save, load_checkpoint
 from train.config import dump_config
 from train.data import EpochBatchSampler, FaceCropDataset, build_cache, default_cache_path, load_cache, split_indices
@@ -109,8 +110,8 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:07d}.pt"
     atomic_save({"step": step, "procedure": procedure.state_dict(), "rng": rng_states(), "config": cfg}, path)
-    shutil.copyfile(path, folder / "last.pt.tmp")
-    (folder / "last.pt.tmp").replace(folder / "last.pt")  # never a half-written last.pt
+    with atomic_path(folder / "last.pt") as tmp:  # never a half-written last.pt
+        shutil.copyfile(path, tmp)
     keep = cfg["train"].get("keep_checkpoints", 2)
     for old in sorted(folder.glob("step_*.pt"))[:-keep]:
         old.unlink()

@@ -29,6 +29,7 @@ from fhsdk.detect.mtcnn import MTCNN
 from fhsdk.errors import ConfigError, ImageReadError
 from fhsdk.eval import metrics
 from fhsdk.eval.protocol import check_lfw_dir, identification_images, read_pairs
+from fhsdk.files import atomic_path
 from fhsdk.weights import cache_dir
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,9 @@ def detect_landmarks(root: Path, images: list[str], detector=None, batch: int = 
             known[name] = (np.zeros((5, 2)) if face is None else np.asarray(face, np.float64), face is not None)
     if missing:
         names = sorted(known)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, names=np.array(names), landmarks=np.stack([known[n][0] for n in names]),
-                 detected=np.array([known[n][1] for n in names]))
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, names=np.array(names), landmarks=np.stack([known[n][0] for n in names]),
+                     detected=np.array([known[n][1] for n in names]))
     landmarks = np.stack([known[name][0] for name in images]) if images else np.zeros((0, 5, 2))
     detected = np.array([known[name][1] for name in images], dtype=bool)
     if detected.any():
@@ -288,7 +288,6 @@ def _cached_embeddings(embedder, make_chips, landmarks: np.ndarray, desc: str) -
         if stored.shape == (len(landmarks), embedder.dim):
             return stored
     embeddings = embed_all(embedder, make_chips(), desc)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, embeddings)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, embeddings)
     return embeddings

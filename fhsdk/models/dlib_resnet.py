@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fhsdk.errors import InvalidInputError, WeightsError
+from fhsdk.files import atomic_write_bytes, atomic_write_text
 from fhsdk.models.dlib_format import TAG_OR_SKIP, DlibNet, read_dnn
 from fhsdk.models.registry import register_model
 from fhsdk.weights import cache_dir, package_file, sha256_file
@@ -249,13 +250,8 @@ def _read_cache(path: Path, checksum_path: Path) -> dict[str, torch.Tensor] | No
 def _write_cache(state: dict[str, torch.Tensor], path: Path, checksum_path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    payload = buffer.getvalue()
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)  # atomic: concurrent loaders never see a half-written file
-    tmp_sum = checksum_path.with_name(f"{checksum_path.name}.{os.getpid()}.tmp")
-    tmp_sum.write_text(sha256_file(path) + "\n")
-    os.replace(tmp_sum, checksum_path)
+    atomic_write_bytes(path, buffer.getvalue())  # concurrent loaders never see a half-written file
+    atomic_write_text(checksum_path, sha256_file(path) + "\n")
 
 
 def cached_weights_path(dat_path: str | os.PathLike) -> Path:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fhsdk.errors import WeightsError
+from fhsdk.files import atomic_write_bytes
 from fhsdk.runtime.trt_plan import OptimizationProfile
 from fhsdk.weights import cache_dir
 
@@ -88,15 +89,7 @@ def write_engine(path: str | os.PathLike, key: EngineKey, engine: bytes) -> Path
          "engine_sha256": hashlib.sha256(engine).hexdigest(), "engine_bytes": len(engine)},
         sort_keys=True,
     ).encode()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)))
-        handle.write(header)
-        handle.write(engine)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + engine)
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:

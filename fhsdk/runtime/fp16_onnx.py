@@ -21,6 +21,7 @@ from typing import Sequence
 import onnx
 
 from fhsdk.errors import BackendUnavailableError, WeightsError
+from fhsdk.files import atomic_write_bytes
 
 # Kept in FP32 always: reductions, normalising and transcendental ops, where float16's range
 # (max 65504) or 11-bit mantissa hurt. Everything else (Conv, Gemm, activations) runs FP16.
@@ -81,10 +82,7 @@ def convert_to_fp16(src: str | os.PathLike, dst: str | os.PathLike, fp32_ops: Se
     del converted.metadata_props[:]
     onnx.helper.set_model_props(converted, metadata)
     onnx.checker.check_model(converted)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(dst.suffix + ".tmp")
-    tmp.write_bytes(converted.SerializeToString())
-    os.replace(tmp, dst)  # atomic: a reader never sees half a graph
+    atomic_write_bytes(dst, converted.SerializeToString())  # a reader never sees half a graph
     return dst
 
 
