@@ -136,7 +136,8 @@ register_preset(ModelPreset(
 
 # RetinaFace runs once per batch of frames, padded to a multiple of 32 (any multiple of 32 works;
 # other sizes run too). Outputs are per anchor. Default profile: up to four 1080p frames of either
-# orientation, or one landscape 1080p frame in the tiny-face mode at upscale 2 (2176 x 3840 padded).
+# orientation, or the tiny-face pass of one landscape 1080p frame at upscale 2.4, the Pipeline's
+# default min face of 20 px (2592 x 4608; at x3 and x4 build an engine with a larger spatial range).
 register_preset(ModelPreset(
     name="retinaface",
     io=ModelIO((_image((-1, 3, -1, -1)),),
@@ -145,7 +146,7 @@ register_preset(ModelPreset(
                {"image": (1, 3, 64, 96)}),
     build=_retinaface_net,
     batch_range=(1, 1, 4),
-    spatial_range=((32, 32), (1088, 1920), (2176, 3840)),
+    spatial_range=((32, 32), (1088, 1920), (2592, 4608)),
     notes="input: BGR in 0..255 minus the mean (104, 117, 123); outputs: box and landmark encodings, face probability",
 ))
 
