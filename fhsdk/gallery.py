@@ -230,6 +230,14 @@ class Gallery:
             for i, s in zip(indices[:, 0], similarities[:, 0])
         ]
 
+    def suggest_threshold(self, fpir: float = 0.01) -> float:
+        """The cosine threshold at which about `fpir` of the faces of people not enrolled are named as
+        someone, for this gallery's number of identities (open-set identification, fhsdk.open_set): the
+        pair-level default (Pipeline's DEFAULT_THRESHOLD) names strangers far more often in a large gallery."""
+        from fhsdk.open_set import suggest_threshold
+
+        return suggest_threshold(max(1, len(self.identities)), fpir)
+
     @staticmethod
     def generate_key() -> str:
         """A new random AES-256 key as url-safe base64 text, for save(key=...) and load(key=...).
