@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fhsdk import open_set
 from fhsdk.errors import BackendUnavailableError, GalleryError, InvalidInputError, OutputError
 from fhsdk.kernels import cosine_topk
 
@@ -234,9 +235,7 @@ class Gallery:
         """The cosine threshold at which about `fpir` of the faces of people not enrolled are named as
         someone, for this gallery's number of identities (open-set identification, fhsdk.open_set): the
         pair-level default (Pipeline's DEFAULT_THRESHOLD) names strangers far more often in a large gallery."""
-        from fhsdk.open_set import suggest_threshold
-
-        return suggest_threshold(max(1, len(self.identities)), fpir)
+        return open_set.suggest_threshold(max(1, len(self.identities)), fpir)
 
     @staticmethod
     def generate_key() -> str:

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fhsdk"
 # Lowest first; a module may import its own layer or any layer below it.
 LAYERS = (
     ("foundations", ("fhsdk._version", "fhsdk.errors", "fhsdk.weights", "fhsdk.results", "fhsdk.colour",
-                     "fhsdk.stage_timer", "fhsdk.kernels_reference", "fhsdk.threads", "fhsdk.files", "fhsdk._C")),
+                     "fhsdk.stage_timer", "fhsdk.kernels_reference", "fhsdk.threads", "fhsdk.files", "fhsdk.open_set",
+                     "fhsdk._C")),
     ("compute (knows no faces)", ("fhsdk.kernels", "fhsdk.runtime")),
     ("networks", ("fhsdk.models",)),
     ("stages", ("fhsdk.detect", "fhsdk.align", "fhsdk.degrade", "fhsdk.embed", "fhsdk.hallucinate", "fhsdk.gallery",
