@@ -1,6 +1,6 @@
-"""Run configs: one YAML file per method, with presets.
+"""Run configs: one YAML shape for every file, with optional presets.
 
-File layout:
+File layout (a fine-tune with one setting, as in configs/ablations/, has no presets):
     method: lai                  # a key of train.procedures.PROCEDURES
     default_preset: cpu_small
     base: {...}                  # the full config
@@ -8,7 +8,8 @@ File layout:
       cpu_small: {...}           # deep-merged over base
       gpu_full: {...}
 A resolved config (base + preset + command-line overrides + seed) is what a run records next to its
-checkpoints; `load_config` on that copy gives the same config back.
+checkpoints; `load_config` on that copy gives the same config back. Every loaded config is checked
+against train/schema.py: an unknown key is an error, and the defaults are filled in.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Sequence
 import yaml
 
 from fhsdk.errors import ConfigError
+from train.schema import check_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -87,7 +89,7 @@ def load_config(path: str | Path, preset: str | None = None, overrides: Sequence
     if cfg["method"] not in PROCEDURES:
         raise ConfigError(f"unknown method '{cfg['method']}' in {path}: choose one of {', '.join(PROCEDURES)}")
     cfg["config_file"] = str(path)
-    return cfg
+    return check_config(cfg, PROCEDURES[cfg["method"]])
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:

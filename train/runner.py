@@ -57,17 +57,17 @@ def set_rng_states(states: dict) -> None:
 
 def load_training_set(data_cfg: dict, seed: int) -> FaceCropDataset:
     """The training split of the face cache (built from CelebA on first use when `build_cache` is set)."""
-    hr_side = data_cfg.get("hr_side", 128)
-    cache_path = Path(data_cfg.get("cache") or default_cache_path(hr_side, data_cfg.get("celeba_dir") or "celeba_subset"))
+    hr_side = data_cfg["hr_side"]
+    cache_path = Path(data_cfg["cache"] or default_cache_path(hr_side, data_cfg["celeba_dir"] or "celeba_subset"))
     if not cache_path.is_file():
-        if not data_cfg.get("celeba_dir"):
+        if not data_cfg["celeba_dir"]:
             raise ConfigError(f"face cache {cache_path} is missing and data.celeba_dir is not set to build it")
-        build_cache(data_cfg["celeba_dir"], cache_path, hr_side, device=data_cfg.get("detect_device", "cpu"))
+        build_cache(data_cfg["celeba_dir"], cache_path, hr_side, device=data_cfg["detect_device"])
     cache = load_cache(cache_path)
     if cache["images"].shape[1] != hr_side:
         raise ConfigError(f"{cache_path} holds {cache['images'].shape[1]} px faces, the config asks for {hr_side}")
-    train, _ = split_indices(cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0)
-    max_identities = data_cfg.get("max_identities")
+    train, _ = split_indices(cache["labels"], data_cfg["split"], data_cfg["val_fraction"], seed=0)
+    max_identities = data_cfg["max_identities"]
     if max_identities:  # small presets: the first people of the (fixed) training split
         keep = set(np.unique(cache["labels"][train])[:max_identities].tolist())
         train = np.array([i for i in train if cache["labels"][i] in keep])
@@ -112,12 +112,12 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
     atomic_save({"step": step, "procedure": procedure.state_dict(), "rng": rng_states(), "config": cfg}, path)
     with atomic_path(folder / "last.pt") as tmp:  # never a half-written last.pt
         shutil.copyfile(path, tmp)
-    keep = cfg["train"].get("keep_checkpoints", 2)
+    keep = cfg["train"]["keep_checkpoints"]
     for old in sorted(folder.glob("step_*.pt"))[:-keep]:
         old.unlink()
     save_hallucinator(hallucinator_record(cfg, procedure.generator.state_dict(), step), out_dir / "generator.pt")
     # A fine-tuned recogniser is a training aid: exported for deployment only when the config says so.
-    if cfg.get("deploy", {}).get("recognizer") == "finetuned" and "recognizer" in procedure.networks:
+    if cfg["deploy"]["recognizer"] == "finetuned" and "recognizer" in procedure.networks:
         atomic_save(procedure.networks["recognizer"].backbone.state_dict(), out_dir / "recognizer_finetuned.pt")
     return path
 
@@ -189,10 +189,10 @@ def _run(cfg, out_dir, seed, device, checkpoint, stop_after, progress) -> dict:
         procedure.generator.load_state_dict(record["state_dict"])
 
     train_cfg = cfg["train"]
-    total, every = train_cfg["steps"], train_cfg.get("checkpoint_every", 1000)
+    total, every = train_cfg["steps"], train_cfg["checkpoint_every"]
     end = total if stop_after is None else min(total, step + stop_after)
     sampler = EpochBatchSampler(len(train_set), cfg["data"]["batch_size"], seed, start_batch=step)
-    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg["data"].get("num_workers", 0))
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg["data"]["num_workers"])
     log = CSVLog(out_dir / "log.csv", list(procedure.loss_names), step if checkpoint is not None else None)
     losses: dict[str, float] = {}
     bar = tqdm(total=total, initial=step, desc=f"{cfg['method']}", disable=not progress, dynamic_ncols=True)

@@ -29,6 +29,13 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_constructor(name: str) -> Callable:
+    """The registered constructor of `name` (for checking a config's keys against its arguments)."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
 def create_model(name: str, **kwargs):
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model '{name}': choose one of {', '.join(sorted(_REGISTRY))}")

@@ -38,8 +38,7 @@ def build_generator(cfg: dict, hr_side: int) -> tuple[nn.Module, int]:
 
 
 def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=cfg.get("lr", 1e-4), betas=tuple(cfg.get("betas", (0.9, 0.999))),
-                            weight_decay=cfg.get("weight_decay", 0.0))
+    return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
 
 
 def set_trainable(module: nn.Module, trainable: bool) -> None:
@@ -76,6 +75,8 @@ class Procedure:
 
     name = "base"
     loss_names: tuple[str, ...] = ()
+    # Config sections this procedure owns, {section: {key: default}} (train/schema.py checks them).
+    config_sections: dict[str, dict] = {"loss": {}}
 
     def __init__(self, cfg: dict, train_set: FaceCropDataset, device: torch.device, seed: int, out_dir: Path):
         self.cfg = cfg
@@ -83,7 +84,7 @@ class Procedure:
         self.device = torch.device(device)
         self.out_dir = Path(out_dir)
         self.rng = torch.Generator().manual_seed(seed)
-        self.hflip = cfg["data"].get("hflip", True)
+        self.hflip = cfg["data"]["hflip"]
         hr_side = train_set.images.shape[1]
         self.generator, self.lr_side = build_generator(cfg["generator"], hr_side)
         self.generator.to(self.device)
@@ -97,7 +98,7 @@ class Procedure:
         optimizer = build_optimizer(params, cfg)
         self.optimizers[name] = optimizer
         self.schedulers[name] = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(cfg.get("milestones", [])), gamma=cfg.get("gamma", 0.5)
+            optimizer, milestones=list(cfg["milestones"]), gamma=cfg["gamma"]
         )
         return optimizer
 

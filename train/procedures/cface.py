@@ -23,6 +23,7 @@ import torch
 from train.degradations import Degradation
 from train.losses import cface_loss, pixel_loss, random_same_identity, topk_same_identity
 from train.procedures.base import Procedure, frozen, set_trainable
+from train.schema import REQUIRED
 
 STAGES = ("gan", "recognizer", "joint")
 STAGE_NUMBERS = (1, 3, 4)  # the paper's numbering; stage 2 (super-resolve the set) takes no steps
@@ -30,6 +31,11 @@ STAGE_NUMBERS = (1, 3, 4)  # the paper's numbering; stage 2 (super-resolve the s
 
 class CFaceProcedure(Procedure):
     name = "cface"
+    config_sections = {
+        "loss": {"pixel": "l2", "adversarial_weight": 1e-3, "identity_weight": 1.0, "gamma1": 1.0, "gamma2": 1.0,
+                 "compare": "topk", "compare_k": 3},
+        "stages": {"gan": REQUIRED, "recognizer": REQUIRED, "joint": REQUIRED},
+    }
     loss_names = ("stage", "total", "pixel", "adversarial", "cface", "discriminator", "recognizer", "recognizer_acc")
 
     def __init__(self, *args, **kwargs):
@@ -66,10 +72,10 @@ class CFaceProcedure(Procedure):
 
     def _compare_faces(self) -> torch.Tensor:
         """N x k dataset indices of each face's candidate compare faces (fixed for the run)."""
-        k = self.cfg["loss"].get("compare_k", 3)
+        k = self.cfg["loss"]["compare_k"]
         labels = self.train_set.labels
-        if self.cfg["loss"].get("compare", "topk") == "random":
-            seeded = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) + 17)
+        if self.cfg["loss"]["compare"] == "random":
+            seeded = torch.Generator().manual_seed(int(self.cfg["seed"]) + 17)
             return random_same_identity(labels, k, seeded)
         self.recognizer.eval()
         return topk_same_identity(self._embed_set(), labels, k)
@@ -83,7 +89,7 @@ class CFaceProcedure(Procedure):
             return torch.from_numpy(np.load(path)["images"])
         self.generator.eval()
         plain = Degradation(self.lr_side, factors=self.degradation.factors[:1])
-        seeded = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) + 29)
+        seeded = torch.Generator().manual_seed(int(self.cfg["seed"]) + 29)
         chunks = []
         for indices in torch.arange(len(self.train_set)).split(batch_size):
             lr, _ = plain(self.train_set.hr(indices), seeded)
@@ -110,11 +116,11 @@ class CFaceProcedure(Procedure):
             hr_features, compare_features = self.recognizer(torch.cat([hr, compare])).chunk(2)
         with frozen(self.recognizer):
             identity = cface_loss(
-                self.recognizer(sr), hr_features, compare_features, loss_cfg.get("gamma1", 1.0), loss_cfg.get("gamma2", 1.0)
+                self.recognizer(sr), hr_features, compare_features, loss_cfg["gamma1"], loss_cfg["gamma2"]
             )
-        pixel = pixel_loss(sr, hr, loss_cfg.get("pixel", "l2"))
+        pixel = pixel_loss(sr, hr, loss_cfg["pixel"])
         adversarial = self.adversarial_term("standard", hr, sr)
-        total = pixel + loss_cfg.get("adversarial_weight", 1e-3) * adversarial + loss_cfg.get("identity_weight", 1.0) * identity
+        total = pixel + loss_cfg["adversarial_weight"] * adversarial + loss_cfg["identity_weight"] * identity
         self.step(self.optimizers["generator"], total)
         logs = {"total": total.item(), "pixel": pixel.item(), "adversarial": adversarial.item(),
                 "cface": identity.item(), "discriminator": d_loss.item()}

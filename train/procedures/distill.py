@@ -26,18 +26,21 @@ from train.degradations import random_hflip, resize, similarity_jitter
 from train.losses import relational_contrastive_loss
 from train.procedures.base import Procedure, set_trainable
 from train.recognizer import build_recognizer
+from train.schema import OPEN
 
 INPUTS = ("hallucinated", "bicubic", "hr")
 
 
 class RecognizerDistillProcedure(Procedure):
     name = "distill"
+    config_sections = {"distill": {"mix": {kind: 0.0 for kind in INPUTS}, "jitter": OPEN, "contrastive_scale": 10.0,
+                                   "contrastive_weight": 0.1}}
     loss_names = ("total", "distill", "contrastive", "distill_lr", "distill_hr")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         cfg = self.cfg["distill"]
-        self.mix = torch.tensor([float(cfg["mix"].get(kind, 0.0)) for kind in INPUTS])
+        self.mix = torch.tensor([float(cfg["mix"][kind]) for kind in INPUTS])
         if (self.mix < 0).any() or self.mix.sum() <= 0:
             raise ConfigError(f"distill.mix needs non-negative shares of {', '.join(INPUTS)}, got {cfg['mix']}")
         set_trainable(self.generator, False)  # the hallucinator is fixed: its outputs are inputs here
@@ -53,7 +56,7 @@ class RecognizerDistillProcedure(Procedure):
         cfg = self.cfg["distill"]
         if self.hflip:
             hr, _ = random_hflip(hr, self.rng)
-        jittered = similarity_jitter(hr, self.rng, **cfg.get("jitter", {}))
+        jittered = similarity_jitter(hr, self.rng, **cfg["jitter"])
         lr, _ = self.degradation(jittered, self.rng)  # at the generator's native side
         kind = torch.multinomial(self.mix, len(hr), replacement=True, generator=self.rng)
         inputs = hr.clone()
@@ -74,8 +77,8 @@ class RecognizerDistillProcedure(Procedure):
         student = self.recognizer(inputs)
         gap = 1 - F.cosine_similarity(student, target, dim=1)
         distill = gap.mean()
-        contrastive = relational_contrastive_loss(student, target, labels, cfg.get("contrastive_scale", 10.0))
-        total = distill + cfg.get("contrastive_weight", 0.1) * contrastive
+        contrastive = relational_contrastive_loss(student, target, labels, cfg["contrastive_scale"])
+        total = distill + cfg["contrastive_weight"] * contrastive
         self.step(self.optimizers["recognizer"], total)
         losses = {"total": total.item(), "distill": distill.item(), "contrastive": contrastive.item()}
         is_hr = (kind == INPUTS.index("hr")).to(self.device)

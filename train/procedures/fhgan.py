@@ -15,6 +15,8 @@ from train.procedures.base import Procedure, frozen
 
 class FHGANProcedure(Procedure):
     name = "fhgan"
+    config_sections = {"loss": {"pixel": "l2", "adversarial_weight": 1e-3, "identity_weight": 1.0, "critic_steps": 1,
+                                "gp_weight": 10.0}}
     loss_names = ("total", "pixel", "adversarial", "identity", "critic", "gradient_penalty", "recognizer", "recognizer_acc")
 
     def __init__(self, *args, **kwargs):
@@ -33,8 +35,8 @@ class FHGANProcedure(Procedure):
         hr, labels = batch.hr, batch.labels
         sr = self.generator(batch.lr)
 
-        for _ in range(loss_cfg.get("critic_steps", 1)):
-            critic, penalty = self.discriminator_step("wgan", hr, sr, gp_weight=loss_cfg.get("gp_weight", 10.0))
+        for _ in range(loss_cfg["critic_steps"]):
+            critic, penalty = self.discriminator_step("wgan", hr, sr, gp_weight=loss_cfg["gp_weight"])
 
         recognizer_loss, accuracy = self.margin_step(hr, sr.detach(), labels)
 
@@ -42,12 +44,12 @@ class FHGANProcedure(Procedure):
             hr_features = self.recognizer(hr)
         with frozen(self.recognizer):
             identity = feature_distance_loss(self.recognizer(sr), hr_features)
-        pixel = pixel_loss(sr, hr, loss_cfg.get("pixel", "l2"))
+        pixel = pixel_loss(sr, hr, loss_cfg["pixel"])
         adversarial = self.adversarial_term("wgan", hr, sr)
         total = (
             pixel
-            + loss_cfg.get("adversarial_weight", 1e-3) * adversarial
-            + loss_cfg.get("identity_weight", 1.0) * identity
+            + loss_cfg["adversarial_weight"] * adversarial
+            + loss_cfg["identity_weight"] * identity
         )
         self.step(self.optimizers["generator"], total)
         return {

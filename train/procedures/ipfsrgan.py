@@ -17,6 +17,9 @@ from train.procedures.base import Procedure, frozen
 
 class IPFSRGANProcedure(Procedure):
     name = "ipfsrgan"
+    config_sections = {"loss": {"pixel": "l1", "pixel_only_steps": 0, "perceptual_layer_weights": None, "id_margin": 0.3,
+                                "pixel_weight": 1e-2, "perceptual_weight": 1.0, "adversarial_weight": 5e-3,
+                                "identity_weight": 1.0}}
     loss_names = ("total", "pixel", "perceptual", "adversarial", "identity", "discriminator")
 
     def __init__(self, *args, **kwargs):
@@ -32,8 +35,8 @@ class IPFSRGANProcedure(Procedure):
         batch = self.prepare(batch)
         hr, labels = batch.hr, batch.labels
         sr = self.generator(batch.lr)
-        pixel = pixel_loss(sr, hr, loss_cfg.get("pixel", "l1"))
-        if step < loss_cfg.get("pixel_only_steps", 0):
+        pixel = pixel_loss(sr, hr, loss_cfg["pixel"])
+        if step < loss_cfg["pixel_only_steps"]:
             self.step(self.optimizers["generator"], pixel)
             return {"total": pixel.item(), "pixel": pixel.item()}
 
@@ -42,14 +45,14 @@ class IPFSRGANProcedure(Procedure):
             hr_features, hr_maps = self.recognizer.forward_with_features(hr)
         with frozen(self.recognizer):
             sr_features, sr_maps = self.recognizer.forward_with_features(sr)
-        perceptual = perceptual_loss(sr_maps, hr_maps, loss_cfg.get("perceptual_layer_weights"))
-        identity = pair_identity_loss(sr_features, hr_features, labels, labels, loss_cfg.get("id_margin", 0.3))
+        perceptual = perceptual_loss(sr_maps, hr_maps, loss_cfg["perceptual_layer_weights"])
+        identity = pair_identity_loss(sr_features, hr_features, labels, labels, loss_cfg["id_margin"])
         adversarial = self.adversarial_term("ragan", hr, sr)
         total = (
-            loss_cfg.get("pixel_weight", 1e-2) * pixel
-            + loss_cfg.get("perceptual_weight", 1.0) * perceptual
-            + loss_cfg.get("adversarial_weight", 5e-3) * adversarial
-            + loss_cfg.get("identity_weight", 1.0) * identity
+            loss_cfg["pixel_weight"] * pixel
+            + loss_cfg["perceptual_weight"] * perceptual
+            + loss_cfg["adversarial_weight"] * adversarial
+            + loss_cfg["identity_weight"] * identity
         )
         self.step(self.optimizers["generator"], total)
         return {

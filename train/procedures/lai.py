@@ -14,6 +14,7 @@ from train.procedures.base import Procedure
 
 class FrozenRecognizerProcedure(Procedure):
     name = "lai"
+    config_sections = {"loss": {"pixel": "l1", "identity_weight": 0.5}}
     loss_names = ("total", "pixel", "identity")
 
     def __init__(self, *args, **kwargs):
@@ -28,8 +29,8 @@ class FrozenRecognizerProcedure(Procedure):
         sr = self.generator(lr)
         with torch.no_grad():
             hr_features = self.recognizer(hr)
-        pixel = pixel_loss(sr, hr, loss_cfg.get("pixel", "l1"))
+        pixel = pixel_loss(sr, hr, loss_cfg["pixel"])
         identity = cosine_identity_loss(self.recognizer(sr), hr_features)
-        total = pixel + loss_cfg.get("identity_weight", 0.5) * identity
+        total = pixel + loss_cfg["identity_weight"] * identity
         self.step(self.optimizers["generator"], total)
         return {"total": total.item(), "pixel": pixel.item(), "identity": identity.item()}

@@ -19,11 +19,13 @@ from train.procedures.base import Procedure, frozen
 
 class SICNNProcedure(Procedure):
     name = "sicnn"
+    # alpha: the super-identity loss weight, named as in the SICNN paper
+    config_sections = {"loss": {"pixel": "l2", "alpha": 8.0, "domain_integrated": True}}
     loss_names = ("total", "pixel", "super_identity", "recognizer", "recognizer_acc")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.domain_integrated = bool(self.cfg["loss"].get("domain_integrated", True))
+        self.domain_integrated = bool(self.cfg["loss"]["domain_integrated"])
         self.recognizer = self.build_recognizer(trainable=self.domain_integrated)
         optim = self.cfg["optim"]
         self.add_optimizer("generator", self.generator.parameters(), optim["generator"])
@@ -47,10 +49,10 @@ class SICNNProcedure(Procedure):
         # (2) generator update through the updated, fixed recogniser.
         with torch.no_grad():
             hr_features = self.recognizer(hr)
-        pixel = pixel_loss(sr, hr, loss_cfg.get("pixel", "l2"))
+        pixel = pixel_loss(sr, hr, loss_cfg["pixel"])
         with frozen(self.recognizer):
             super_identity = super_identity_loss(self.recognizer(sr), hr_features)
-        total = pixel + loss_cfg.get("alpha", 8.0) * super_identity
+        total = pixel + loss_cfg["alpha"] * super_identity
         self.step(self.optimizers["generator"], total)
         return {
             "total": total.item(),
