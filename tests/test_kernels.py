@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhsdk import kernels as K
+from fhsdk.kernels.arguments import _SMALL_AFFINE_BATCH
 from fhsdk import kernels_reference as R
 from fhsdk.errors import BackendUnavailableError, InvalidInputError
 
@@ -153,7 +154,7 @@ def test_affine_threads_do_not_change_results():
     np.testing.assert_array_equal(one, many)
 
 
-@pytest.mark.parametrize("n", [1, K._SMALL_AFFINE_BATCH, K._SMALL_AFFINE_BATCH + 1, 40])
+@pytest.mark.parametrize("n", [1, _SMALL_AFFINE_BATCH, _SMALL_AFFINE_BATCH + 1, 40])
 def test_affine_inversion_and_checks_in_both_paths(n):
     """Few matrices are inverted with Python floats, many with NumPy: same results, same errors."""
     rng = np.random.default_rng(4)
