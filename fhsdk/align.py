@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from fhsdk.errors import InvalidInputError
+from fhsdk.images import MAX_CROP_SIDE, as_bgr_image
 from fhsdk.kernels import resize_normalize_affine
 
 # Eye on the image's left, eye on the image's right, nose tip, mouth corners (left, right); (x, y).
@@ -40,40 +41,6 @@ def interocular_px(size: float, template: np.ndarray = CANONICAL_TEMPLATE) -> fl
     return float(np.linalg.norm(template[1] - template[0]) * size)
 
 
-MAX_FRAME_PIXELS = 8192 * 8192  # 67 MP (8K is 33 MP): larger frames need tens of GB in the detector's pyramid
-MAX_CROP_SIDE = 4096  # crops of the face region: the recogniser's input is 150 px, the HR side 128
-
-
-def as_bgr_image(image) -> np.ndarray:
-    """Validate a frame: BGR uint8 H x W x 3 (grey H x W and BGRA are converted)."""
-    if not isinstance(image, np.ndarray):
-        raise InvalidInputError(
-            f"expected an image as a NumPy array, got {type(image).__name__}: read files with cv2.imread "
-            "or pass frames as H x W x 3 uint8 BGR arrays"
-        )
-    if image.dtype != np.uint8:
-        raise InvalidInputError(
-            f"expected a uint8 image, got dtype {image.dtype}: convert with "
-            "np.clip(img, 0, 255).astype(np.uint8) (floats in [0, 1]: multiply by 255 first)"
-        )
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    elif image.ndim == 3 and image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidInputError(
-            f"expected an H x W x 3 BGR image, got shape {image.shape}: pass one frame at a time, "
-            "channels last"
-        )
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidInputError(f"the image is empty (shape {image.shape})")
-    if image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
-        raise InvalidInputError(
-            f"the image is {image.shape[1]} x {image.shape[0]} px, over the {MAX_FRAME_PIXELS / 1e6:.0f} MP fhsdk "
-            "processes: downscale it (cv2.resize) or cut it into tiles first")
-    return np.ascontiguousarray(image)
 
 
 def _as_landmarks(landmarks) -> np.ndarray:

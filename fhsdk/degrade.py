@@ -14,27 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fhsdk.align import MAX_CROP_SIDE
 from fhsdk.errors import InvalidInputError
-
-
-def _check_batch(crops: np.ndarray) -> np.ndarray:
-    if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3:
-        raise InvalidInputError(
-            f"expected uint8 crops of shape N x H x W x 3, got "
-            f"{getattr(crops, 'dtype', type(crops).__name__)} {getattr(crops, 'shape', '')}"
-        )
-    if crops.shape[1] < 1 or crops.shape[2] < 1:
-        raise InvalidInputError(f"the crops are empty (shape {crops.shape}): crops need at least 1 x 1 pixels")
-    if max(crops.shape[1:3]) > MAX_CROP_SIDE:
-        raise InvalidInputError(f"crops of {crops.shape[2]} x {crops.shape[1]} px are over the {MAX_CROP_SIDE} px "
-                                "side fhsdk takes: pass crops of the face region (Pipeline.align)")
-    return np.ascontiguousarray(crops)  # views with negative strides (crops[:, ::-1]) included
+from fhsdk.images import MAX_CROP_SIDE, as_crop_batch
 
 
 def resize_bicubic(crops: np.ndarray, size: int) -> np.ndarray:
     """Resize a batch of uint8 crops to size x size, bicubic, antialiased when shrinking."""
-    crops = _check_batch(crops)
+    crops = as_crop_batch(crops)
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_CROP_SIDE:
         raise InvalidInputError(f"the output side must be an integer from 1 to {MAX_CROP_SIDE}, got {size!r}")
     if len(crops) == 0:
@@ -59,7 +45,7 @@ class SurveillanceDegradation:
     jpeg_quality: tuple[int, int] = (40, 95)
 
     def __call__(self, hr: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-        hr = _check_batch(hr)
+        hr = as_crop_batch(hr)
         blurred = np.empty_like(hr)
         for i, crop in enumerate(hr):  # per-face parameters: cv2 has no batched blur
             sigma = rng.uniform(*self.blur_sigma)

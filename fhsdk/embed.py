@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from fhsdk import kernels
-from fhsdk.degrade import _check_batch
 from fhsdk.errors import WeightsError
+from fhsdk.images import as_crop_batch
 from fhsdk.models import create_model, dlib_resnet
 from fhsdk.runtime.module_adapter import runner
 
@@ -81,7 +81,7 @@ class Embedder:
         return out
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        crops = _check_batch(crops)
+        crops = as_crop_batch(crops)
         out = np.empty((len(crops), self.dim), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
             out[start : start + self.batch_size] = self.embed_preprocessed(self.preprocess(crops[start : start + self.batch_size]))

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from fhsdk.align import HR_SIDE
-from fhsdk.degrade import _check_batch, resize_bicubic
+from fhsdk.degrade import resize_bicubic
 from fhsdk.errors import ConfigError, WeightsError
+from fhsdk.images import as_crop_batch
 from fhsdk.models import create_model
 from fhsdk.runtime.module_adapter import runner
 from fhsdk.weights import sha256_file
@@ -93,7 +94,7 @@ class NetworkHallucinator:
         The pipeline hands this straight to the embedder, so on a GPU the restored faces never
         leave the device between the two networks.
         """
-        crops = _check_batch(crops)
+        crops = as_crop_batch(crops)
         out = torch.empty((len(crops), 3, self.hr_side, self.hr_side), dtype=torch.float32, device=self.device)
         for start in range(0, len(crops), self.batch_size):
             lr = bgr_uint8_to_tensor(resize_bicubic(crops[start : start + self.batch_size], self.native_side))

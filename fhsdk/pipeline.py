@@ -23,12 +23,13 @@ import yaml
 
 from fhsdk import threads as fhsdk_threads
 from fhsdk.align import align as align_faces
-from fhsdk.align import as_bgr_image, crop_transforms, region_side_px
+from fhsdk.align import crop_transforms, region_side_px
 from fhsdk.detect import create_detector, detector_class, list_detectors
 from fhsdk.embed import Embedder
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import PACKAGED_DEFAULT, bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
+from fhsdk.images import as_bgr_image
 from fhsdk.results import Face, FrameResult
 from fhsdk.shots import ShotChangeDetector
 from fhsdk.stage_timer import StageTimer

@@ -22,8 +22,8 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from fhsdk.align import as_bgr_image
 from fhsdk.errors import FHSDKError, InvalidInputError, VideoSourceError
+from fhsdk.images import as_bgr_image
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fhsdk"
 # Lowest first; a module may import its own layer or any layer below it.
 LAYERS = (
     ("foundations", ("fhsdk._version", "fhsdk.errors", "fhsdk.weights", "fhsdk.results", "fhsdk.colour",
-                     "fhsdk.stage_timer", "fhsdk.kernels_reference", "fhsdk.threads", "fhsdk.files", "fhsdk.open_set",
+                     "fhsdk.stage_timer", "fhsdk.kernels_reference", "fhsdk.threads", "fhsdk.files", "fhsdk.images", "fhsdk.open_set",
                      "fhsdk._C")),
     ("compute (knows no faces)", ("fhsdk.kernels", "fhsdk.runtime")),
     ("networks", ("fhsdk.models",)),

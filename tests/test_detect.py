@@ -132,12 +132,23 @@ def test_bad_settings_raise(kwargs):
         MTCNN(**kwargs)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.float32), np.zeros((32, 32, 4), np.uint8),
-                                 np.zeros((2, 32, 32, 3), np.uint8), np.zeros((0, 32, 3), np.uint8),
+@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.float32), np.zeros((2, 32, 32, 3), np.uint8), np.zeros((0, 32, 3), np.uint8),
                                  [np.zeros((32, 32, 3), np.uint8), "image.jpg"], "image.jpg"])
 def test_bad_images_raise_with_a_fix(detector, bad):
     with pytest.raises(InvalidInputError):
         detector.detect(bad)
+
+
+def test_bgra_and_grey_frames_are_read_as_the_pipeline_reads_them(detector, astronaut):
+    """Detectors accept what Pipeline accepts (fhsdk.images.as_bgr_image): alpha dropped, grey expanded."""
+    import cv2
+
+    (bgr,) = detector.detect(astronaut)
+    (bgra,) = detector.detect(cv2.cvtColor(astronaut, cv2.COLOR_BGR2BGRA))
+    assert len(bgr.boxes) and np.array_equal(bgr.boxes, bgra.boxes)
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)
+    (from_grey,), (from_grey_bgr,) = detector.detect(grey), detector.detect(np.repeat(grey[:, :, None], 3, axis=2))
+    assert np.array_equal(from_grey.boxes, from_grey_bgr.boxes)
 
 
 def test_empty_list_and_tiny_image(detector):

@@ -171,7 +171,7 @@ def test_bad_settings_raise(kwargs):
         RetinaFace(**kwargs)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((10, 10, 3), np.float32), "image.jpg", np.zeros((10, 10, 4), np.uint8)])
+@pytest.mark.parametrize("bad", [np.zeros((10, 10, 3), np.float32), "image.jpg"])
 def test_bad_images_raise(detector, bad):
     with pytest.raises(InvalidInputError):
         detector.detect(bad)

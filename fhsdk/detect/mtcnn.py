@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from fhsdk.detect.crop import crop_resize
-from fhsdk.detect.inputs import ImageInput, validate_images
 from fhsdk.detect.mtcnn_nets import load_pretrained
 from fhsdk.detect.nms import batched_nms
+from fhsdk.detect.registry import register_detector
 from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError
-from fhsdk.detect.registry import register_detector
+from fhsdk.images import ImageInput, as_bgr_images
 from fhsdk.models.registry import register_model
 from fhsdk.runtime.module_adapter import runner
 
@@ -128,7 +128,7 @@ class MTCNN(nn.Module):
     @torch.inference_mode()
     def detect(self, images: ImageInput) -> list[Detections]:
         """Faces in one BGR uint8 HxWx3 image or a list of them (sizes may differ): one Detections per image."""
-        arrays, _ = validate_images(images)
+        arrays, _ = as_bgr_images(images)
         if not arrays:
             return []
         # BGR uint8 HWC -> RGB float CHW, on the device, left in 0..255 so crops pad with black.

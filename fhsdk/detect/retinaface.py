@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from fhsdk.detect.inputs import ImageInput, validate_images
-from fhsdk.detect.registry import register_detector
 from fhsdk.detect.nms import batched_nms, box_area, box_overlap
+from fhsdk.detect.registry import register_detector
 from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError, WeightsError
+from fhsdk.images import ImageInput, as_bgr_images
 from fhsdk.models.registry import register_model
 from fhsdk.runtime.module_adapter import runner
 from fhsdk.weights import package_file
@@ -339,7 +339,7 @@ class RetinaFace(nn.Module):
     @torch.inference_mode()
     def detect(self, images: ImageInput) -> list[Detections]:
         """Faces in one BGR uint8 HxWx3 image or a list of them (sizes may differ): one Detections per image."""
-        arrays, _ = validate_images(images)
+        arrays, _ = as_bgr_images(images)
         if not arrays:
             return []
         plain = self._run_pass(arrays, 1.0, self.score_threshold)

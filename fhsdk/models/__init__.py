@@ -1,9 +1,7 @@
 """Network architectures, one per file, registered by name (see registry.py)."""
 
-from fhsdk.models.registry import create_model, list_models, register_model
-from fhsdk.models import dlib_resnet  # noqa: F401,E402  (registers "dlib_resnet_v1")
+# Importing each architecture file registers it: dlib's recogniser, the generators, the discriminator.
+from fhsdk.models import discriminators, dlib_resnet, dsnet, edsr, rrdb, sicnn, srgan  # noqa: F401
+from fhsdk.models.registry import create_model, list_models, model_constructor, register_model
 
-# Hallucination generators and discriminators (importing registers them).
-from fhsdk.models import discriminators, dsnet, edsr, rrdb, sicnn, srgan  # noqa: E402,F401
-
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "list_models", "model_constructor", "register_model"]
