@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import fhsdk.detect  # noqa: F401  (registers the detectors' deployment presets)
+import fhsdk.models  # noqa: F401  (registers the recogniser's and generators')
 from fhsdk.runtime import create_backend, export_preset, get_preset
 from fhsdk.runtime.flops import count_flops
 

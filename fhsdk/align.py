@@ -16,6 +16,7 @@ import numpy as np
 from fhsdk.errors import InvalidInputError
 from fhsdk.images import MAX_CROP_SIDE, as_bgr_image
 from fhsdk.kernels import resize_normalize_affine
+from fhsdk.models import dlib_resnet
 
 # Eye on the image's left, eye on the image's right, nose tip, mouth corners (left, right); (x, y).
 CANONICAL_TEMPLATE = np.array(
@@ -29,7 +30,7 @@ CANONICAL_TEMPLATE = np.array(
     dtype=np.float64,
 )
 HR_SIDE = 128  # the hallucinator's output side
-RECOGNIZER_SIDE = 150  # dlib ResNet's chip
+RECOGNIZER_SIDE = dlib_resnet.INPUT_SIZE  # dlib ResNet's chip: the canonical region at this side
 LR_SIDES = (8, 12, 16, 24, 32)
 ALIGN_VERSION = 2  # bump when the sampling changes: caches of aligned crops' embeddings key on it
 

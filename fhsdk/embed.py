@@ -40,7 +40,7 @@ class Embedder:
         self.batch_size = batch_size
         self.fingerprint = _fingerprint(self.network, recognizer)
         self._forward = runner(self.network, recognizer, backend, str(self.device))
-        self.dim = 128
+        self.dim = dlib_resnet.EMBEDDING_DIM
 
     @property
     def _mean(self) -> tuple[float, float, float]:

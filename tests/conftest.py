@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+import fhsdk.detect  # noqa: F401  (registers the detectors' deployment presets)
+import fhsdk.models  # noqa: F401  (registers the recogniser's and generators')
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FHSDK_DATA", REPO_ROOT.parent / "shared" / "data"))
 

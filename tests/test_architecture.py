@@ -28,13 +28,8 @@ LAYERS = (
 # Imported inside functions on purpose: optional extras and accelerator libraries that may be absent.
 OPTIONAL = {"tensorrt", "onnxruntime", "cupy", "cryptography", "faiss", "matplotlib"}
 
-# Known debt (the architecture issue, item 2): presets name the networks they build by import
-# string, until each model's config moves into the model registry.
-KNOWN_UPWARD = {
-    ("fhsdk.runtime.presets", "fhsdk.models.registry"),
-    ("fhsdk.runtime.presets", "fhsdk.detect.mtcnn_nets"),
-    ("fhsdk.runtime.presets", "fhsdk.detect.retinaface"),
-}
+# Edges allowed against the layering (none: presets now register beside their models).
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

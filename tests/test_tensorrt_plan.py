@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from fhsdk.detect.mtcnn import pnet_image_range, pyramid_sizes
 from fhsdk.errors import FHSDKError, InvalidInputError
 from fhsdk.runtime.base import TensorSpec
 from fhsdk.runtime.engine_cache import (
@@ -29,8 +30,6 @@ from fhsdk.runtime.trt_plan import (
     compute_profile,
     format_shapes,
     parse_shapes,
-    pnet_image_range,
-    pnet_pyramid_sizes,
     torch_dtype_name,
 )
 
@@ -85,25 +84,25 @@ def test_profile_from_trtexec_shapes_and_check():
 
 
 def test_pnet_pyramid_follows_mtcnn_schedule():
-    sizes = pnet_pyramid_sizes((480, 640), min_face=20, factor=0.709)
+    sizes = pyramid_sizes(480, 640, min_face_size=20, scale_factor=0.709)
     # first level is scale 12/20; each next level shrinks by the factor; the last keeps >= 12 px
     assert sizes[0] == (288, 384)
     assert all(min(s) >= 12 for s in sizes)
     assert 480 * 0.6 * 0.709 ** (len(sizes) - 1) >= 12 > 480 * 0.6 * 0.709 ** len(sizes)
     assert all(a[0] > b[0] for a, b in zip(sizes, sizes[1:]))
     # a smaller minimum face means a larger first level and more levels
-    assert len(pnet_pyramid_sizes((480, 640), min_face=12)) > len(sizes)
+    assert len(pyramid_sizes(480, 640, min_face_size=12)) > len(sizes)
 
 
 def test_pnet_image_range_covers_every_level():
-    low, opt, high = pnet_image_range((1080, 1920), min_face=20)
-    for h, w in pnet_pyramid_sizes((1080, 1920), min_face=20) + pnet_pyramid_sizes((480, 640), min_face=40):
+    low, opt, high = pnet_image_range((1080, 1920), min_face_size=20)
+    for h, w in pyramid_sizes(1080, 1920, min_face_size=20) + pyramid_sizes(480, 640, min_face_size=40):
         assert low[0] <= h <= high[0] and low[1] <= w <= high[1]
     assert low <= opt <= high
     # the preset's profile also takes every level of a portrait 1080p frame
     preset_low, _, preset_high = get_preset("mtcnn_pnet").spatial_range
     assert preset_high == (1152, 1152) and preset_low == low
-    for h, w in pnet_pyramid_sizes((1920, 1080), min_face=20):
+    for h, w in pyramid_sizes(1920, 1080, min_face_size=20):
         assert h <= preset_high[0] and w <= preset_high[1]
 
 
@@ -116,7 +115,7 @@ def test_profiles_cover_what_the_pipeline_sends():
 
 def test_pnet_image_range_refuses_frames_too_small():
     with pytest.raises(InvalidInputError):
-        pnet_image_range((10, 10), min_face=20)
+        pnet_image_range((10, 10), min_face_size=20)
 
 
 # -- shape strings ---------------------------------------------------------------------------------

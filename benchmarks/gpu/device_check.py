@@ -161,6 +161,8 @@ def section_kernels(args) -> dict:
 
 def section_fp16_parity(args) -> dict:
     """Per model: the FP16 ONNX graph vs FP32 under ONNX Runtime CPU; on a GPU also torch autocast."""
+    import fhsdk.detect  # noqa: F401  (registers the detectors' deployment presets)
+    import fhsdk.models  # noqa: F401  (the recogniser's and generators')
     from fhsdk.runtime import create_backend, get_preset
     from fhsdk.runtime.export import export_fp16, export_preset
     from fhsdk.runtime.verify import verify_backend
@@ -189,6 +191,8 @@ def section_fp16_parity(args) -> dict:
 def _model_with_weights(name: str, path: Path | None):
     import torch
 
+    import fhsdk.detect  # noqa: F401  (registers the detectors' deployment presets)
+    import fhsdk.models  # noqa: F401
     from fhsdk.runtime import get_preset
 
     if name == "edsr" and path is not None:

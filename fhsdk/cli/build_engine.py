@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import fhsdk.detect  # noqa: F401  (registers the detectors' deployment presets)
+import fhsdk.models  # noqa: F401  (registers the recogniser's and generators')
 from fhsdk.errors import InvalidInputError
 from fhsdk.runtime.build import DEFAULT_WORKSPACE_MIB, build_engine, default_profile
 from fhsdk.runtime.export import export_fp16, read_metadata

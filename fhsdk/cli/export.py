@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Mapping
 
+import fhsdk.detect  # noqa: F401  (registers the detectors' deployment presets)
+import fhsdk.models  # noqa: F401  (registers the recogniser's and generators')
 from fhsdk.errors import InvalidInputError
 from fhsdk.hallucinate import PACKAGED
 from fhsdk.models.checkpoints import build_preset_model, checkpoint_arch

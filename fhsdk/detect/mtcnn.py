@@ -27,7 +27,10 @@ from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError
 from fhsdk.images import ImageInput, as_bgr_images
 from fhsdk.models.registry import register_model
+from fhsdk.runtime.base import ModelIO, TensorSpec
 from fhsdk.runtime.module_adapter import runner
+from fhsdk.runtime.presets import F32, ModelPreset, image_spec, register_preset
+from fhsdk.runtime.trt_plan import square_max
 
 PNET_WINDOW = 12  # P-Net's receptive field: the smallest face it sees, in pyramid pixels
 PNET_STRIDE = 2
@@ -54,6 +57,26 @@ def pyramid_scales(height: int, width: int, min_face_size: float, scale_factor: 
         scales.append(scale)
         scale *= scale_factor
     return scales
+
+
+def pyramid_sizes(height: int, width: int, min_face_size: float = 20, scale_factor: float = 0.709) -> list[tuple[int, int]]:
+    """(h, w) of every pyramid level P-Net runs on for a frame (the sizes `MTCNN.detect` resizes to)."""
+    if min_face_size < PNET_WINDOW or not 0 < scale_factor < 1:
+        raise InvalidInputError(f"need min_face_size >= {PNET_WINDOW} and 0 < scale_factor < 1")
+    return [(math.ceil(height * s), math.ceil(width * s)) for s in pyramid_scales(height, width, min_face_size, scale_factor)]
+
+
+def pnet_image_range(max_frame_hw: tuple[int, int], min_face_size: float = 20,
+                     scale_factor: float = 0.709) -> tuple[tuple[int, int], ...]:
+    """P-Net's (min, opt, max) input size over every pyramid level of frames up to `max_frame_hw`: min
+    12 x 12 (the smallest level any frame gives), max the first level of the largest frame, opt the
+    middle level, where the pyramid spends most calls."""
+    sizes = pyramid_sizes(*max_frame_hw, min_face_size, scale_factor)
+    if not sizes:
+        raise InvalidInputError(f"a {max_frame_hw} frame is too small for faces of {min_face_size} px")
+    opt = sizes[len(sizes) // 2]
+    low = (PNET_WINDOW, PNET_WINDOW)
+    return low, (max(opt[0], low[0]), max(opt[1], low[1])), sizes[0]
 
 
 def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -151,7 +174,7 @@ class MTCNN(nn.Module):
             batch = _normalise(torch.stack([rgb[i] for i in members]))
             member_ids = torch.tensor(members, device=self.device)
             for scale in pyramid_scales(height, width, self.min_face_size, self.scale_factor):
-                size = (math.ceil(height * scale), math.ceil(width * scale))
+                size = (math.ceil(height * scale), math.ceil(width * scale))  # as pyramid_sizes
                 prob, offsets = self._nets["pnet"](_channels_last(F.interpolate(batch, size=size, mode="area")))
                 b, y, x = (prob > self.thresholds[0]).nonzero(as_tuple=True)
                 if b.numel() == 0:
@@ -218,3 +241,39 @@ class MTCNN(nn.Module):
     def extra_repr(self) -> str:
         return (f"min_face_size={self.min_face_size:g}, thresholds={self.thresholds}, "
                 f"scale_factor={self.scale_factor:g}")
+
+
+# -- deployment presets of the three nets (fhsdk export / TensorRT profiles) -----------------------
+
+# P-Net is fully convolutional and runs once per pyramid level on all frames of a batch: batch,
+# height and width are dynamic. Default profile: 1080p frames of either orientation (the largest
+# level of a landscape frame, 648 x 1152, square, so portrait frames fit too), faces down to 20 px,
+# up to 8 frames per call (Pipeline(batch_frames=...)); larger batches are split.
+register_preset(ModelPreset(
+    name="mtcnn_pnet",
+    io=ModelIO((image_spec((-1, 3, -1, -1)),),
+               (TensorSpec("prob", F32, (-1, -1, -1)), TensorSpec("bbox_reg", F32, (-1, 4, -1, -1))),
+               {"image": (1, 3, 48, 64)}),
+    build=lambda: load_pretrained("pnet").eval(),
+    batch_range=(1, 4, 8),
+    spatial_range=square_max(pnet_image_range((1080, 1920), min_face_size=20)),
+))
+# R-Net sees every P-Net candidate of the frames in a call: 614-675 per frame of crowd_1080p.mp4,
+# so the optimum is sized for about two frames and the maximum for six.
+register_preset(ModelPreset(
+    name="mtcnn_rnet",
+    io=ModelIO((image_spec((-1, 3, 24, 24)),),
+               (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4))),
+               {"image": (1, 3, 24, 24)}),
+    build=lambda: load_pretrained("rnet").eval(),
+    batch_range=(1, 1024, 4096),
+))
+register_preset(ModelPreset(
+    name="mtcnn_onet",
+    io=ModelIO((image_spec((-1, 3, 48, 48)),),
+               (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4)),
+                TensorSpec("landmarks", F32, (-1, 10))),
+               {"image": (1, 3, 48, 48)}),
+    build=lambda: load_pretrained("onet").eval(),
+    batch_range=(1, 128, 1024),  # the R-Net survivors after NMS: tens per crowd frame
+))

