@@ -165,7 +165,8 @@ def test_empty_inputs_and_faceless_frames(detector):
 
 
 @pytest.mark.parametrize("kwargs", [dict(score_threshold=1.5), dict(nms_threshold=-0.1), dict(upscale=0.5),
-                                    dict(upscale=8), dict(min_face_size=0), dict(score_threshold=True)])
+                                    dict(upscale=8), dict(min_face_size=0), dict(score_threshold=True),
+                                    dict(tiny_score_threshold=2.0)])
 def test_bad_settings_raise(kwargs):
     with pytest.raises(InvalidInputError):
         RetinaFace(**kwargs)
