@@ -43,10 +43,17 @@ def small_frame(data: Path):
 
 
 class Burner:
-    """`workers` spinning processes that exit by themselves after `seconds` (and are killed on exit)."""
+    """`workers` spinning processes that exit by themselves after `seconds` (and are killed on exit).
 
-    def __init__(self, workers: int, seconds: float):
-        self.processes = [subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)]) for _ in range(workers)]
+    By default they run in a session of their own, as another service on the host does (systemd gives
+    each service its own cgroup; Linux's autogroup scheduler, on by default, gives each session its
+    own): the scheduler then shares the cores between the pipeline and the burner, not between the
+    pipeline's one thread and each burner process. same_session=True puts them in the pipeline's
+    session, like extra busy threads of the same service."""
+
+    def __init__(self, workers: int, seconds: float, same_session: bool = False):
+        self.processes = [subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)], start_new_session=not same_session)
+                          for _ in range(workers)]
         time.sleep(0.3)  # let them reach the loop
 
     def __enter__(self):
@@ -77,12 +84,12 @@ def fps(pipes, frame, seconds: float) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
-def measure(pipes, frame, seconds: float, rounds: int, burners: int) -> dict:
+def measure(pipes, frame, seconds: float, rounds: int, burners: int, same_session: bool) -> dict:
     """Median fps over `rounds` alternating idle and loaded spells (the host's other load drifts)."""
     idle, loaded = [], []
     for _ in range(rounds):
         idle.append(fps(pipes, frame, seconds / rounds))
-        with Burner(burners, seconds / rounds + 5):
+        with Burner(burners, seconds / rounds + 5, same_session):
             loaded.append(fps(pipes, frame, seconds / rounds))
     idle, loaded = statistics.median(idle), statistics.median(loaded)
     return {"fps_idle": round(idle, 2), "fps_loaded": round(loaded, 2), "slowdown": round(idle / loaded, 2)}
@@ -109,6 +116,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement, idle and loaded each")
     parser.add_argument("--rounds", type=int, default=4, help="alternating idle/loaded spells per measurement")
     parser.add_argument("--burners", type=int, default=None, help="spinning processes (default: one per core)")
+    parser.add_argument("--burner-same-session", action="store_true",
+                        help="run the burner in this process's session (like busy threads of the same service)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -122,7 +131,8 @@ def main() -> None:
     burners = args.burners or (os.cpu_count() or 1)
     frame = small_frame(args.data)
     report = {"host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical / {cores} physical cores",
-              "load_average_at_start": round(load, 2), "burner_processes": burners, "seconds": args.seconds, "rounds": args.rounds,
+              "load_average_at_start": round(load, 2), "burner_processes": burners,
+              "burner_session": "same" if args.burner_same_session else "own", "seconds": args.seconds, "rounds": args.rounds,
               "frame": f"{frame.shape[1]}x{frame.shape[0]}", "default_threads": DEFAULT_THREADS,
               "torch": torch.__version__, "one_pipeline": {}, "two_pipelines": {}}
     pipes = [fhsdk.Pipeline(min_face_size=12, threads=settings[0]) for _ in range(2)]
@@ -131,8 +141,8 @@ def main() -> None:
     for threads in settings:
         fhsdk.threads.apply(threads)  # process-wide, as Pipeline(threads=...) does
         fps(pipes[:1], frame, 1.0)  # warm-up at this setting
-        report["one_pipeline"][threads] = measure(pipes[:1], frame, args.seconds, args.rounds, burners)
-        report["two_pipelines"][threads] = measure(pipes, frame, args.seconds, args.rounds, burners)
+        report["one_pipeline"][threads] = measure(pipes[:1], frame, args.seconds, args.rounds, burners, args.burner_same_session)
+        report["two_pipelines"][threads] = measure(pipes, frame, args.seconds, args.rounds, burners, args.burner_same_session)
         print(threads, "threads:", json.dumps(report["one_pipeline"][threads]),
               "two pipelines:", json.dumps(report["two_pipelines"][threads]), flush=True)
     print(json.dumps(report, indent=1))
