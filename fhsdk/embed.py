@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from fhsdk import kernels
 from fhsdk.errors import WeightsError
 from fhsdk.images import as_crop_batch
-from fhsdk.models import create_model, dlib_resnet
+from fhsdk.models import create_model
 from fhsdk.runtime.module_adapter import runner
 
 
@@ -35,20 +35,13 @@ class Embedder:
             _load_finetuned(self.network, Path(weights))
             self.name = f"{recognizer} fine-tuned ({Path(weights).name})"
         self.network = self.network.to(self.device).eval()
-        self._module = dlib_resnet
-        self.input_side = dlib_resnet.INPUT_SIZE
+        # What the network says of itself: its chip side, normalisation and embedding size.
+        self.input_side = int(self.network.input_size)
+        self._mean, self._scale = tuple(self.network.rgb_mean), float(self.network.rgb_scale)
+        self.dim = int(self.network.embedding_dim)
         self.batch_size = batch_size
         self.fingerprint = _fingerprint(self.network, recognizer)
         self._forward = runner(self.network, recognizer, backend, str(self.device))
-        self.dim = dlib_resnet.EMBEDDING_DIM
-
-    @property
-    def _mean(self) -> tuple[float, float, float]:
-        return self._module.RGB_MEAN
-
-    @property
-    def _scale(self) -> float:
-        return self._module.RGB_SCALE
 
     def preprocess(self, crops: np.ndarray) -> torch.Tensor:
         """BGR uint8 N x s x s x 3 -> the network's N x 3 x 150 x 150 input (fused resize + normalise)."""
@@ -107,3 +100,9 @@ def _load_finetuned(network: torch.nn.Module, path: Path) -> None:
     except (TypeError, RuntimeError, OSError, ValueError, EOFError, AttributeError, pickle.UnpicklingError) as error:
         raise WeightsError(f"{path} is not a state dict of this recogniser ({error}): export one with "
                            "`python -m train.export_weights RUN_DIR --recognizer`") from error
+
+
+def create_recognizer(name: str = "dlib_resnet_v1", *, device: str = "cpu", backend: str = "torch",
+                      weights: str | Path | None = None) -> Embedder:
+    """The recogniser stage, built like the others (fhsdk.stages): by name, device and backend."""
+    return Embedder(name, device=device, backend=backend, weights=weights)

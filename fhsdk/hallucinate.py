@@ -31,9 +31,13 @@ PACKAGED_DEFAULT = PACKAGED["default"]
 
 class BicubicHallucinator:
     name = "bicubic"
+    native_side = None  # no network: each face is resized from its own side
 
     def __init__(self, hr_side: int = HR_SIDE):
         self.hr_side = hr_side
+
+    def use_backend(self, kind: str) -> "BicubicHallucinator":
+        return self  # nothing to run on a backend
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         return resize_bicubic(crops, self.hr_side)
@@ -113,8 +117,16 @@ def tensor_to_bgr_uint8(batch: torch.Tensor) -> np.ndarray:
     return batch.round().clamp_(0, 255).to(torch.uint8).flip(1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
-def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu"):
-    """'bicubic', a packaged model ('default', 'lai', 'surveillance'), or a path to a hallucinator .pt file."""
+def create_hallucinator(spec: str = "bicubic", device: str | torch.device = "cpu", backend: str = "torch"):
+    """The hallucinator stage (fhsdk.stages), built by name, device and backend: 'bicubic', a packaged
+    model ('default', 'lai', 'surveillance'), or a path to a hallucinator .pt file."""
+    return _load_hallucinator(spec, device).use_backend(backend)
+
+
+def _load_hallucinator(spec: str, device: str | torch.device):
+    if not isinstance(spec, (str, Path)):
+        raise ConfigError(f"a hallucinator is named by a string or a .pt path, got {type(spec).__name__}")
+    spec = str(spec)
     if spec == "bicubic":
         return BicubicHallucinator()
     if spec in PACKAGED:

@@ -25,10 +25,10 @@ from fhsdk import threads as fhsdk_threads
 from fhsdk.align import align as align_faces
 from fhsdk.align import crop_transforms, region_side_px
 from fhsdk.detect import create_detector, detector_class, list_detectors
-from fhsdk.embed import Embedder
+from fhsdk.embed import create_recognizer
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
-from fhsdk.hallucinate import PACKAGED_DEFAULT, bgr_uint8_to_tensor, create_hallucinator, tensor_to_bgr_uint8
+from fhsdk.hallucinate import PACKAGED_DEFAULT, create_hallucinator, tensor_to_bgr_uint8
 from fhsdk.images import as_bgr_image
 from fhsdk.results import Face, FrameResult
 from fhsdk.shots import ShotChangeDetector
@@ -72,11 +72,10 @@ class Pipeline:
         self.threads = fhsdk_threads.apply(threads)  # before the stages build their ONNX Runtime sessions
         self.device = device
         self.backend = backend
-        self.detector = create_detector(detector, min_face_size=min_face_size, device=device).use_backend(backend)
-        self.hallucinator = _default_or(hallucinator, device)
-        if hasattr(self.hallucinator, "use_backend"):
-            self.hallucinator.use_backend(backend)
-        self.embedder = Embedder(recognizer, device=device, backend=backend)
+        # Every stage is built the same way: by name, device and backend (fhsdk.stages).
+        self.detector = create_detector(detector, device=device, backend=backend, min_face_size=min_face_size)
+        self.hallucinator = _default_or(hallucinator, device, backend)
+        self.embedder = create_recognizer(recognizer, device=device, backend=backend)
         self.gate_px = float(gate_px)
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)
@@ -318,7 +317,7 @@ class Pipeline:
                 # side: one resampling of the frame, as the generator was trained (an HR crop shrunk to s
                 # and resized to its input side). A hallucinator without an input side (bicubic, a user's)
                 # gets each face at its own size (its real resolution), grouped by side.
-                input_side = getattr(self.hallucinator, "native_side", None)
+                input_side = self.hallucinator.native_side
                 if input_side:
                     sides = np.full(len(sizes), int(input_side))
                 else:
@@ -334,7 +333,7 @@ class Pipeline:
                 restored_rows, restored = [], []
                 for rows, lr in crops.values():
                     restored_rows.append(rows)
-                    restored.append(self._hallucinate_tensor(lr))
+                    restored.append(self.hallucinator.hallucinate_tensor(lr))
             with self._timed(timings, "embed"):
                 rows, restored = np.concatenate(restored_rows), torch.cat(restored)
                 embeddings[rows] = self.embedder.embed_tensor(restored)  # restored faces stay on the device
@@ -356,10 +355,6 @@ class Pipeline:
     def _timed(self, timings: StageTimer, stage: str):
         return timings.stage(stage)
 
-    def _hallucinate_tensor(self, crops: np.ndarray) -> torch.Tensor:
-        if hasattr(self.hallucinator, "hallucinate_tensor"):
-            return self.hallucinator.hallucinate_tensor(crops)
-        return bgr_uint8_to_tensor(self.hallucinator(crops))  # a user's hallucinator with only the array contract
 
     def _embed_faces(self, frame: np.ndarray, faces: Sequence[Face], flip: bool = False) -> np.ndarray:
         """Straight from the frame to the recogniser: the fused crop+align+resize+normalise kernel.
@@ -400,12 +395,11 @@ def _check_settings(device, gate_px, threshold, min_face_size, batch_frames, det
         raise ConfigError(f"batch_frames={batch_frames!r} is invalid: use an integer >= 1 (1 = lowest latency)")
 
 
-def _default_or(spec: str, device: str):
-    if spec == "default":
-        if not PACKAGED_DEFAULT.is_file():  # an install without the model; a damaged one is an error
-            log.warning("no default hallucinator is packaged in this install; using bicubic")
-            return create_hallucinator("bicubic", device=device)
-    return create_hallucinator(spec, device=device)
+def _default_or(spec: str, device: str, backend: str):
+    if spec == "default" and not PACKAGED_DEFAULT.is_file():  # an install without the model; a damaged one is an error
+        log.warning("no default hallucinator is packaged in this install; using bicubic")
+        spec = "bicubic"
+    return create_hallucinator(spec, device=device, backend=backend)
 
 
 def _read_image(image) -> np.ndarray:

@@ -18,7 +18,7 @@ LAYERS = (
                      "fhsdk._C")),
     ("compute (knows no faces)", ("fhsdk.kernels", "fhsdk.runtime")),
     ("networks", ("fhsdk.models",)),
-    ("stages", ("fhsdk.detect", "fhsdk.align", "fhsdk.degrade", "fhsdk.embed", "fhsdk.hallucinate", "fhsdk.gallery",
+    ("stages", ("fhsdk.detect", "fhsdk.align", "fhsdk.degrade", "fhsdk.stages", "fhsdk.embed", "fhsdk.hallucinate", "fhsdk.gallery",
                 "fhsdk.track", "fhsdk.shots", "fhsdk.video", "fhsdk.outputs")),
     ("pipeline", ("fhsdk.pipeline",)),
     ("applications", ("fhsdk.eval", "fhsdk.demo")),
@@ -146,3 +146,18 @@ def test_imports_inside_functions_are_only_optional_extras_or_the_lazy_facade():
         and target.split(".")[0] not in OPTIONAL
     )
     assert not deferred, "imports inside functions without a reason: " + ", ".join(f"{a}: {b}" for a, b in deferred)
+
+
+def test_every_stage_is_built_the_same_way_and_meets_its_protocol():
+    """Detectors, hallucinators and recognisers: by name, device and backend, and each provides what
+    fhsdk.stages says Pipeline relies on."""
+    from fhsdk.detect import create_detector, list_detectors
+    from fhsdk.embed import create_recognizer
+    from fhsdk.hallucinate import PACKAGED, create_hallucinator
+    from fhsdk.stages import Detector, Hallucinator, Recognizer
+
+    for name in list_detectors():
+        assert isinstance(create_detector(name, device="cpu", backend="torch"), Detector), name
+    for name in ["bicubic", *(n for n, path in PACKAGED.items() if path.is_file())]:
+        assert isinstance(create_hallucinator(name, device="cpu", backend="torch"), Hallucinator), name
+    assert isinstance(create_recognizer("dlib_resnet_v1", device="cpu", backend="torch"), Recognizer)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fhsdk.align import LR_SIDES
-from fhsdk.embed import Embedder
+from fhsdk.embed import create_recognizer
 from fhsdk.errors import InvalidInputError
 from fhsdk.eval.end_to_end import evaluate_lfw_pipeline, make_pipeline
 from fhsdk.eval.harness import EvalConfig, evaluate_lfw
@@ -64,12 +64,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.protocol == "pipeline":
         return _run_pipeline_eval(args, config)
-    embedder = Embedder(device=args.device, backend=args.backend, weights=args.recognizer_weights)
+    embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.recognizer_weights)
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
-        hallucinator = create_hallucinator(spec, device=args.device)
-        if hasattr(hallucinator, "use_backend"):
-            hallucinator.use_backend(args.backend)
+        hallucinator = create_hallucinator(spec, device=args.device, backend=args.backend)
         result = evaluate_lfw(config, hallucinator, embedder)
         results[hallucinator.name] = result
         paths = write_outputs(result, args.out, f"{hallucinator.name}_{config.degradation}")

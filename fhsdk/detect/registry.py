@@ -38,6 +38,7 @@ def detector_class(name: str) -> type:
     return _DETECTORS[name]
 
 
-def create_detector(name: str, **kwargs):
-    """The detector registered as `name`, built with `kwargs` (min_face_size=..., device=...)."""
-    return detector_class(name)(**kwargs)
+def create_detector(name: str, *, device: str = "cpu", backend: str = "torch", **options):
+    """The detector stage (fhsdk.stages), built by name, device and backend; `options` go to its
+    constructor (min_face_size=..., thresholds)."""
+    return detector_class(name)(device=device, **options).use_backend(backend)

@@ -164,8 +164,12 @@ class DlibResNet(nn.Module):
                 features[name] = x
         return features
 
-    # Preprocessing travels with the model, so callers holding only the network can use it.
+    # Preprocessing and output size travel with the model, so callers holding only the network (the
+    # embedder, training) read them here (fhsdk.stages.Recognizer lists what a recogniser provides).
     input_size = INPUT_SIZE
+    rgb_mean = RGB_MEAN
+    rgb_scale = RGB_SCALE
+    embedding_dim = EMBEDDING_DIM
     normalize_rgb = staticmethod(normalize_rgb)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
