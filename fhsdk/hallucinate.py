@@ -7,7 +7,6 @@ is first resized (bicubic) to the generator's native LR side, then the network u
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from fhsdk.align import HR_SIDE
 from fhsdk.degrade import resize_bicubic
 from fhsdk.errors import ConfigError, WeightsError
 from fhsdk.images import as_crop_batch
-from fhsdk.models import create_model
+from fhsdk.models.hallucinator_file import read_hallucinator
 from fhsdk.runtime.module_adapter import runner
 from fhsdk.weights import sha256_file
 
@@ -72,21 +71,13 @@ class NetworkHallucinator:
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> "NetworkHallucinator":
-        path = Path(path)
-        if not path.is_file():
-            raise WeightsError(f"hallucinator weights not found at {path}: pass an existing .pt file")
+        record = read_hallucinator(path)
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            generator = create_model(checkpoint["arch"], **checkpoint.get("arch_kwargs", {}))
-            generator.load_state_dict(checkpoint["state_dict"])
-        except (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
-            # weights_only=True refuses pickled code with UnpicklingError: it is never run
-            raise WeightsError(
-                f"{path} is not a valid fhsdk hallucinator file ({error}): export one with "
-                "`python -m train.export_weights RUN_DIR`"
-            ) from error
-        return cls(generator, int(checkpoint["native_side"]), name=path.stem, device=device,
-                   arch=checkpoint["arch"])
+            generator = record.build()
+        except (TypeError, RuntimeError, KeyError) as error:  # arguments or weights of another network
+            raise WeightsError(f"{path} does not build the network it names ({error}): export it again with "
+                               "`python -m train.export_weights RUN_DIR`") from error
+        return cls(generator, record.native_side, name=Path(path).stem, device=device, arch=record.arch)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         return tensor_to_bgr_uint8(self.hallucinate_tensor(crops))

@@ -64,3 +64,28 @@ def test_onnxruntime_matches_torch(face_hr, name):
 
 def test_pipeline_uses_it_by_default():
     assert fhsdk.Pipeline().hallucinator.name == "hallucinator_default"
+
+
+def test_the_hallucinator_file_round_trips_through_its_one_writer_and_reader(tmp_path):
+    """train writes and fhsdk reads the same format (fhsdk/models/hallucinator_file.py)."""
+    import torch
+
+    from fhsdk.errors import WeightsError
+    from fhsdk.hallucinate import NetworkHallucinator
+    from fhsdk.models import create_model
+    from fhsdk.models.hallucinator_file import read_hallucinator, write_hallucinator
+
+    generator = create_model("edsr", scale=4, num_features=8, num_blocks=1)
+    path = write_hallucinator(tmp_path / "g.pt", arch="edsr", arch_kwargs={"scale": 4, "num_features": 8, "num_blocks": 1},
+                              native_side=16, state_dict=generator.state_dict(), name="test", step=7)
+    record = read_hallucinator(path)
+    assert (record.arch, record.native_side, record.hr_side, record.step) == ("edsr", 16, 64, 7)
+    loaded = NetworkHallucinator.from_file(path)
+    assert loaded.native_side == 16 and loaded.hr_side == 64
+    probe = torch.rand(1, 3, 16, 16)
+    assert torch.equal(loaded.generator(probe), generator.eval()(probe))
+    broken = dict(torch.load(path, weights_only=True))
+    del broken["native_side"]
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(WeightsError, match="not a valid fhsdk hallucinator file"):
+        read_hallucinator(tmp_path / "broken.pt")

@@ -3,8 +3,7 @@
     python -m train.export_weights RUN_DIR [--checkpoint FILE] [--out FILE]
     python -m train.export_weights RUN_DIR --recognizer      # the recogniser the run fine-tuned
 
-The file is a plain dict, loadable with `torch.load(..., weights_only=True)`:
-{"arch", "arch_kwargs", "native_side", "hr_side", "name", "step", "state_dict"}. Only the generator
+The file's format is `fhsdk/models/hallucinator_file.py`'s (one place for writer and reader). Only the generator
 is exported: evaluation and deployment keep the original recogniser (a recogniser fine-tuned during
 training is exported separately: by the run when its config says `deploy: {recognizer: finetuned}`, or
 on request with --recognizer, as a state dict `fhsdk.embed.Embedder(weights=...)` loads).
@@ -15,27 +14,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from fhsdk.errors import ConfigError
+from fhsdk.models.hallucinator_file import write_hallucinator
 from train.checkpoint_io import atomic_save, load_checkpoint
 
 
-def hallucinator_record(cfg: dict, state_dict: dict, step: int) -> dict:
+def save_hallucinator(cfg: dict, state_dict: dict, step: int, path: str | Path) -> Path:
+    """The run's generator as a hallucinator file (fhsdk/models/hallucinator_file.py has the format)."""
     kwargs = dict(cfg["generator"])
     arch, native_side = kwargs.pop("name"), kwargs.pop("lr_side")
-    return {
-        "arch": arch,
-        "arch_kwargs": kwargs,
-        "native_side": int(native_side),
-        "hr_side": int(native_side * kwargs.get("scale", 4)),
-        "name": f"{cfg['method']}-{cfg.get('preset')}-seed{cfg.get('seed', 0)}",
-        "step": int(step),
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-    }
-
-
-def save_hallucinator(record: dict, path: str | Path) -> Path:
-    return atomic_save(record, path)
+    return write_hallucinator(path, arch=arch, arch_kwargs=kwargs, native_side=native_side, state_dict=state_dict,
+                              name=f"{cfg['method']}-{cfg.get('preset')}-seed{cfg.get('seed', 0)}", step=step)
 
 
 def _run_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> tuple[Path, dict]:
@@ -48,8 +37,8 @@ def _run_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> tuple[Path,
 def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     _, state = _run_checkpoint(run_dir, checkpoint)
-    record = hallucinator_record(state["config"], state["procedure"]["networks"]["generator"], state["step"])
-    return save_hallucinator(record, out or run_dir / "generator.pt")
+    return save_hallucinator(state["config"], state["procedure"]["networks"]["generator"], state["step"],
+                             out or run_dir / "generator.pt")
 
 
 def export_recognizer(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:

@@ -30,7 +30,7 @@ from fhsdk.files import atomic_path
 from train.checkpoint_io import atomic_save, load_checkpoint
 from train.config import dump_config
 from train.data import EpochBatchSampler, FaceCropDataset, build_cache, default_cache_path, load_cache, split_indices
-from train.export_weights import hallucinator_record, save_hallucinator
+from train.export_weights import save_hallucinator
 from train.procedures import PROCEDURES, Procedure
 
 
@@ -115,7 +115,7 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
     keep = cfg["train"]["keep_checkpoints"]
     for old in sorted(folder.glob("step_*.pt"))[:-keep]:
         old.unlink()
-    save_hallucinator(hallucinator_record(cfg, procedure.generator.state_dict(), step), out_dir / "generator.pt")
+    save_hallucinator(cfg, procedure.generator.state_dict(), step, out_dir / "generator.pt")
     # A fine-tuned recogniser is a training aid: exported for deployment only when the config says so.
     if cfg["deploy"]["recognizer"] == "finetuned" and "recognizer" in procedure.networks:
         atomic_save(procedure.networks["recognizer"].backbone.state_dict(), out_dir / "recognizer_finetuned.pt")

@@ -189,19 +189,15 @@ def section_fp16_parity(args) -> dict:
 
 
 def _model_with_weights(name: str, path: Path | None):
-    import torch
 
     import fhsdk.detect  # noqa: F401  (registers the detectors' deployment presets)
     import fhsdk.models  # noqa: F401
     from fhsdk.runtime import get_preset
 
     if name == "edsr" and path is not None:
-        from fhsdk.models import create_model
+        from fhsdk.models.hallucinator_file import read_hallucinator
 
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        model = create_model(checkpoint["arch"], **checkpoint.get("arch_kwargs", {}))
-        model.load_state_dict(checkpoint["state_dict"])
-        return model.eval()
+        return read_hallucinator(path).build()
     if name == "dlib_resnet_v1":
         from fhsdk.models import create_model
 

@@ -8,7 +8,7 @@ from typing import Mapping
 import torch
 
 from fhsdk.errors import WeightsError
-from fhsdk.models.registry import create_model
+from fhsdk.models.hallucinator_file import read_hallucinator
 from fhsdk.runtime.presets import get_preset
 
 
@@ -22,24 +22,23 @@ def build_preset_model(name: str, weights: str | os.PathLike | None = None) -> t
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError) as error:
         raise WeightsError(f"cannot read weights '{weights}': {error}") from error
-    try:
-        if isinstance(state, Mapping) and "arch" in state:
-            if state["arch"] != name:
-                raise WeightsError(f"'{weights}' holds a '{state['arch']}' model, not '{name}': "
-                                   f"export it as `fhsdk export {state['arch']} --weights {weights}`")
-            model = create_model(name, **state.get("arch_kwargs", {}))
-        else:
+    if isinstance(state, Mapping) and "arch" in state:  # a hallucinator file
+        record = read_hallucinator(weights)
+        if record.arch != name:
+            raise WeightsError(f"'{weights}' holds a '{record.arch}' model, not '{name}': "
+                               f"export it as `fhsdk export {record.arch} --weights {weights}`")
+        build = record.build
+    else:
+        def build():
             model = get_preset(name).build()
-        model.load_state_dict(state.get("state_dict", state))
+            model.load_state_dict(state.get("state_dict", state))
+            return model
+    try:
+        return build().eval()
     except (RuntimeError, KeyError, AttributeError, TypeError) as error:
         raise WeightsError(f"cannot load weights '{weights}' into {name}: {error}") from error
-    return model.eval()
 
 
 def checkpoint_arch(weights: str | os.PathLike) -> str:
-    """The architecture a checkpoint names ('arch'), for exporting it without naming a preset."""
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        return str(state["arch"])
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError) as error:
-        raise WeightsError(f"'{weights}' is not a checkpoint that names its architecture: {error}") from error
+    """The architecture a hallucinator file names, for exporting it without naming a preset."""
+    return read_hallucinator(weights).arch
