@@ -47,7 +47,7 @@ def _arrays(path):
 
 
 def _temp_files(folder):
-    return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".tmp"))
+    return sorted(p.name for p in Path(folder).iterdir() if ".fhsdk-save-" in p.name or p.name.endswith(".tmp"))
 
 
 def _assert_same(a, b):
@@ -282,7 +282,7 @@ def test_format_1_file_loads_only_when_asked_with_a_warning(tmp_path, caplog):
 
 
 def test_format_2_file_still_loads(tmp_path):
-    from fhsdk.gallery import _checksum
+    from fhsdk.gallery.file_format import checksum as _checksum
 
     gallery = _gallery()
     arrays = {"format_version": np.array(2, dtype=np.int64), "recognizer_fingerprint": np.array("fp"),
@@ -350,12 +350,13 @@ def hold(phase):  # the test kills us while we wait here, at exactly this point 
     time.sleep(600)
 
 
-def savez(handle, **arrays):  # 'write': killed with half the temp file written
+def savez(file, **arrays):  # 'write': killed with half the temp file written
     buffer = io.BytesIO()
     real_savez(buffer, **arrays)
-    handle.write(buffer.getbuffer()[: len(buffer.getbuffer()) // 2])
-    handle.flush()
-    hold("write")
+    with open(file, "wb") as handle:
+        handle.write(buffer.getbuffer()[: len(buffer.getbuffer()) // 2])
+        handle.flush()
+        hold("write")
 
 
 def replace(source, target):  # 'rename': killed before the rename; 'renamed': after it, before the report
@@ -443,12 +444,12 @@ def test_sigkill_during_saves_never_loses_the_gallery(tmp_path):
         np.testing.assert_array_equal(loaded.embeddings[0], np.eye(128, dtype=np.float32)[on_disk % 128])
         np.testing.assert_array_equal(loaded.embeddings[1:], rest)
         assert loaded.names[1:] == ["someone"] * (rows - 1)
-        # a killed save leaves at most hidden '.tmp' files, which no one would take for the gallery
+        # a killed save leaves at most hidden '.fhsdk-save-' files, which no one would take for the gallery
         strays = _temp_files(tmp_path)
-        assert all(s.startswith(".g.npz.fhsdk-save-") and s.endswith(".tmp") for s in strays)
+        assert all(s.startswith(".g.npz.fhsdk-save-") and s.endswith(".tmp.npz") for s in strays)
         if phase in ("write", "rename"):
             assert strays, f"a kill at '{phase}' leaves its temp file"
-        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")) == [".g.npz.lock", "g.npz"]
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name not in strays) == [".g.npz.lock", "g.npz"]
     print(f"\n{len(KILL_SCHEDULE)} SIGKILLs in {time.perf_counter() - started:.1f} s; "
           f"{len(versions_seen)} distinct versions found after kills, the last {on_disk}")
     loaded.save(path)  # the next save sweeps the killed saves' temp files
