@@ -25,7 +25,7 @@ def test_the_refusal_suggests_the_closest_key():
 
 
 def test_a_key_of_another_method_is_refused():
-    # SICNN's weight is alpha; C-Face's compare_k means nothing to Lai et al.'s procedure
+    # C-Face's compare_k means nothing to Lai et al.'s procedure
     with pytest.raises(ConfigError, match="loss.compare_k"):
         load_config("lai", "cpu_small", ["loss.compare_k=5"])
 
@@ -42,3 +42,8 @@ def test_every_shipped_config_passes_the_check():
 
     for path in sorted(CONFIG_DIR.rglob("*.yaml")):
         load_config(path)
+
+
+def test_an_old_key_name_is_refused_with_the_new_one():
+    with pytest.raises(ConfigError, match="identity_weight"):
+        load_config("sicnn", "cpu_small", ["loss.alpha=4"])  # SICNN's weight is named like every other method's

@@ -51,7 +51,7 @@ def test_every_method_has_a_config_with_both_presets():
             assert cfg["deploy"]["recognizer"] == "original"
     assert load_config("lai", "cpu_small")["loss"]["identity_weight"] == 0.5
     assert load_config("lai", "cpu_small")["degradation"]["factors"] == [4, 8, 16]
-    assert load_config("sicnn", "gpu_full")["loss"]["alpha"] == 8.0
+    assert load_config("sicnn", "gpu_full")["loss"]["identity_weight"] == 8.0
     assert load_config("sicnn", "gpu_full")["head"] == {"name": "asoftmax", "m": 4}
     assert load_config("fhgan", "gpu_full")["head"] == {"name": "arcface", "s": 64.0, "m": 0.5}
     assert load_config("fhgan", "gpu_full")["loss"]["gp_weight"] == 10.0

@@ -19,8 +19,8 @@ from train.procedures.base import Procedure, frozen
 
 class SICNNProcedure(Procedure):
     name = "sicnn"
-    # alpha: the super-identity loss weight, named as in the SICNN paper
-    config_sections = {"loss": {"pixel": "l2", "alpha": 8.0, "domain_integrated": True}}
+    # identity_weight: the super-identity loss weight, the paper's alpha (every method names its identity term so)
+    config_sections = {"loss": {"pixel": "l2", "identity_weight": 8.0, "domain_integrated": True}}
     loss_names = ("total", "pixel", "super_identity", "recognizer", "recognizer_acc")
 
     def __init__(self, *args, **kwargs):
@@ -52,7 +52,7 @@ class SICNNProcedure(Procedure):
         pixel = pixel_loss(sr, hr, loss_cfg["pixel"])
         with frozen(self.recognizer):
             super_identity = super_identity_loss(self.recognizer(sr), hr_features)
-        total = pixel + loss_cfg["alpha"] * super_identity
+        total = pixel + loss_cfg["identity_weight"] * super_identity
         self.step(self.optimizers["generator"], total)
         return {
             "total": total.item(),
