@@ -22,8 +22,9 @@ from fhsdk.weights import sha256_file
 
 _WEIGHTS = Path(__file__).parent / "weights"
 # Hallucinators shipped inside the package, by name (docs/MODEL_CARD.md): `lai` is Lai et al.'s
-# identity-preserved model, `default` is `lai` fine-tuned with C-Face's loss, both on bicubic
-# downsampling (the LFW protocol); `surveillance` is `lai` fine-tuned on camera-like blur, noise and JPEG.
+# identity-preserved model on bicubic downsampling (the LFW protocol); `default` is `lai` fine-tuned with
+# C-Face's loss, then on inputs made the way Pipeline makes them (area-shrunk frames, the detector's
+# landmark error, a bilinear warp); `surveillance` is `lai` fine-tuned on camera-like blur, noise and JPEG.
 PACKAGED = {name: _WEIGHTS / f"hallucinator_{name}.pt" for name in ("default", "lai", "surveillance")}
 PACKAGED_DEFAULT = PACKAGED["default"]
 
