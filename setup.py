@@ -78,7 +78,10 @@ class BuildExtWithCuda(build_ext):
             # Static CUDA runtime: no libcudart.so needed at import time; the driver (libcuda.so)
             # is only opened when a CUDA entry point is first called.
             ext.extra_link_args = list(ext.extra_link_args or []) + [
-                os.path.join(lib64, "libcudart_static.a"), "-lrt", "-ldl", "-lpthread",
+                os.path.join(lib64, "libcudart_static.a"),
+                "-lrt",
+                "-ldl",
+                "-lpthread",
             ]
         super().build_extension(ext)
 
@@ -93,13 +96,35 @@ class BuildExtWithCuda(build_ext):
         objects = []
         for src in CUDA_SOURCES:
             obj = os.path.join(build_dir, os.path.basename(src) + ".o")
-            deps = [src, "csrc/ops/resize_normalize.h", "csrc/ops/cosine_topk.h", "csrc/ops/cuda/cuda_check.cuh", "csrc/ops/cuda/cuda_device.h"]
-            if self.force or not os.path.exists(obj) or any(
-                os.path.getmtime(os.path.join(ROOT, d)) > os.path.getmtime(obj) for d in deps
+            deps = [
+                src,
+                "csrc/ops/resize_normalize.h",
+                "csrc/ops/cosine_topk.h",
+                "csrc/ops/cuda/cuda_check.cuh",
+                "csrc/ops/cuda/cuda_device.h",
+            ]
+            if (
+                self.force
+                or not os.path.exists(obj)
+                or any(os.path.getmtime(os.path.join(ROOT, d)) > os.path.getmtime(obj) for d in deps)
             ):
-                cmd = [nvcc, "-c", src, "-o", obj, "-O3", "-std=c++17", "-Icsrc",
-                       "-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden",
-                       "--expt-relaxed-constexpr", "-cudart", "static"] + gencode
+                cmd = [
+                    nvcc,
+                    "-c",
+                    src,
+                    "-o",
+                    obj,
+                    "-O3",
+                    "-std=c++17",
+                    "-Icsrc",
+                    "-Xcompiler",
+                    "-fPIC",
+                    "-Xcompiler",
+                    "-fvisibility=hidden",
+                    "--expt-relaxed-constexpr",
+                    "-cudart",
+                    "static",
+                ] + gencode
                 _log("nvcc: " + " ".join(cmd[1:4]) + f" (archs {archs} + PTX)")
                 subprocess.check_call(cmd, cwd=ROOT)
             objects.append(obj)

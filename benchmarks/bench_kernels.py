@@ -129,7 +129,9 @@ def bench_affine(args, rows):
             ours, base = interleaved(
                 [lambda: resize_normalize_affine(frame, mats, side, MEAN, SCALE, backend="cpu"),
                  lambda: opencv_numpy_faces(frame, mats, side)], args.reps)  # fmt: skip
-            diff = np.abs(resize_normalize_affine(frame, mats, side, MEAN, SCALE) - opencv_numpy_faces(frame, mats, side))
+            diff = np.abs(
+                resize_normalize_affine(frame, mats, side, MEAN, SCALE) - opencv_numpy_faces(frame, mats, side)
+            )
             rows.append(dict(op="resize_normalize (a)", case=f"1920x1080 frame, {faces} faces -> {side}x{side}",
                              baseline="per face cv2.warpAffine + numpy", kernel_ms=ours * 1e3,
                              baseline_ms=base * 1e3, ratio=base / ours,
@@ -200,14 +202,22 @@ def bench_cuda(args, rows):
             mats = face_affines(rng, faces, side)
 
             def torch_affine():  # affine_grid + grid_sample, the usual torch route
-                inv = torch.as_tensor(np.linalg.inv(np.concatenate([mats, np.tile([[[0, 0, 1.0]]], (faces, 1, 1))], 1))[:, :2], device=dev, dtype=torch.float32)
+                inv = torch.as_tensor(
+                    np.linalg.inv(np.concatenate([mats, np.tile([[[0, 0, 1.0]]], (faces, 1, 1))], 1))[:, :2],
+                    device=dev,
+                    dtype=torch.float32,
+                )
                 img = frame.permute(2, 0, 1)[None].float().flip(1)
                 ys, xs = torch.meshgrid(torch.arange(side, device=dev), torch.arange(side, device=dev), indexing="ij")
                 pts = torch.stack([xs, ys, torch.ones_like(xs)], -1).float().view(1, -1, 3)
                 src = pts @ inv.transpose(1, 2)
                 grid = torch.stack([src[..., 0] / (1920 - 1) * 2 - 1, src[..., 1] / (1080 - 1) * 2 - 1], -1)
-                out = torch.nn.functional.grid_sample(img.expand(faces, -1, -1, -1), grid.view(faces, side, side, 2),
-                                                      align_corners=True, padding_mode="zeros")
+                out = torch.nn.functional.grid_sample(
+                    img.expand(faces, -1, -1, -1),
+                    grid.view(faces, side, side, 2),
+                    align_corners=True,
+                    padding_mode="zeros",
+                )
                 return (out - mean_t) * scale_t
 
             ours, base = interleaved([lambda: resize_normalize_affine(frame, mats, side, MEAN, SCALE), torch_affine],
@@ -223,7 +233,9 @@ def bench_cuda(args, rows):
             y = torch.nn.functional.interpolate(x, size=(150, 150), mode="bilinear", align_corners=False)
             return (y - mean_t) * scale_t
 
-        ours, base = interleaved([lambda: resize_normalize_batch(x, 150, MEAN, SCALE), torch_batch], args.reps, sync=sync)
+        ours, base = interleaved(
+            [lambda: resize_normalize_batch(x, 150, MEAN, SCALE), torch_batch], args.reps, sync=sync
+        )
         torch.testing.assert_close(resize_normalize_batch(x, 150, MEAN, SCALE), torch_batch(), atol=1e-4, rtol=1e-5)
         rows.append(dict(op="resize_normalize (b) (cuda)", case=f"{b} x 3 x {args.batch_in}^2 -> 150^2",
                          baseline="torch interpolate + normalise", kernel_ms=ours * 1e3, baseline_ms=base * 1e3,

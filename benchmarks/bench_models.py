@@ -64,7 +64,8 @@ def measure_ort_peak_flops(threads: int, size: int = 2048, repeats: int = 10) ->
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "matmul",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in ("a", "b")],
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])],
     )
@@ -99,6 +100,7 @@ def backend_configs(threads: int) -> list[dict]:
         ]
         try:
             import tensorrt  # noqa: F401
+
             configs.append({"kind": "tensorrt", "device": "cuda", "precision": "fp16", "options": {}})
         except ImportError:
             pass
@@ -127,8 +129,10 @@ def bench_model(name: str, configs, batches, threads, peaks, args, workdir: Path
     flops = count_flops(model, torch.zeros(1, *sample_shape))["flops"]
     report = export_preset(name, workdir / f"{name}.onnx", model=model, check_batches=(1, 2))
     if not report.passed:
-        print(f"WARNING: {name}'s ONNX export fails parity; its ONNX timings are of a wrong graph:\n"
-              f"{report.summary()}", file=sys.stderr)
+        print(
+            f"WARNING: {name}'s ONNX export fails parity; its ONNX timings are of a wrong graph:\n{report.summary()}",
+            file=sys.stderr,
+        )
     onnx_path = report.path
     rows = []
     for config in configs:
@@ -139,23 +143,39 @@ def bench_model(name: str, configs, batches, threads, peaks, args, workdir: Path
             options["batch_range"] = (1, max(batches) // 2 or 1, max(batches))
             if preset.spatial_range:
                 options["spatial_range"] = (preset.spatial_range[0], sample_shape[1:], preset.spatial_range[2])
-        backend = create_backend(kind, source, device=device, precision=precision,
-                                 io=preset.io if kind == "torch" else None, **options)
+        backend = create_backend(
+            kind, source, device=device, precision=precision, io=preset.io if kind == "torch" else None, **options
+        )
         for batch in batches:
             feeds = {"image": np.random.default_rng(batch).random((batch, *sample_shape)).astype(np.float32)}
             times = time_run(backend, feeds, device, args.repeats, args.max_seconds)
             latency, best = statistics.median(times), min(times)
             peak = peaks["cuda" if device.startswith("cuda") else "cpu"]
             floor = flops * batch / peak
-            rows.append({
-                "model": name, "backend": kind, "device": device, "precision": precision,
-                "batch": batch, "input": list(sample_shape), "runs": len(times),
-                "latency_ms": 1e3 * latency, "best_ms": 1e3 * best, "throughput_per_s": batch / latency,
-                "gflops_per_sample": flops / 1e9, "achieved_gflops_per_s": flops * batch / best / 1e9,
-                "floor_ms": 1e3 * floor, "ratio_to_floor": best / floor,
-            })
-            print(f"  {name:15s} {kind:11s} {device:4s} {precision} b={batch:<4d} "
-                  f"{1e3 * latency:9.2f} ms (best {1e3 * best:.2f})  x{best / floor:6.1f} floor", file=sys.stderr, flush=True)
+            rows.append(
+                {
+                    "model": name,
+                    "backend": kind,
+                    "device": device,
+                    "precision": precision,
+                    "batch": batch,
+                    "input": list(sample_shape),
+                    "runs": len(times),
+                    "latency_ms": 1e3 * latency,
+                    "best_ms": 1e3 * best,
+                    "throughput_per_s": batch / latency,
+                    "gflops_per_sample": flops / 1e9,
+                    "achieved_gflops_per_s": flops * batch / best / 1e9,
+                    "floor_ms": 1e3 * floor,
+                    "ratio_to_floor": best / floor,
+                }
+            )
+            print(
+                f"  {name:15s} {kind:11s} {device:4s} {precision} b={batch:<4d} "
+                f"{1e3 * latency:9.2f} ms (best {1e3 * best:.2f})  x{best / floor:6.1f} floor",
+                file=sys.stderr,
+                flush=True,
+            )
             if latency > args.max_seconds:
                 break
     return rows
@@ -165,8 +185,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         f"Hardware: {meta['cpu']} ({meta['threads']} threads used){', ' + meta['gpu'] if meta['gpu'] else ''}. "
         f"Measured peak: CPU {meta['peak_gflops']['cpu']:.1f} GFLOP/s (best float32 square matmul of "
-        + ", ".join(f"{k} {v:.1f}" for k, v in meta["cpu_peak_gflops_by_library"].items()) + ")"
-        + (f", GPU {meta['peak_gflops']['cuda']:.0f} GFLOP/s (float16)" if meta['peak_gflops'].get('cuda') else "")
+        + ", ".join(f"{k} {v:.1f}" for k, v in meta["cpu_peak_gflops_by_library"].items())
+        + ")"
+        + (f", GPU {meta['peak_gflops']['cuda']:.0f} GFLOP/s (float16)" if meta["peak_gflops"].get("cuda") else "")
         + ". Latency = one backend.run on host arrays (no pre/post-processing): median and best of the "
         "runs; GFLOP/s and x floor (best / (FLOPs / peak)) use the best.",
         "",
@@ -188,8 +209,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 128, 256])
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch and ONNX Runtime")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--max-seconds", type=float, default=2.0,
-                        help="stop growing the batch once one run takes longer than this")
+    parser.add_argument(
+        "--max-seconds", type=float, default=2.0, help="stop growing the batch once one run takes longer than this"
+    )
     parser.add_argument("--out", default="bench_models.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -206,21 +228,26 @@ def main(argv=None) -> int:
     if torch.cuda.is_available():
         peaks["cuda"] = measure_peak_flops("cuda", args.threads, size=8192)
     meta = {
-        "cpu": platform.processor() or platform.machine(), "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": args.threads,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__, "peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
+        "torch": torch.__version__,
+        "peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
         "cpu_peak_gflops_by_library": {k: v / 1e9 for k, v in cpu_peaks.items()},
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
     }
     try:
         import onnxruntime
+
         meta["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models:
-            rows += bench_model(name, backend_configs(args.threads), args.batches, args.threads, peaks, args, Path(workdir))
+            rows += bench_model(
+                name, backend_configs(args.threads), args.batches, args.threads, peaks, args, Path(workdir)
+            )
     print(markdown(rows, meta))
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return 0

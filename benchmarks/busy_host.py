@@ -52,8 +52,10 @@ class Burner:
     session, like extra busy threads of the same service."""
 
     def __init__(self, workers: int, seconds: float, same_session: bool = False):
-        self.processes = [subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)], start_new_session=not same_session)
-                          for _ in range(workers)]
+        self.processes = [
+            subprocess.Popen([sys.executable, "-c", BURNER, str(seconds)], start_new_session=not same_session)
+            for _ in range(workers)
+        ]
         time.sleep(0.3)  # let them reach the loop
 
     def __enter__(self):
@@ -98,9 +100,13 @@ def measure(pipes, frame, seconds: float, rounds: int, burners: int, same_sessio
 def physical_cores() -> int:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cores = {(a, b) for a, b in zip(
-            [l.split(":")[1].strip() for l in lines if l.startswith("physical id")],
-            [l.split(":")[1].strip() for l in lines if l.startswith("core id")])}
+        cores = {
+            (a, b)
+            for a, b in zip(
+                [line.split(":")[1].strip() for line in lines if line.startswith("physical id")],
+                [line.split(":")[1].strip() for line in lines if line.startswith("core id")],
+            )
+        }
         if cores:
             return len(cores)
     except OSError:
@@ -111,13 +117,21 @@ def physical_cores() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (video/hamilton_clip.mp4)")
-    parser.add_argument("--threads", type=int, nargs="+", default=None,
-                        help="thread settings to compare (default: 1, physical cores, cores minus load)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="thread settings to compare (default: 1, physical cores, cores minus load)",
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement, idle and loaded each")
     parser.add_argument("--rounds", type=int, default=4, help="alternating idle/loaded spells per measurement")
     parser.add_argument("--burners", type=int, default=None, help="spinning processes (default: one per core)")
-    parser.add_argument("--burner-same-session", action="store_true",
-                        help="run the burner in this process's session (like busy threads of the same service)")
+    parser.add_argument(
+        "--burner-same-session",
+        action="store_true",
+        help="run the burner in this process's session (like busy threads of the same service)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -130,21 +144,39 @@ def main() -> None:
     settings = args.threads or sorted({1, cores, max(1, round(cores - load))})
     burners = args.burners or (os.cpu_count() or 1)
     frame = small_frame(args.data)
-    report = {"host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical / {cores} physical cores",
-              "load_average_at_start": round(load, 2), "burner_processes": burners,
-              "burner_session": "same" if args.burner_same_session else "own", "seconds": args.seconds, "rounds": args.rounds,
-              "frame": f"{frame.shape[1]}x{frame.shape[0]}", "default_threads": DEFAULT_THREADS,
-              "torch": torch.__version__, "one_pipeline": {}, "two_pipelines": {}}
+    report = {
+        "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical / {cores} physical cores",
+        "load_average_at_start": round(load, 2),
+        "burner_processes": burners,
+        "burner_session": "same" if args.burner_same_session else "own",
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "frame": f"{frame.shape[1]}x{frame.shape[0]}",
+        "default_threads": DEFAULT_THREADS,
+        "torch": torch.__version__,
+        "one_pipeline": {},
+        "two_pipelines": {},
+    }
     pipes = [fhsdk.Pipeline(min_face_size=12, threads=settings[0]) for _ in range(2)]
     faces = pipes[0].process(frame).faces
     report["faces"] = [{"size_px": f.size_px, "hallucinated": f.hallucinated} for f in faces]
     for threads in settings:
         fhsdk.threads.apply(threads)  # process-wide, as Pipeline(threads=...) does
         fps(pipes[:1], frame, 1.0)  # warm-up at this setting
-        report["one_pipeline"][threads] = measure(pipes[:1], frame, args.seconds, args.rounds, burners, args.burner_same_session)
-        report["two_pipelines"][threads] = measure(pipes, frame, args.seconds, args.rounds, burners, args.burner_same_session)
-        print(threads, "threads:", json.dumps(report["one_pipeline"][threads]),
-              "two pipelines:", json.dumps(report["two_pipelines"][threads]), flush=True)
+        report["one_pipeline"][threads] = measure(
+            pipes[:1], frame, args.seconds, args.rounds, burners, args.burner_same_session
+        )
+        report["two_pipelines"][threads] = measure(
+            pipes, frame, args.seconds, args.rounds, burners, args.burner_same_session
+        )
+        print(
+            threads,
+            "threads:",
+            json.dumps(report["one_pipeline"][threads]),
+            "two pipelines:",
+            json.dumps(report["two_pipelines"][threads]),
+            flush=True,
+        )
     print(json.dumps(report, indent=1))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))

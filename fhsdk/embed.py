@@ -24,8 +24,14 @@ from fhsdk.runtime.module_adapter import runner
 
 
 class Embedder:
-    def __init__(self, recognizer: str = "dlib_resnet_v1", device: str | torch.device = "cpu", batch_size: int = 64,
-                 backend: str = "torch", weights: str | Path | None = None):
+    def __init__(
+        self,
+        recognizer: str = "dlib_resnet_v1",
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        backend: str = "torch",
+        weights: str | Path | None = None,
+    ):
         """`weights`: a recogniser state dict fine-tuned during training (`python -m train.export_weights
         RUN --recognizer`) in place of the shipped weights; the name and fingerprint then say so."""
         self.device = torch.device(device)
@@ -77,7 +83,9 @@ class Embedder:
         crops = as_crop_batch(crops)
         out = np.empty((len(crops), self.dim), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
-            out[start : start + self.batch_size] = self.embed_preprocessed(self.preprocess(crops[start : start + self.batch_size]))
+            out[start : start + self.batch_size] = self.embed_preprocessed(
+                self.preprocess(crops[start : start + self.batch_size])
+            )
         return out
 
 
@@ -92,17 +100,22 @@ def _fingerprint(network: torch.nn.Module, name: str) -> str:
 
 def _load_finetuned(network: torch.nn.Module, path: Path) -> None:
     if not path.is_file():
-        raise WeightsError(f"recogniser weights not found at {path}: export them with "
-                           "`python -m train.export_weights RUN_DIR --recognizer`")
+        raise WeightsError(
+            f"recogniser weights not found at {path}: export them with "
+            "`python -m train.export_weights RUN_DIR --recognizer`"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         network.load_state_dict(state)
     except (TypeError, RuntimeError, OSError, ValueError, EOFError, AttributeError, pickle.UnpicklingError) as error:
-        raise WeightsError(f"{path} is not a state dict of this recogniser ({error}): export one with "
-                           "`python -m train.export_weights RUN_DIR --recognizer`") from error
+        raise WeightsError(
+            f"{path} is not a state dict of this recogniser ({error}): export one with "
+            "`python -m train.export_weights RUN_DIR --recognizer`"
+        ) from error
 
 
-def create_recognizer(name: str = "dlib_resnet_v1", *, device: str = "cpu", backend: str = "torch",
-                      weights: str | Path | None = None) -> Embedder:
+def create_recognizer(
+    name: str = "dlib_resnet_v1", *, device: str = "cpu", backend: str = "torch", weights: str | Path | None = None
+) -> Embedder:
     """The recogniser stage, built like the others (fhsdk.stages): by name, device and backend."""
     return Embedder(name, device=device, backend=backend, weights=weights)

@@ -47,5 +47,7 @@ class OutputError(FHSDKError, OSError):
     @classmethod
     def writing(cls, what: str, path, error: OSError) -> "OutputError":
         """The error for an OSError met while writing `what` to `path`, saying why and what to do."""
-        return cls(f"cannot write {what} to {path}: {error.strerror or error} (errno {error.errno}); choose a path "
-                   "in an existing, writable folder, with a name under 200 characters")
+        return cls(
+            f"cannot write {what} to {path}: {error.strerror or error} (errno {error.errno}); choose a path "
+            "in an existing, writable folder, with a name under 200 characters"
+        )

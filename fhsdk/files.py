@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 TEMP_MARK = ".fhsdk-save-"  # temporaries are ".<file name>.fhsdk-save-<pid>-<thread>.tmp<suffix>"
 

@@ -36,7 +36,7 @@ class BicubicHallucinator:
     def __init__(self, hr_side: int = HR_SIDE):
         self.hr_side = hr_side
 
-    def use_backend(self, kind: str) -> "BicubicHallucinator":
+    def use_backend(self, kind: str) -> BicubicHallucinator:
         return self  # nothing to run on a backend
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
@@ -50,8 +50,15 @@ class BicubicHallucinator:
 class NetworkHallucinator:
     """A trained generator behind the crop-in, crop-out contract (BGR uint8 N x s x s x 3)."""
 
-    def __init__(self, generator: torch.nn.Module, native_side: int, name: str = "network",
-                 device: str | torch.device = "cpu", batch_size: int = 64, arch: str | None = None):
+    def __init__(
+        self,
+        generator: torch.nn.Module,
+        native_side: int,
+        name: str = "network",
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        arch: str | None = None,
+    ):
         self.generator = generator.to(device).eval()
         self.native_side = native_side
         self.name = name
@@ -63,7 +70,7 @@ class NetworkHallucinator:
             probe = torch.zeros(1, 3, native_side, native_side, device=self.device)
             self.hr_side = int(self.generator(probe).shape[-1])
 
-    def use_backend(self, kind: str) -> "NetworkHallucinator":
+    def use_backend(self, kind: str) -> NetworkHallucinator:
         """Run the generator on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
         if kind != "torch" and self.arch is None:
             raise ConfigError("this hallucinator does not name its architecture, so it can only run on backend='torch'")
@@ -71,13 +78,15 @@ class NetworkHallucinator:
         return self
 
     @classmethod
-    def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> "NetworkHallucinator":
+    def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> NetworkHallucinator:
         record = read_hallucinator(path)
         try:
             generator = record.build()
         except (TypeError, RuntimeError, KeyError) as error:  # arguments or weights of another network
-            raise WeightsError(f"{path} does not build the network it names ({error}): export it again with "
-                               "`python -m train.export_weights RUN_DIR`") from error
+            raise WeightsError(
+                f"{path} does not build the network it names ({error}): export it again with "
+                "`python -m train.export_weights RUN_DIR`"
+            ) from error
         return cls(generator, record.native_side, name=Path(path).stem, device=device, arch=record.arch)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
@@ -132,8 +141,9 @@ def _load_hallucinator(spec: str, device: str | torch.device):
         return NetworkHallucinator.from_file(packaged, device=device)
     if spec.endswith(".pt") or Path(spec).exists():
         return NetworkHallucinator.from_file(spec, device=device)
-    raise ConfigError(f"unknown hallucinator '{spec}': use 'bicubic', {', '.join(repr(n) for n in PACKAGED)} "
-                      "or a path to a .pt file")
+    raise ConfigError(
+        f"unknown hallucinator '{spec}': use 'bicubic', {', '.join(repr(n) for n in PACKAGED)} or a path to a .pt file"
+    )
 
 
 def _check_packaged(path: Path) -> None:

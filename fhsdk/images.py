@@ -3,7 +3,7 @@ and batches of face crops (uint8 N x H x W x 3), each refused with an error that
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from fhsdk.errors import InvalidInputError
 MAX_FRAME_PIXELS = 8192 * 8192  # 67 MP (8K is 33 MP): larger frames need tens of GB in the detector's pyramid
 MAX_CROP_SIDE = 4096  # crops of the face region: the recogniser's input is 150 px, the HR side 128
 
-ImageInput = Union[np.ndarray, Sequence[np.ndarray]]
+ImageInput = np.ndarray | Sequence[np.ndarray]
 
 
 def as_bgr_image(image, where: str = "the image") -> np.ndarray:
@@ -43,7 +43,8 @@ def as_bgr_image(image, where: str = "the image") -> np.ndarray:
     if image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
         raise InvalidInputError(
             f"{where} is {image.shape[1]} x {image.shape[0]} px, over the {MAX_FRAME_PIXELS / 1e6:.0f} MP fhsdk "
-            "processes: downscale it (cv2.resize) or cut it into tiles first")
+            "processes: downscale it (cv2.resize) or cut it into tiles first"
+        )
     return np.ascontiguousarray(image)
 
 
@@ -53,8 +54,10 @@ def as_bgr_images(images: ImageInput) -> tuple[list[np.ndarray], bool]:
     if single:
         return [as_bgr_image(images)], True
     if not isinstance(images, (list, tuple)):
-        raise InvalidInputError(f"expected a BGR uint8 H x W x 3 NumPy array or a list of them, got "
-                                f"{type(images).__name__}; convert the image with np.asarray(...)")
+        raise InvalidInputError(
+            f"expected a BGR uint8 H x W x 3 NumPy array or a list of them, got "
+            f"{type(images).__name__}; convert the image with np.asarray(...)"
+        )
     return [as_bgr_image(image, f"image {i}") for i, image in enumerate(images)], False
 
 
@@ -68,6 +71,8 @@ def as_crop_batch(crops) -> np.ndarray:
     if crops.shape[1] < 1 or crops.shape[2] < 1:
         raise InvalidInputError(f"the crops are empty (shape {crops.shape}): crops need at least 1 x 1 pixels")
     if max(crops.shape[1:3]) > MAX_CROP_SIDE:
-        raise InvalidInputError(f"crops of {crops.shape[2]} x {crops.shape[1]} px are over the {MAX_CROP_SIDE} px "
-                                "side fhsdk takes: pass crops of the face region (Pipeline.align)")
+        raise InvalidInputError(
+            f"crops of {crops.shape[2]} x {crops.shape[1]} px are over the {MAX_CROP_SIDE} px "
+            "side fhsdk takes: pass crops of the face region (Pipeline.align)"
+        )
     return np.ascontiguousarray(crops)

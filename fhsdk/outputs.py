@@ -51,7 +51,9 @@ def annotate(frame: np.ndarray, result: FrameResult, threshold: float | None = N
         origin = (int(np.clip(x1, 0, max(0, width - text_w))), max(text_h + 2, y1 - 3))
         cv2.putText(canvas, label, origin, _FONT, font, colour, stroke, cv2.LINE_AA)
         if face.restored is not None and inset_x + inset <= width and inset + 4 <= height:
-            canvas[4 : 4 + inset, inset_x : inset_x + inset] = cv2.resize(face.restored, (inset, inset), interpolation=cv2.INTER_AREA)
+            canvas[4 : 4 + inset, inset_x : inset_x + inset] = cv2.resize(
+                face.restored, (inset, inset), interpolation=cv2.INTER_AREA
+            )
             cv2.rectangle(canvas, (inset_x, 4), (inset_x + inset - 1, 3 + inset), colour, 1)
             inset_x += inset + 4
     return canvas

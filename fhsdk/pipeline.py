@@ -13,8 +13,8 @@ import inspect
 import logging
 import numbers
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -67,7 +67,9 @@ class Pipeline:
             raise InvalidInputError(f"unknown detector '{detector}': choose one of {', '.join(list_detectors())}")
         _check_settings(device, gate_px, threshold, min_face_size, batch_frames, detector)
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendUnavailableError(f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'")
+            raise BackendUnavailableError(
+                f"device '{device}' was asked for but PyTorch sees no CUDA GPU: use device='cpu'"
+            )
 
         self.threads = fhsdk_threads.apply(threads)  # before the stages build their ONNX Runtime sessions
         self.device = device
@@ -92,7 +94,7 @@ class Pipeline:
             self.gallery = Gallery.load(gallery, recognizer_fingerprint=self.embedder.fingerprint, key=gallery_key)
 
     @classmethod
-    def from_config(cls, path: str | Path) -> "Pipeline":
+    def from_config(cls, path: str | Path) -> Pipeline:
         """A pipeline from a YAML file whose keys are this constructor's arguments."""
         path = Path(path)
         if not path.is_file():
@@ -139,8 +141,10 @@ class Pipeline:
         if isinstance(images, (str, Path, np.ndarray)):
             images = [images]
         if images is None or not hasattr(images, "__iter__"):
-            raise InvalidInputError(f"enroll('{name}', ...) needs an image path, a BGR uint8 array, or a list of "
-                                    f"them; got {type(images).__name__}")
+            raise InvalidInputError(
+                f"enroll('{name}', ...) needs an image path, a BGR uint8 array, or a list of "
+                f"them; got {type(images).__name__}"
+            )
         images = list(images)
         if not images:
             raise InvalidInputError(f"enroll('{name}', []) has no images: pass at least one photo of the person")
@@ -165,15 +169,21 @@ class Pipeline:
         """Detect, gate, hallucinate, embed and match the faces of one frame."""
         return self.process_batch([frame])[0]
 
-    def process_batch(self, frames: Sequence, indices: Sequence[int] | None = None,
-                      timestamps: Sequence[float] | None = None, keep_restored: bool = True) -> list[FrameResult]:
+    def process_batch(
+        self,
+        frames: Sequence,
+        indices: Sequence[int] | None = None,
+        timestamps: Sequence[float] | None = None,
+        keep_restored: bool = True,
+    ) -> list[FrameResult]:
         """`process` for several frames at once; keep_restored=False leaves `Face.restored` unset, saving
         the copy of every hallucinated face back to the host when nobody draws them."""
         frames = [as_bgr_image(f) for f in frames]
         for given, what in ((indices, "indices"), (timestamps, "timestamps")):
             if given is not None and len(given) != len(frames):  # zip() would silently drop frames
-                raise InvalidInputError(f"process_batch got {len(frames)} frames but {len(given)} {what}: "
-                                        f"give one per frame, or none")
+                raise InvalidInputError(
+                    f"process_batch got {len(frames)} frames but {len(given)} {what}: give one per frame, or none"
+                )
         if not frames:
             return []
         timings = StageTimer(self.device)
@@ -196,17 +206,26 @@ class Pipeline:
         if self.tracker is not None:
             with self._timed(timings, "track"):
                 for frame, result in zip(frames, results):
-                    result.events = self.tracker.update(result.index, result.faces, self.gallery, self.threshold,
-                                                        shot_change=self.shots(frame))
+                    result.events = self.tracker.update(
+                        result.index, result.faces, self.gallery, self.threshold, shot_change=self.shots(frame)
+                    )
         per_frame = {stage: seconds / len(frames) for stage, seconds in timings.seconds().items()}
         for result in results:
             result.timings = dict(per_frame)
         return results
 
-    def stream(self, source, batch_frames: int | None = None, max_queue: int = 8, *,
-               retry: RetryPolicy | bool | None = None, stall_timeout: float | None = DEFAULT_STALL_TIMEOUT_S,
-               stop_event: threading.Event | None = None,
-               on_event: Callable[[dict], None] | None = None, keep_images: bool = False) -> Iterator[FrameResult]:
+    def stream(
+        self,
+        source,
+        batch_frames: int | None = None,
+        max_queue: int = 8,
+        *,
+        retry: RetryPolicy | bool | None = None,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT_S,
+        stop_event: threading.Event | None = None,
+        on_event: Callable[[dict], None] | None = None,
+        keep_images: bool = False,
+    ) -> Iterator[FrameResult]:
         """Results for every frame of a video source.
 
         `source` is a video path, a stream URL (rtsp://, http://, ...), a webcam index, an iterable of BGR
@@ -237,12 +256,20 @@ class Pipeline:
         """
         batch_frames = self.batch_frames if batch_frames is None else batch_frames
         if isinstance(batch_frames, bool) or not isinstance(batch_frames, int) or batch_frames < 1:
-            raise InvalidInputError(f"batch_frames={batch_frames!r} is invalid: use an integer >= 1 (1 = lowest latency)")
+            raise InvalidInputError(
+                f"batch_frames={batch_frames!r} is invalid: use an integer >= 1 (1 = lowest latency)"
+            )
         if self.tracker is not None:
             self.tracker = Tracker(fuse=self.tracker.fuse)  # a new source starts with no tracks
             self.shots.reset()
-        reader = ThreadedReader(source, max_queue=max_queue, retry=retry, stall_timeout=stall_timeout,
-                                stop_event=stop_event, on_event=on_event)
+        reader = ThreadedReader(
+            source,
+            max_queue=max_queue,
+            retry=retry,
+            stall_timeout=stall_timeout,
+            stop_event=stop_event,
+            on_event=on_event,
+        )
         self._readers.add(reader)
         try:
             with reader:
@@ -281,8 +308,12 @@ class Pipeline:
             reader.stop()
 
     def _process_frames(self, frames, keep_images: bool = False) -> list[FrameResult]:
-        results = self.process_batch([f.image for f in frames], [f.index for f in frames], [f.timestamp for f in frames],
-                                     keep_restored=keep_images)
+        results = self.process_batch(
+            [f.image for f in frames],
+            [f.index for f in frames],
+            [f.timestamp for f in frames],
+            keep_restored=keep_images,
+        )
         for frame, result in zip(frames, results):
             result.events = frame.events + result.events  # source events first: they happened before the frame
             if keep_images:
@@ -299,11 +330,17 @@ class Pipeline:
                 result.append([])
                 continue
             sizes = region_side_px(found.landmarks)
-            result.append([
-                Face(box=found.boxes[i], landmarks=found.landmarks[i], score=float(found.scores[i]),
-                 size_px=round(float(sizes[i]), 1))  # 0.1 px: finer is noise, and prints as 15 digits
-                for i in range(len(found))
-            ])
+            result.append(
+                [
+                    Face(
+                        box=found.boxes[i],
+                        landmarks=found.landmarks[i],
+                        score=float(found.scores[i]),
+                        size_px=round(float(sizes[i]), 1),
+                    )  # 0.1 px: finer is noise, and prints as 15 digits
+                    for i in range(len(found))
+                ]
+            )
         return result
 
     def _embed_frames(self, frames, faces_per_frame, owner, timings, keep_restored: bool) -> np.ndarray:
@@ -325,10 +362,15 @@ class Pipeline:
                 crops = {}
                 for side in np.unique(sides[gated]):
                     rows = np.flatnonzero(gated & (sides == side))
-                    crops[side] = (rows, np.concatenate([
-                        self.align(frames[i], [all_faces[r] for r in rows[owner[rows] == i]], int(side))
-                        for i in np.unique(owner[rows])
-                    ]))
+                    crops[side] = (
+                        rows,
+                        np.concatenate(
+                            [
+                                self.align(frames[i], [all_faces[r] for r in rows[owner[rows] == i]], int(side))
+                                for i in np.unique(owner[rows])
+                            ]
+                        ),
+                    )
             with self._timed(timings, "hallucinate"):
                 restored_rows, restored = [], []
                 for rows, lr in crops.values():
@@ -355,7 +397,6 @@ class Pipeline:
     def _timed(self, timings: StageTimer, stage: str):
         return timings.stage(stage)
 
-
     def _embed_faces(self, frame: np.ndarray, faces: Sequence[Face], flip: bool = False) -> np.ndarray:
         """Straight from the frame to the recogniser: the fused crop+align+resize+normalise kernel.
         With flip, the mirror image of each chip is embedded too (a mirrored warp, no extra copy)."""
@@ -367,8 +408,10 @@ class Pipeline:
             mirror = np.array([[-1.0, 0.0, side - 1.0], [0.0, 1.0, 0.0]])  # chip x -> side - 1 - x
             mirrored = np.einsum("ij,njk->nik", mirror[:, :2], to_chip)
             mirrored[:, :, 2] += mirror[:, 2]
-            embeddings = _mean_direction(embeddings, self.embedder.embed_preprocessed(
-                self.embedder.preprocess_frame(frame, np.ascontiguousarray(mirrored))))
+            embeddings = _mean_direction(
+                embeddings,
+                self.embedder.embed_preprocessed(self.embedder.preprocess_frame(frame, np.ascontiguousarray(mirrored))),
+            )
         return embeddings
 
 
@@ -380,12 +423,14 @@ def _mean_direction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _check_settings(device, gate_px, threshold, min_face_size, batch_frames, detector) -> None:
     """Refuse settings that would otherwise fail deep inside a stage, or silently name nobody."""
+
     def number(name, value, low, high):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
             raise ConfigError(f"{name}={value!r} is invalid: use a number in [{low:g}, {high:g}]")
 
-    if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or
-                                           (device.startswith("cuda:") and device[5:].isdigit())):
+    if not isinstance(device, str) or not (
+        device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
+    ):
         raise ConfigError(f"device={device!r} is invalid: use 'cpu', 'cuda' or 'cuda:N'")
     number("threshold", threshold, -1.0, 1.0)  # a cosine similarity
     number("gate_px", gate_px, 0.0, 4096.0)
@@ -407,7 +452,9 @@ def _read_image(image) -> np.ndarray:
         return as_bgr_image(image)
     path = Path(image)
     if not path.is_file():  # reading a FIFO or a device named .jpg would block forever
-        raise ImageReadError(f"cannot read image {path}: it is missing, or not a regular file (a folder, FIFO or device)")
+        raise ImageReadError(
+            f"cannot read image {path}: it is missing, or not a regular file (a folder, FIFO or device)"
+        )
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -415,7 +462,12 @@ def _read_image(image) -> np.ndarray:
     frame = cv2.imread(str(path), cv2.IMREAD_COLOR)  # imdecode refuses what imread decodes in part
     if frame is None:
         raise ImageReadError(f"cannot read image {path}: it is not an image OpenCV can decode")
-    if data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-4096:]:  # a JPEG without its end marker (trailers allowed)
-        log.warning("%s is a truncated JPEG (no end-of-image marker): the missing part decodes as grey; "
-                    "enrol a complete copy of the photo", path)
+    if (
+        data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-4096:]
+    ):  # a JPEG without its end marker (trailers allowed)
+        log.warning(
+            "%s is a truncated JPEG (no end-of-image marker): the missing part decodes as grey; "
+            "enrol a complete copy of the photo",
+            path,
+        )
     return frame

@@ -9,8 +9,8 @@ stream's timeline, and the GPU is never drained between stages just to time them
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 

@@ -42,8 +42,10 @@ def default_threads() -> int:
 def check(threads, what: str = "threads") -> int:
     """`threads` as an int in [1, MAX_THREADS], or a ConfigError saying what to use."""
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= MAX_THREADS:
-        raise ConfigError(f"{what}={threads!r} is invalid: use an integer from 1 to {MAX_THREADS} "
-                          f"(1 holds up best on a busy host; about cores / cameras on a dedicated one)")
+        raise ConfigError(
+            f"{what}={threads!r} is invalid: use an integer from 1 to {MAX_THREADS} "
+            f"(1 holds up best on a busy host; about cores / cameras on a dedicated one)"
+        )
     return int(threads)
 
 
@@ -65,4 +67,3 @@ def apply(threads: int | None = None) -> int:
     os.environ[ENV] = str(threads)  # fhsdk's kernels read it at each call
     _current = threads
     return threads
-

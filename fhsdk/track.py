@@ -64,8 +64,9 @@ class Tracker:
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 1
 
-    def update(self, frame_index: int, faces: list[Face], gallery=None, threshold: float = 0.0,
-               shot_change: bool = False) -> list[dict]:
+    def update(
+        self, frame_index: int, faces: list[Face], gallery=None, threshold: float = 0.0, shot_change: bool = False
+    ) -> list[dict]:
         """Assign track ids to `faces` (with embeddings), fuse, re-match, expire; return events.
 
         shot_change=True (the frame starts a new shot) ends every open track first.
@@ -95,11 +96,20 @@ class Tracker:
             self._name_from_tracks(faces, face_tracks, gallery, threshold)
         for face, track in zip(faces, face_tracks):
             if face.identity is not None and face.identity != track.identity:
-                events.append({"event": "identified", "frame": frame_index, "track_id": track.track_id,
-                               "identity": face.identity, "similarity": round(float(face.similarity), 4),
-                               "source": face.identity_source})
+                events.append(
+                    {
+                        "event": "identified",
+                        "frame": frame_index,
+                        "track_id": track.track_id,
+                        "identity": face.identity,
+                        "similarity": round(float(face.similarity), 4),
+                        "source": face.identity_source,
+                    }
+                )
             track.identity = face.identity if face.identity is not None else track.identity
-        events += self._end([t for t in self.tracks if frame_index - t.last_frame > self.max_age], frame_index, "unseen")
+        events += self._end(
+            [t for t in self.tracks if frame_index - t.last_frame > self.max_age], frame_index, "unseen"
+        )
         return events
 
     def finish(self, frame_index: int) -> list[dict]:
@@ -113,16 +123,27 @@ class Tracker:
         own = gallery.match(embeddings, -np.inf)  # each face's best identity, whatever its similarity
         fused = gallery.match(np.stack([track.embedding for track in face_tracks]), threshold)
         for face, mine, together in zip(faces, own, fused):
-            if together.identity is not None and mine.identity == together.identity and \
-                    mine.similarity >= threshold - self.evidence_margin:
+            if (
+                together.identity is not None
+                and mine.identity == together.identity
+                and mine.similarity >= threshold - self.evidence_margin
+            ):
                 face.identity, face.similarity = together.identity, together.similarity
                 face.identity_source = "frame" if mine.similarity >= threshold else "track"
 
     def _end(self, tracks: list[Track], frame_index: int, reason: str) -> list[dict]:
         events = []
         for track in tracks:
-            events.append({"event": "lost", "frame": frame_index, "track_id": track.track_id,
-                           "identity": track.identity, "frames_seen": track.hits, "reason": reason})
+            events.append(
+                {
+                    "event": "lost",
+                    "frame": frame_index,
+                    "track_id": track.track_id,
+                    "identity": track.identity,
+                    "frames_seen": track.hits,
+                    "reason": reason,
+                }
+            )
             self.tracks.remove(track)
         return events
 

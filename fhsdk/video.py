@@ -15,9 +15,9 @@ import re
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -34,7 +34,7 @@ _EXIT_WAIT_S = DEFAULT_STALL_TIMEOUT_S + 5  # at most this long, at exit, for de
 # Decode threads that may still be inside OpenCV/FFmpeg (an open or read blocks until its own timeout).
 # Python ends daemon threads at exit by unwinding them through that C++ code, which aborts the process
 # ("terminate called without an active exception", exit 134): at exit we wait for them instead.
-_decoders: "weakref.WeakSet[_Decoder]" = weakref.WeakSet()
+_decoders: weakref.WeakSet[_Decoder] = weakref.WeakSet()
 
 
 @atexit.register
@@ -73,13 +73,18 @@ class RetryPolicy:
     #                      together (a switch rebooting) do not all reconnect in the same instant
 
     def __post_init__(self):
-        if self.max_retries is not None and (isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int)
-                                             or self.max_retries < 0):
-            raise InvalidInputError(f"RetryPolicy.max_retries must be an int >= 0, or None to retry forever; got {self.max_retries!r}")
+        if self.max_retries is not None and (
+            isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0
+        ):
+            raise InvalidInputError(
+                f"RetryPolicy.max_retries must be an int >= 0, or None to retry forever; got {self.max_retries!r}"
+            )
         if not 0 <= self.initial_backoff_s <= self.max_backoff_s:
             raise InvalidInputError("RetryPolicy needs 0 <= initial_backoff_s <= max_backoff_s (seconds)")
         if not self.multiplier >= 1:  # NaN too
-            raise InvalidInputError(f"RetryPolicy.multiplier must be >= 1 (1 = constant backoff), got {self.multiplier}")
+            raise InvalidInputError(
+                f"RetryPolicy.multiplier must be >= 1 (1 = constant backoff), got {self.multiplier}"
+            )
         if not 0 <= self.jitter <= 1:
             raise InvalidInputError(f"RetryPolicy.jitter must lie in [0, 1] (0 = exact waits), got {self.jitter}")
 
@@ -170,22 +175,26 @@ def _capture_frames(source, timeout_s: float | None = None) -> Iterator[tuple[np
         if path.is_dir():
             raise VideoSourceError(f"{name} is a directory, not a video file: pass the path of a video inside it")
         if not path.is_file():
-            raise VideoSourceError(f"no video file at {name}: check the path (or pass an rtsp:// URL or a webcam index)")
+            raise VideoSourceError(
+                f"no video file at {name}: check the path (or pass an rtsp:// URL or a webcam index)"
+            )
         if path.stat().st_size == 0:
             raise VideoSourceError(f"video file {name} is empty (0 bytes): it was not written or copied completely")
         try:  # OpenCV reports an unreadable file as undecodable: say what is wrong
             open(path, "rb").close()
         except OSError as error:
-            raise VideoSourceError(f"cannot read video file {name}: {error.strerror or error} (errno {error.errno}); "
-                                   "check its permissions") from error
+            raise VideoSourceError(
+                f"cannot read video file {name}: {error.strerror or error} (errno {error.errno}); check its permissions"
+            ) from error
         capture = cv2.VideoCapture(str(path))
     elif isinstance(source, int):
         capture = cv2.VideoCapture(source)
     else:
         # FFmpeg's own timeouts, so that a dead host or a silent stream cannot block a read forever.
         ms = int(1000 * (timeout_s or DEFAULT_STALL_TIMEOUT_S))
-        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG,
-                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        capture = cv2.VideoCapture(
+            source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        )
     index = 0
     try:
         if not capture.isOpened():
@@ -212,9 +221,13 @@ def _capture_frames(source, timeout_s: float | None = None) -> Iterator[tuple[np
     finally:
         capture.release()
     if index == 0:
-        raise VideoSourceError(f"video source {name} opened but gave no frames: the file is empty or cut off, or the stream sent no video")
+        raise VideoSourceError(
+            f"video source {name} opened but gave no frames: the file is empty or cut off, or the stream sent no video"
+        )
     if announced > index + 1:  # a truncated file: keep what decoded, but say so (1 frame of slack for estimates)
-        log.warning("%s ended after %d of the %d frames its header announces: the file is truncated", name, index, announced)
+        log.warning(
+            "%s ended after %d of the %d frames its header announces: the file is truncated", name, index, announced
+        )
 
 
 def _iterable_frames(iterator: Iterator) -> Iterator[tuple[np.ndarray, None]]:
@@ -314,10 +327,18 @@ class ThreadedReader:
     raised in the consumer with the frame index and the original error as `__cause__`.
     """
 
-    def __init__(self, source, max_queue: int = 8, retry: RetryPolicy | bool | None = None,
-                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT_S, stop_event: threading.Event | None = None,
-                 on_event: Callable[[dict], None] | None = None):
-        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:  # 0 means unbounded to queue.Queue
+    def __init__(
+        self,
+        source,
+        max_queue: int = 8,
+        retry: RetryPolicy | bool | None = None,
+        stall_timeout: float | None = DEFAULT_STALL_TIMEOUT_S,
+        stop_event: threading.Event | None = None,
+        on_event: Callable[[dict], None] | None = None,
+    ):
+        if (
+            isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1
+        ):  # 0 means unbounded to queue.Queue
             raise InvalidInputError(f"max_queue must be an int >= 1 (frames decoded ahead), got {max_queue!r}")
         if stall_timeout is not None and not stall_timeout > 0:
             raise InvalidInputError(f"stall_timeout must be > 0 seconds, or None to wait forever; got {stall_timeout}")
@@ -384,8 +405,13 @@ class ThreadedReader:
             if kind == "frame":
                 image, stamp = payload
                 if failures:
-                    self._emit(events, "source_recovered", attempts=failures, frame_index=index,
-                               downtime_s=round(time.monotonic() - dropped_at, 3))
+                    self._emit(
+                        events,
+                        "source_recovered",
+                        attempts=failures,
+                        frame_index=index,
+                        downtime_s=round(time.monotonic() - dropped_at, 3),
+                    )
                     failures = 0
                 last_stamp = float(index) if stamp is None else offset + stamp
                 yield Frame(index, last_stamp, image, events)
@@ -410,8 +436,14 @@ class ThreadedReader:
                 dropped_at = time.monotonic()
             gives_up = self.policy.gives_up(failures)
             delay = None if gives_up else self.policy.delay(failures)
-            self._emit(events, "source_dropped", attempt=failures, frame_index=index,
-                       error=f"{type(cause).__name__}: {cause}", retry_in_s=delay)
+            self._emit(
+                events,
+                "source_dropped",
+                attempt=failures,
+                frame_index=index,
+                error=f"{type(cause).__name__}: {cause}",
+                retry_in_s=delay,
+            )
             if gives_up:
                 raise VideoSourceError(
                     f"video source {self.name} failed {failures} attempts in a row, last with "
@@ -435,7 +467,7 @@ class ThreadedReader:
         if not self._decoder.stop.is_set():  # set: it ended, failed or stalled, and is not waited for
             self._decoder.thread.join(timeout=2)
 
-    def __enter__(self) -> "ThreadedReader":
+    def __enter__(self) -> ThreadedReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,13 +13,41 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fhsdk"
 
 # Lowest first; a module may import its own layer or any layer below it.
 LAYERS = (
-    ("foundations", ("fhsdk._version", "fhsdk.errors", "fhsdk.weights", "fhsdk.results", "fhsdk.colour",
-                     "fhsdk.stage_timer", "fhsdk.kernels_reference", "fhsdk.threads", "fhsdk.files", "fhsdk.images", "fhsdk.open_set",
-                     "fhsdk._C")),
+    (
+        "foundations",
+        (
+            "fhsdk._version",
+            "fhsdk.errors",
+            "fhsdk.weights",
+            "fhsdk.results",
+            "fhsdk.colour",
+            "fhsdk.stage_timer",
+            "fhsdk.kernels_reference",
+            "fhsdk.threads",
+            "fhsdk.files",
+            "fhsdk.images",
+            "fhsdk.open_set",
+            "fhsdk._C",
+        ),
+    ),
     ("compute (knows no faces)", ("fhsdk.kernels", "fhsdk.runtime")),
     ("networks", ("fhsdk.models",)),
-    ("stages", ("fhsdk.detect", "fhsdk.align", "fhsdk.degrade", "fhsdk.stages", "fhsdk.embed", "fhsdk.hallucinate", "fhsdk.gallery",
-                "fhsdk.track", "fhsdk.shots", "fhsdk.video", "fhsdk.outputs")),
+    (
+        "stages",
+        (
+            "fhsdk.detect",
+            "fhsdk.align",
+            "fhsdk.degrade",
+            "fhsdk.stages",
+            "fhsdk.embed",
+            "fhsdk.hallucinate",
+            "fhsdk.gallery",
+            "fhsdk.track",
+            "fhsdk.shots",
+            "fhsdk.video",
+            "fhsdk.outputs",
+        ),
+    ),
     ("pipeline", ("fhsdk.pipeline",)),
     ("applications", ("fhsdk.eval", "fhsdk.demo")),
     ("entry points", ("fhsdk.cli", "fhsdk.__main__", "fhsdk")),
@@ -81,9 +109,13 @@ def _imports():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for target in _targets(module, node):
                     yield module, target, id(node) in nested
-            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in
-                  ("import_module", "_import") and node.args and isinstance(node.args[0], ast.Constant)
-                  and str(node.args[0].value).startswith("fhsdk")):
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "_import")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and str(node.args[0].value).startswith("fhsdk")
+            ):
                 yield module, node.args[0].value, True
 
 
@@ -104,7 +136,8 @@ def test_every_module_has_a_layer():
 
 def test_no_module_imports_a_layer_above_its_own():
     upward = sorted(
-        (module, target) for module, target in _internal_edges()
+        (module, target)
+        for module, target in _internal_edges()
         if _layer(target) > _layer(module) and (module, target) not in KNOWN_UPWARD
     )
     assert not upward, "upward imports: " + ", ".join(f"{a} -> {b}" for a, b in upward)
@@ -113,7 +146,8 @@ def test_no_module_imports_a_layer_above_its_own():
 def test_the_runtime_knows_no_faces():
     face_aware = ("fhsdk.detect", "fhsdk.align", "fhsdk.embed", "fhsdk.hallucinate", "fhsdk.pipeline", "fhsdk.models")
     leaks = sorted(
-        (module, target) for module, target in _internal_edges()
+        (module, target)
+        for module, target in _internal_edges()
         if module.startswith("fhsdk.runtime") and target.startswith(face_aware) and (module, target) not in KNOWN_UPWARD
     )
     assert not leaks, leaks
@@ -129,7 +163,7 @@ def test_the_import_graph_has_no_circle():
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                pytest.fail("import circle: " + " -> ".join(path[path.index(nxt):] + [nxt]))
+                pytest.fail("import circle: " + " -> ".join(path[path.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -141,8 +175,11 @@ def test_the_import_graph_has_no_circle():
 
 def test_imports_inside_functions_are_only_optional_extras_or_the_lazy_facade():
     deferred = sorted(
-        (module, target) for module, target, inside in _imports()
-        if inside and module != "fhsdk" and (module, target) not in KNOWN_UPWARD
+        (module, target)
+        for module, target, inside in _imports()
+        if inside
+        and module != "fhsdk"
+        and (module, target) not in KNOWN_UPWARD
         and target.split(".")[0] not in OPTIONAL
     )
     assert not deferred, "imports inside functions without a reason: " + ", ".join(f"{a}: {b}" for a, b in deferred)

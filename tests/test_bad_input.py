@@ -22,7 +22,7 @@ import fhsdk
 from fhsdk import ConfigError, InvalidInputError, WeightsError
 from fhsdk.align import align, as_bgr_image
 from fhsdk.degrade import resize_bicubic
-from fhsdk.hallucinate import NetworkHallucinator, _check_packaged, create_hallucinator
+from fhsdk.hallucinate import _check_packaged, create_hallucinator
 from fhsdk.kernels import cosine_topk
 
 
@@ -40,22 +40,26 @@ def pipe(astronaut):
 
 # ---- frames ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("frame, match", [
-    (np.zeros((32, 32, 3), np.float32), "uint8"),
-    (np.full((32, 32, 3), np.nan), "uint8"),
-    (np.full((32, 32, 3), 300.0), "uint8"),
-    (np.zeros((32, 32, 3), np.uint16), "uint8"),
-    (np.zeros((32, 32, 3), bool), "uint8"),
-    (np.zeros((32, 32, 3), np.int64), "uint8"),
-    (np.zeros((32, 32, 2), np.uint8), "H x W x 3"),
-    (np.zeros((32, 32, 5), np.uint8), "H x W x 3"),
-    (np.zeros(32 * 32 * 3, np.uint8), "H x W x 3"),
-    (np.zeros((2, 32, 32, 3), np.uint8), "H x W x 3"),
-    (np.zeros((0, 32, 3), np.uint8), "empty"),
-    ([[1, 2], [3, 4]], "NumPy array"),
-    (None, "NumPy array"),
-    ("frame.jpg", "NumPy array"),
-])
+
+@pytest.mark.parametrize(
+    "frame, match",
+    [
+        (np.zeros((32, 32, 3), np.float32), "uint8"),
+        (np.full((32, 32, 3), np.nan), "uint8"),
+        (np.full((32, 32, 3), 300.0), "uint8"),
+        (np.zeros((32, 32, 3), np.uint16), "uint8"),
+        (np.zeros((32, 32, 3), bool), "uint8"),
+        (np.zeros((32, 32, 3), np.int64), "uint8"),
+        (np.zeros((32, 32, 2), np.uint8), "H x W x 3"),
+        (np.zeros((32, 32, 5), np.uint8), "H x W x 3"),
+        (np.zeros(32 * 32 * 3, np.uint8), "H x W x 3"),
+        (np.zeros((2, 32, 32, 3), np.uint8), "H x W x 3"),
+        (np.zeros((0, 32, 3), np.uint8), "empty"),
+        ([[1, 2], [3, 4]], "NumPy array"),
+        (None, "NumPy array"),
+        ("frame.jpg", "NumPy array"),
+    ],
+)
 def test_bad_frames_are_refused_with_the_fix(pipe, frame, match):
     with pytest.raises(InvalidInputError, match=match):
         pipe.process(frame)
@@ -94,6 +98,7 @@ def test_8k_frame(pipe, astronaut):
 
 # ---- faces ----------------------------------------------------------------------------------
 
+
 def test_frame_without_faces(pipe):
     rng = np.random.default_rng(0)
     result = pipe.process(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
@@ -130,6 +135,7 @@ def test_empty_gallery_names_nobody(astronaut):
 
 
 # ---- weights --------------------------------------------------------------------------------
+
 
 def _write_evil_pickle(path, marker):
     class Payload:
@@ -195,20 +201,24 @@ def test_missing_weight_package_says_what_to_install():
 
 # ---- configs --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, error, match", [
-    ("backend: [torch\n", ConfigError, "not valid YAML"),
-    ("- torch\n- cpu\n", ConfigError, "mapping"),
-    ("hallucinatr: bicubic\n", ConfigError, "unknown keys hallucinatr"),
-    ("backend: tensorflow\n", InvalidInputError, "unknown backend"),
-    ("hallucinator: nonsense\n", ConfigError, "unknown hallucinator"),
-    ("detector: yolo\n", InvalidInputError, "unknown detector"),
-    ("threshold: high\n", ConfigError, "threshold"),
-    ("threshold: 1.5\n", ConfigError, "threshold"),
-    ("gate_px: -4\n", ConfigError, "gate_px"),
-    ("batch_frames: 0\n", ConfigError, "batch_frames"),
-    ("min_face_size: 3\n", ConfigError, "min_face_size"),
-    ("device: tpu\n", ConfigError, "device"),
-])
+
+@pytest.mark.parametrize(
+    "text, error, match",
+    [
+        ("backend: [torch\n", ConfigError, "not valid YAML"),
+        ("- torch\n- cpu\n", ConfigError, "mapping"),
+        ("hallucinatr: bicubic\n", ConfigError, "unknown keys hallucinatr"),
+        ("backend: tensorflow\n", InvalidInputError, "unknown backend"),
+        ("hallucinator: nonsense\n", ConfigError, "unknown hallucinator"),
+        ("detector: yolo\n", InvalidInputError, "unknown detector"),
+        ("threshold: high\n", ConfigError, "threshold"),
+        ("threshold: 1.5\n", ConfigError, "threshold"),
+        ("gate_px: -4\n", ConfigError, "gate_px"),
+        ("batch_frames: 0\n", ConfigError, "batch_frames"),
+        ("min_face_size: 3\n", ConfigError, "min_face_size"),
+        ("device: tpu\n", ConfigError, "device"),
+    ],
+)
 def test_invalid_pipeline_configs(tmp_path, text, error, match):
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
@@ -221,12 +231,15 @@ def test_missing_pipeline_config(tmp_path):
         fhsdk.Pipeline.from_config(tmp_path / "absent.yaml")
 
 
-@pytest.mark.parametrize("args, match", [
-    (("no_such_method",), "not found"),
-    (("lai", "gpu_huge"), "no preset 'gpu_huge'"),
-    (("lai", None, ["train.steps"]), "key.sub=value"),
-    (("lai", None, ["train.steps.deeper=3"]), "not a section"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("no_such_method",), "not found"),
+        (("lai", "gpu_huge"), "no preset 'gpu_huge'"),
+        (("lai", None, ["train.steps"]), "key.sub=value"),
+        (("lai", None, ["train.steps.deeper=3"]), "not a section"),
+    ],
+)
 def test_invalid_training_configs(args, match):
     from train.config import load_config
 
@@ -255,8 +268,11 @@ def test_as_bgr_image_returns_a_valid_frame_or_refuses(image):
 
 @settings(max_examples=100, deadline=None)
 @given(
-    landmarks=hnp.arrays(np.float64, st.sampled_from([(5, 2), (1, 5, 2), (3, 5, 2), (4, 2), (2, 5, 3)]),
-                         elements=st.floats(allow_nan=True, allow_infinity=True, width=32)),
+    landmarks=hnp.arrays(
+        np.float64,
+        st.sampled_from([(5, 2), (1, 5, 2), (3, 5, 2), (4, 2), (2, 5, 3)]),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=32),
+    ),
     size=st.integers(-2, 40),
 )
 def test_align_returns_crops_or_refuses(landmarks, size):
@@ -271,7 +287,9 @@ def test_align_returns_crops_or_refuses(landmarks, size):
 
 @settings(max_examples=100, deadline=None)
 @given(
-    crops=hnp.arrays(st.sampled_from([np.uint8, np.float32]), hnp.array_shapes(min_dims=2, max_dims=5, min_side=0, max_side=12)),
+    crops=hnp.arrays(
+        st.sampled_from([np.uint8, np.float32]), hnp.array_shapes(min_dims=2, max_dims=5, min_side=0, max_side=12)
+    ),
     side=st.integers(-1, 40),
 )
 def test_resize_bicubic_returns_crops_or_refuses(crops, side):
@@ -284,9 +302,11 @@ def test_resize_bicubic_returns_crops_or_refuses(crops, side):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    queries=hnp.arrays(st.sampled_from([np.float32, np.float64, np.float16]),
-                       hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6),
-                       elements=st.floats(-2, 2, width=16) | st.just(np.nan))
+    queries=hnp.arrays(
+        st.sampled_from([np.float32, np.float64, np.float16]),
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6),
+        elements=st.floats(-2, 2, width=16) | st.just(np.nan),
+    )
     | hnp.arrays(np.int64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=6)),
     gallery_rows=st.integers(0, 7),
     same_dim=st.booleans(),
@@ -304,7 +324,9 @@ def test_cosine_topk_front_returns_topk_or_refuses(queries, gallery_rows, same_d
     assert ((indices >= 0) & (indices < max(gallery_rows, 1))).all()
 
 
-@pytest.mark.parametrize("crops", [np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 16, 3), np.float64), np.zeros((0, 16, 16, 3), np.uint8)])
+@pytest.mark.parametrize(
+    "crops", [np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 16, 3), np.float64), np.zeros((0, 16, 16, 3), np.uint8)]
+)
 def test_hallucinator_refuses_or_handles_bad_batches(crops):
     hallucinator = create_hallucinator("default")
     if len(crops) == 0:
@@ -353,11 +375,21 @@ ACCEPTED = {"affine": 0, "batch": 0}  # how many generated cases reached a kerne
 
 @settings(max_examples=150, deadline=None)
 @given(
-    frame=st.one_of(*[hnp.arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12), st.just(3)))] * 3)  # frames, mostly
-    | hnp.arrays(st.sampled_from([np.uint8, np.float32, np.int16]), hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=12)),
-    affines=st.one_of(*[st.builds(_similarity, st.floats(0.1, 5), st.floats(-3.2, 3.2), st.floats(-50, 50), st.floats(-50, 50))] * 3)
-    | hnp.arrays(np.float64, st.sampled_from([(2, 3), (0, 2, 3), (3, 2, 3), (2, 2), (1, 3, 3)]),
-                 elements=st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf, 0.0])),
+    frame=st.one_of(
+        *[hnp.arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12), st.just(3)))] * 3
+    )  # frames, mostly
+    | hnp.arrays(
+        st.sampled_from([np.uint8, np.float32, np.int16]),
+        hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=12),
+    ),
+    affines=st.one_of(
+        *[st.builds(_similarity, st.floats(0.1, 5), st.floats(-3.2, 3.2), st.floats(-50, 50), st.floats(-50, 50))] * 3
+    )
+    | hnp.arrays(
+        np.float64,
+        st.sampled_from([(2, 3), (0, 2, 3), (3, 2, 3), (2, 2), (1, 3, 3)]),
+        elements=st.floats(-1e6, 1e6) | st.sampled_from([np.nan, np.inf, 0.0]),
+    ),
     size=st.sampled_from([1, 7, (5, 9), 3, 12, (8, 2), 0, -3, (0, 4)]),
     swap_rb=st.booleans(),
 )
@@ -377,8 +409,11 @@ def test_resize_normalize_affine_front_returns_a_batch_or_refuses(frame, affines
 @settings(max_examples=150, deadline=None)
 @given(
     images=hnp.arrays(np.float32, st.tuples(*[st.integers(1, 6)] * 4), elements=st.floats(0, 255, width=32))  # a batch
-    | hnp.arrays(st.sampled_from([np.float32, np.float64]), hnp.array_shapes(min_dims=2, max_dims=5, min_side=0, max_side=9),
-                      elements=st.floats(-300, 300, width=32) | st.just(np.nan))
+    | hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        hnp.array_shapes(min_dims=2, max_dims=5, min_side=0, max_side=9),
+        elements=st.floats(-300, 300, width=32) | st.just(np.nan),
+    )
     | hnp.arrays(np.uint8, hnp.array_shapes(min_dims=4, max_dims=4, max_side=6)),
     size=st.sampled_from([1, 6, (3, 8), 0, -1]),
 )
@@ -449,9 +484,11 @@ def _unwritable_folder(tmp_path):
 def test_gallery_save_to_an_unwritable_path_raises_output_error(tmp_path, where):
     from fhsdk.gallery import Gallery, check_writable
 
-    path = {"read-only folder": lambda: _unwritable_folder(tmp_path) / "g.npz",
-            "file in the way": lambda: tmp_path / "file" / "g.npz",
-            "name too long": lambda: tmp_path / ("g" * 250 + ".npz")}[where]()
+    path = {
+        "read-only folder": lambda: _unwritable_folder(tmp_path) / "g.npz",
+        "file in the way": lambda: tmp_path / "file" / "g.npz",
+        "name too long": lambda: tmp_path / ("g" * 250 + ".npz"),
+    }[where]()
     (tmp_path / "file").write_text("not a folder")
     gallery = Gallery(4, "fp")
     gallery.add("a", np.ones(4, np.float32))

@@ -49,8 +49,25 @@ def test_enroll_folder_then_run_video(tmp_path, capsys):
     writer.release()
     out, events = tmp_path / "out.avi", tmp_path / "events.jsonl"
     capsys.readouterr()
-    assert main(["run", str(video), "--gallery", str(gallery), "--out", str(out), "--events", str(events),
-                 "--hallucinator", "bicubic", "--batch-frames", "2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(video),
+                "--gallery",
+                str(gallery),
+                "--out",
+                str(out),
+                "--events",
+                str(events),
+                "--hallucinator",
+                "bicubic",
+                "--batch-frames",
+                "2",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (summary["frames"], summary["frames_with_face"], summary["frames_named"]) == (3, 3, 3)
     assert summary["fps"] > 0
@@ -66,7 +83,10 @@ def test_user_errors_exit_with_message(tmp_path, capsys):
     assert "belong to --protocol pipeline" in capsys.readouterr().err
     assert main(["eval", "lfw", "--data", str(tmp_path), "--protocol", "pipeline", "--hallucinator", "none"]) == 2
     assert "no LFW found" in capsys.readouterr().err
-    assert main(["run", str(tmp_path / "none.mp4"), "--gallery", str(tmp_path / "g.npz"), "--hallucinator", "bicubic"]) == 2
+    assert (
+        main(["run", str(tmp_path / "none.mp4"), "--gallery", str(tmp_path / "g.npz"), "--hallucinator", "bicubic"])
+        == 2
+    )
     assert "no gallery file" in capsys.readouterr().err
 
 
@@ -81,8 +101,21 @@ def _gallery_and_clip(tmp_path, capsys, fps=12, frames=3, side=257):
     face = astronaut_bgr()
     cv2.imwrite(str(tmp_path / "eileen.jpg"), face)
     gallery = tmp_path / "g.npz"
-    assert main(["enroll", str(tmp_path / "eileen.jpg"), "--name", "eileen", "--gallery", str(gallery),
-                 "--hallucinator", "bicubic"]) == 0
+    assert (
+        main(
+            [
+                "enroll",
+                str(tmp_path / "eileen.jpg"),
+                "--name",
+                "eileen",
+                "--gallery",
+                str(gallery),
+                "--hallucinator",
+                "bicubic",
+            ]
+        )
+        == 0
+    )
     assert "1 person enrolled; gallery " in capsys.readouterr().out  # was "1 people", "1 identities"
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (side, side))
@@ -95,8 +128,25 @@ def _gallery_and_clip(tmp_path, capsys, fps=12, frames=3, side=257):
 def test_run_output_fps_size_progress_closing_events_and_identity_summary(tmp_path, capsys):
     gallery, video = _gallery_and_clip(tmp_path, capsys)
     out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
-    assert main(["run", str(video), "--gallery", str(gallery), "--out", str(out), "--events", str(events),
-                 "--hallucinator", "bicubic", "--batch-frames", "2"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(video),
+                "--gallery",
+                str(gallery),
+                "--out",
+                str(out),
+                "--events",
+                str(events),
+                "--hallucinator",
+                "bicubic",
+                "--batch-frames",
+                "2",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "3/3" in captured.err  # the progress bar knows the file's length (a total, hence an ETA)
     summary = json.loads(captured.out.strip().splitlines()[-1])
@@ -113,8 +163,22 @@ def test_run_switches_for_fusion_and_tracking(tmp_path, capsys):
     gallery, video = _gallery_and_clip(tmp_path, capsys, frames=2)
     for switch in ("--no-tracking", "--no-fusion"):
         events = tmp_path / f"{switch}.jsonl"
-        assert main(["run", str(video), "--gallery", str(gallery), "--events", str(events),
-                     "--hallucinator", "bicubic", switch]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(video),
+                    "--gallery",
+                    str(gallery),
+                    "--events",
+                    str(events),
+                    "--hallucinator",
+                    "bicubic",
+                    switch,
+                ]
+            )
+            == 0
+        )
         kinds = [json.loads(line)["event"] for line in events.read_text().splitlines()]
         assert ("first_seen" in kinds) == (switch == "--no-fusion")
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frames_named"] == 2
@@ -135,7 +199,10 @@ def test_bench_writes_into_its_out_dir_not_the_current_folder(tmp_path, monkeypa
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    assert main(["bench", "--out-dir", str(tmp_path / "bench"), "kernels", "--quick", "--cases", "topk", "--reps", "1"]) == 0
+    assert (
+        main(["bench", "--out-dir", str(tmp_path / "bench"), "kernels", "--quick", "--cases", "topk", "--reps", "1"])
+        == 0
+    )
     assert (tmp_path / "bench" / "bench_kernels.json").is_file()
     assert list(cwd.iterdir()) == []
 
@@ -177,8 +244,21 @@ def test_unwritable_outputs_are_reported_and_no_enrolment_is_lost(tmp_path, caps
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
     writer.write(cv2.resize(astronaut_bgr(), (256, 256)))
     writer.release()
-    assert main(["run", str(video), "--gallery", str(gallery), "--events", str(unwritable / "e.jsonl"),
-                 "--hallucinator", "bicubic"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(video),
+                "--gallery",
+                str(gallery),
+                "--events",
+                str(unwritable / "e.jsonl"),
+                "--hallucinator",
+                "bicubic",
+            ]
+        )
+        == 2
+    )
     assert "cannot write events to" in capsys.readouterr().err
     for bad in (["--max-frames", "-1"], ["--batch-frames", "0"]):
         with pytest.raises(SystemExit):

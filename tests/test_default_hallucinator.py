@@ -92,8 +92,15 @@ def test_the_hallucinator_file_round_trips_through_its_one_writer_and_reader(tmp
     from fhsdk.models.hallucinator_file import read_hallucinator, write_hallucinator
 
     generator = create_model("edsr", scale=4, num_features=8, num_blocks=1)
-    path = write_hallucinator(tmp_path / "g.pt", arch="edsr", arch_kwargs={"scale": 4, "num_features": 8, "num_blocks": 1},
-                              native_side=16, state_dict=generator.state_dict(), name="test", step=7)
+    path = write_hallucinator(
+        tmp_path / "g.pt",
+        arch="edsr",
+        arch_kwargs={"scale": 4, "num_features": 8, "num_blocks": 1},
+        native_side=16,
+        state_dict=generator.state_dict(),
+        name="test",
+        step=7,
+    )
     record = read_hallucinator(path)
     assert (record.arch, record.native_side, record.hr_side, record.step) == ("edsr", 16, 64, 7)
     loaded = NetworkHallucinator.from_file(path)

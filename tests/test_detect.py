@@ -13,9 +13,14 @@ from fhsdk.detect.mtcnn_nets import load_pretrained, max_pool_same
 from fhsdk.errors import InvalidInputError
 from fhsdk.weights import package_file
 
-LFW_SAMPLES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "George_W_Bush/George_W_Bush_0001.jpg",
-               "Serena_Williams/Serena_Williams_0001.jpg", "Colin_Powell/Colin_Powell_0001.jpg",
-               "Gloria_Macapagal_Arroyo/Gloria_Macapagal_Arroyo_0001.jpg", "Tony_Blair/Tony_Blair_0001.jpg"]
+LFW_SAMPLES = [
+    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+    "George_W_Bush/George_W_Bush_0001.jpg",
+    "Serena_Williams/Serena_Williams_0001.jpg",
+    "Colin_Powell/Colin_Powell_0001.jpg",
+    "Gloria_Macapagal_Arroyo/Gloria_Macapagal_Arroyo_0001.jpg",
+    "Tony_Blair/Tony_Blair_0001.jpg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +130,31 @@ def test_min_face_size_below_window_raises():
         MTCNN(min_face_size=11)
 
 
-@pytest.mark.parametrize("kwargs", [{"thresholds": (0.6, 0.7)}, {"thresholds": (0.6, 0.7, 1.5)},
-                                    {"thresholds": 0.7}, {"scale_factor": 1.0}, {"scale_factor": 0.0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"thresholds": (0.6, 0.7)},
+        {"thresholds": (0.6, 0.7, 1.5)},
+        {"thresholds": 0.7},
+        {"scale_factor": 1.0},
+        {"scale_factor": 0.0},
+    ],
+)
 def test_bad_settings_raise(kwargs):
     with pytest.raises(InvalidInputError):
         MTCNN(**kwargs)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.float32), np.zeros((2, 32, 32, 3), np.uint8), np.zeros((0, 32, 3), np.uint8),
-                                 [np.zeros((32, 32, 3), np.uint8), "image.jpg"], "image.jpg"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((32, 32, 3), np.float32),
+        np.zeros((2, 32, 32, 3), np.uint8),
+        np.zeros((0, 32, 3), np.uint8),
+        [np.zeros((32, 32, 3), np.uint8), "image.jpg"],
+        "image.jpg",
+    ],
+)
 def test_bad_images_raise_with_a_fix(detector, bad):
     with pytest.raises(InvalidInputError):
         detector.detect(bad)
@@ -229,7 +250,8 @@ def test_landmarks_agree_with_dlib_five_point(detector, lfw_images):
     dlib = pytest.importorskip("dlib")
     hog = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(
-        str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat")))
+        str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"))
+    )
     errors = []
     for image, found in zip(lfw_images, detector.detect(lfw_images)):
         rgb = np.ascontiguousarray(image[:, :, ::-1])
@@ -240,7 +262,9 @@ def test_landmarks_agree_with_dlib_five_point(detector, lfw_images):
         # dlib's 5 points: corners of the eye on the image's right (0, 1), of the other eye (2, 3), nose base.
         dlib_eyes = np.stack([points[2:4].mean(axis=0), points[0:2].mean(axis=0)])
         centre = np.array(image.shape[1::-1]) / 2
-        ours = found.landmarks[np.argmin(np.linalg.norm((found.boxes[:, :2] + found.boxes[:, 2:]) / 2 - centre, axis=1))]
+        ours = found.landmarks[
+            np.argmin(np.linalg.norm((found.boxes[:, :2] + found.boxes[:, 2:]) / 2 - centre, axis=1))
+        ]
         interocular = np.linalg.norm(dlib_eyes[1] - dlib_eyes[0])
         errors.append(np.linalg.norm(ours[:2] - dlib_eyes, axis=1).mean() / interocular)
     assert len(errors) >= 4
@@ -289,6 +313,7 @@ def test_detector_registry_builds_by_name_and_takes_a_new_detector(monkeypatch, 
     @registry.register_detector("whole_image")
     class WholeImage:
         """Reports the whole image as one face with fixed landmarks: the detector contract, nothing more."""
+
         MIN_FACE_SIZE_FLOOR = 30.0
 
         def __init__(self, min_face_size: float = 30.0, device: str = "cpu"):
@@ -299,9 +324,17 @@ def test_detector_registry_builds_by_name_and_takes_a_new_detector(monkeypatch, 
 
         def detect(self, images):
             images = images if isinstance(images, list) else [images]
-            return [Detections(np.array([[0, 0, i.shape[1], i.shape[0]]], np.float32), np.ones(1, np.float32),
-                               (np.array([[0.32, 0.3], [0.68, 0.3], [0.5, 0.53], [0.34, 0.68], [0.66, 0.68]]) *
-                                [i.shape[1], i.shape[0]])[None].astype(np.float32)) for i in images]
+            return [
+                Detections(
+                    np.array([[0, 0, i.shape[1], i.shape[0]]], np.float32),
+                    np.ones(1, np.float32),
+                    (
+                        np.array([[0.32, 0.3], [0.68, 0.3], [0.5, 0.53], [0.34, 0.68], [0.66, 0.68]])
+                        * [i.shape[1], i.shape[0]]
+                    )[None].astype(np.float32),
+                )
+                for i in images
+            ]
 
     pipe = Pipeline(detector="whole_image", hallucinator="bicubic", track=False, min_face_size=40)
     (face,) = pipe.detect(astronaut)

@@ -9,8 +9,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "device_ch
 
 
 def test_device_check_smoke_writes_one_json(tmp_path):
-    run = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--sections", "env,build,train", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--sections", "env,build,train", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads((tmp_path / "device_check.json").read_text())
     assert report["smoke"] and list(report["sections"]) == ["env", "build", "train"]

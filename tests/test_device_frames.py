@@ -34,8 +34,12 @@ def test_nv12_to_bgr_matches_opencv(seed):
 
 
 def test_nv12_to_bgr_refuses_odd_or_wrong_frames():
-    for bad in (torch.zeros(7, 8, dtype=torch.uint8), torch.zeros(6, 7, dtype=torch.uint8),
-                torch.zeros(6, 8, dtype=torch.float32), torch.zeros(6, 8, 1, dtype=torch.uint8)):
+    for bad in (
+        torch.zeros(7, 8, dtype=torch.uint8),
+        torch.zeros(6, 7, dtype=torch.uint8),
+        torch.zeros(6, 8, dtype=torch.float32),
+        torch.zeros(6, 8, 1, dtype=torch.uint8),
+    ):
         with pytest.raises(InvalidInputError, match="NV12"):
             nv12_to_bgr(bad)
 

@@ -29,9 +29,17 @@ def mini_lfw(lfw_dir, tmp_path_factory):
 
     cv2.imwrite(str(blank), np.full((250, 250, 3), 128, np.uint8))
     p = PEOPLE
-    lines = ["2\t2",
-             f"{p[0]}\t1\t2", f"{p[1]}\t1\t2", f"{p[0]}\t1\t{p[2]}\t2", f"{p[1]}\t1\t{p[3]}\t2",
-             f"{p[2]}\t1\t2", f"{p[5]}\t1\t2", f"{p[3]}\t2\t{p[4]}\t2", f"{p[3]}\t1\t{p[5]}\t2"]
+    lines = [
+        "2\t2",
+        f"{p[0]}\t1\t2",
+        f"{p[1]}\t1\t2",
+        f"{p[0]}\t1\t{p[2]}\t2",
+        f"{p[1]}\t1\t{p[3]}\t2",
+        f"{p[2]}\t1\t2",
+        f"{p[5]}\t1\t2",
+        f"{p[3]}\t2\t{p[4]}\t2",
+        f"{p[3]}\t1\t{p[5]}\t2",
+    ]
     (root / "pairs.txt").write_text("\n".join(lines) + "\n")
     return root
 

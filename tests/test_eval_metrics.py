@@ -121,6 +121,7 @@ def test_landmarks_are_detected_only_for_the_images_asked_for(lfw_dir, tmp_path,
     assert len(seen) == 5  # only the two new images
     np.testing.assert_array_equal(again.landmarks[:3], first.landmarks)
 
+
 def test_undecided_pairs_count_as_errors():
     rng = np.random.default_rng(5)
     same = np.tile([True] * 50 + [False] * 50, 4)

@@ -17,8 +17,13 @@ DETECTOR = ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "retinaface"]
 GENERATORS = ["edsr", "rrdb", "sicnn", "srgan", "dsnet"]
 
 # Small generator configurations keep the test quick; the architecture code is the real one.
-SMALL = {"edsr": dict(num_blocks=2), "rrdb": dict(num_blocks=1), "srgan": dict(num_blocks=2),
-         "dsnet": dict(num_blocks=1, layers_per_block=4), "sicnn": dict(layers_per_block=2)}
+SMALL = {
+    "edsr": dict(num_blocks=2),
+    "rrdb": dict(num_blocks=1),
+    "srgan": dict(num_blocks=2),
+    "dsnet": dict(num_blocks=1, layers_per_block=4),
+    "sicnn": dict(layers_per_block=2),
+}
 
 
 def _build(name):
@@ -68,8 +73,7 @@ def test_export_matches_pytorch_at_two_batch_sizes(name, tmp_path):
 
 def _check_pnet_serves_several_image_sizes(model, tmp_path):
     path = tmp_path / "pnet.onnx"
-    report = export_preset("mtcnn_pnet", path, model=model, check_batches=(1, 3),
-                           check_spatial=[(48, 64), (97, 131)])
+    report = export_preset("mtcnn_pnet", path, model=model, check_batches=(1, 3), check_spatial=[(48, 64), (97, 131)])
     assert report.passed, report.summary()
     backend = create_backend("onnxruntime", path)
     for h, w in [(12, 12), (48, 64), (97, 131)]:
@@ -102,8 +106,9 @@ def test_export_onnx_refuses_old_opsets_and_records_names(tmp_path):
     x = torch.rand(1, 3, 10, 10)
     with pytest.raises(InvalidInputError, match="opset"):
         export_onnx(model, x, tmp_path / "m.onnx", ["x"], ["y"], opset=13)
-    report = export_onnx(model, x, tmp_path / "m.onnx", ["x"], ["y"], {"x": {0: "n"}, "y": {0: "n"}},
-                         model_name="tiny", opset=18)
+    report = export_onnx(
+        model, x, tmp_path / "m.onnx", ["x"], ["y"], {"x": {0: "n"}, "y": {0: "n"}}, model_name="tiny", opset=18
+    )
     assert report.passed and report.opset == 18
     assert read_metadata(report.path)["fhsdk.model_name"] == "tiny"
 
@@ -117,10 +122,19 @@ def test_export_parity_catches_a_graph_frozen_at_the_traced_size(tmp_path):
             return x.reshape(int(x.shape[0]), -1).sum(dim=1) * float(x.shape[2])
 
     example = torch.rand(1, 3, 8, 8)
-    feeds = [{"x": np.random.rand(2, 3, 8, 8).astype(np.float32)},
-             {"x": np.random.rand(2, 3, 16, 8).astype(np.float32)}]
-    report = export_onnx(BakesShape(), example, tmp_path / "b.onnx", ["x"], ["y"],
-                         {"x": {0: "n", 2: "h"}, "y": {0: "n"}}, check_inputs=feeds)
+    feeds = [
+        {"x": np.random.rand(2, 3, 8, 8).astype(np.float32)},
+        {"x": np.random.rand(2, 3, 16, 8).astype(np.float32)},
+    ]
+    report = export_onnx(
+        BakesShape(),
+        example,
+        tmp_path / "b.onnx",
+        ["x"],
+        ["y"],
+        {"x": {0: "n", 2: "h"}, "y": {0: "n"}},
+        check_inputs=feeds,
+    )
     assert not report.passed
 
 
@@ -154,8 +168,13 @@ def test_retinaface_exports_for_every_padded_size_and_its_profile_covers_tiny_mo
     from fhsdk.detect.retinaface import padded_side
     from fhsdk.runtime.build import default_profile
 
-    report = export_preset("retinaface", tmp_path / "retinaface.onnx", model=_build("retinaface"),
-                           check_batches=(1, 3), check_spatial=[(64, 96), (160, 128), (70, 45)])
+    report = export_preset(
+        "retinaface",
+        tmp_path / "retinaface.onnx",
+        model=_build("retinaface"),
+        check_batches=(1, 3),
+        check_spatial=[(64, 96), (160, 128), (70, 45)],
+    )
     assert report.passed, report.summary()
     profile = default_profile(report.path, "retinaface")
     low, _, high = profile.range("image")

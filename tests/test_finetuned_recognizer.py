@@ -37,8 +37,11 @@ def test_finetuned_weights_replace_the_shipped_ones(tmp_path, shipped_state, fac
     torch.save(moved, moved_path)
     finetuned = Embedder(weights=moved_path)
     assert finetuned.fingerprint != shipped.fingerprint and "fine-tuned" in finetuned.name
-    assert not np.allclose(finetuned.embed_preprocessed(finetuned.preprocess(faces)),
-                           shipped.embed_preprocessed(shipped.preprocess(faces)), atol=1e-4)
+    assert not np.allclose(
+        finetuned.embed_preprocessed(finetuned.preprocess(faces)),
+        shipped.embed_preprocessed(shipped.preprocess(faces)),
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("content", [b"", b"not a state dict", None])
@@ -57,8 +60,9 @@ def test_bad_recognizer_weights_are_refused(tmp_path, content):
 def test_a_domain_integrated_run_exports_the_recognizer_it_trained(celeba_dir, tmp_path):
     cache = make_center_crop_cache(celeba_dir, tmp_path / "faces.npz", identities=4, per_identity=4)
     out = tmp_path / "run"
-    overrides = TINY_COMMON + TINY["sicnn"] + ["train.steps=2", "optim.recognizer.lr=1.0e-2",
-                                               "deploy.recognizer=finetuned"]
+    overrides = (
+        TINY_COMMON + TINY["sicnn"] + ["train.steps=2", "optim.recognizer.lr=1.0e-2", "deploy.recognizer=finetuned"]
+    )
     argv = ["sicnn", "--out", str(out), "--cache", str(cache), "--no-progress", "--threads", "1", "--no-eval"]
     for override in overrides:
         argv += ["--set", override]

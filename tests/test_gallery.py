@@ -2,7 +2,6 @@
 
 import io
 import logging
-import os
 import pickle
 import random
 import signal
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -74,9 +73,13 @@ names = st.text(min_size=1, max_size=12).filter(lambda s: s.strip() and "\0" not
 
 
 @settings(max_examples=40, deadline=None)
-@given(dim=st.integers(1, 16), people=st.lists(st.tuples(names, st.integers(1, 3)), max_size=6),
-       fingerprint=st.text(max_size=20).filter(lambda s: "\0" not in s), seed=st.integers(0, 2**32 - 1),
-       encrypt=st.booleans() if HAVE_CRYPTO else st.just(False))
+@given(
+    dim=st.integers(1, 16),
+    people=st.lists(st.tuples(names, st.integers(1, 3)), max_size=6),
+    fingerprint=st.text(max_size=20).filter(lambda s: "\0" not in s),
+    seed=st.integers(0, 2**32 - 1),
+    encrypt=st.booleans() if HAVE_CRYPTO else st.just(False),
+)
 def test_round_trip_of_random_galleries(dim, people, fingerprint, seed, encrypt):
     rng = np.random.default_rng(seed)
     gallery = Gallery(dim, fingerprint)
@@ -183,15 +186,21 @@ class _Payload:
 DAMAGE = {
     # name: (how to damage the saved file at path, message fragment)
     "bit flip, re-zipped": (lambda p: _rezip(p, _flip_embedding_bit), "fails its SHA-256 checksum"),
-    "renamed person, re-zipped": (lambda p: _rezip(p, lambda a: a.update(names_utf8=np.full_like(a["names_utf8"], 120))),
-                                  "fails its SHA-256 checksum"),
-    "other fingerprint, re-zipped": (lambda p: _rezip(p, lambda a: a.update(recognizer_fingerprint=np.array("fp"))),
-                                     "fails its SHA-256 checksum"),
+    "renamed person, re-zipped": (
+        lambda p: _rezip(p, lambda a: a.update(names_utf8=np.full_like(a["names_utf8"], 120))),
+        "fails its SHA-256 checksum",
+    ),
+    "other fingerprint, re-zipped": (
+        lambda p: _rezip(p, lambda a: a.update(recognizer_fingerprint=np.array("fp"))),
+        "fails its SHA-256 checksum",
+    ),
     "checksum removed": (lambda p: _rezip(p, lambda a: a.pop("checksum")), "lost its checksum"),
     "extra entry": (lambda p: _rezip(p, lambda a: a.update(extra=np.zeros(3))), "not an fhsdk gallery"),
     "future version": (lambda p: _rezip(p, lambda a: a.update(format_version=np.array(99))), "upgrade fhsdk"),
-    "names as objects": (lambda p: _rezip(p, lambda a: a.update(names_utf8=np.array(list(a["names_utf8"]), dtype=object))),
-                         "damaged"),
+    "names as objects": (
+        lambda p: _rezip(p, lambda a: a.update(names_utf8=np.array(list(a["names_utf8"]), dtype=object))),
+        "damaged",
+    ),
     "format 3 rewritten as format 1": (lambda p: _downgrade(p, 1), "format-1 gallery, which has no checksum"),
     "format 3 rewritten as format 2": (lambda p: _downgrade(p, 2), "fails its SHA-256 checksum"),
     "format 2 fields under format 3": (lambda p: _downgrade(p, 2, keep_version=True), "damaged"),
@@ -201,8 +210,10 @@ DAMAGE = {
     "last byte cut": (lambda p: p.write_bytes(p.read_bytes()[:-1]), "damaged"),
     "zero bytes": (lambda p: p.write_bytes(b""), "empty"),
     "random bytes": (lambda p: p.write_bytes(np.random.default_rng(1).bytes(5000)), "not an fhsdk gallery"),
-    "random bytes after a zip signature": (lambda p: p.write_bytes(b"PK\x03\x04" + np.random.default_rng(2).bytes(999)),
-                                           "damaged"),
+    "random bytes after a zip signature": (
+        lambda p: p.write_bytes(b"PK\x03\x04" + np.random.default_rng(2).bytes(999)),
+        "damaged",
+    ),
     "foreign npz": (lambda p: np.savez(p, weights=np.ones(3), bias=np.zeros(2)), "holds bias, weights"),
     "single .npy": (lambda p: p.write_bytes(_npy_bytes()), "not an fhsdk gallery"),
     "text file": (lambda p: p.write_text("name,embedding\nalice,0.1 0.2\n"), "not an fhsdk gallery"),
@@ -212,6 +223,7 @@ DAMAGE = {
 def _downgrade(path, version, keep_version=False):
     """Rewrite a format-3 gallery in the layout of an older format: names as a unicode array, and (format 1)
     no checksum; the checksum, if kept, is the old one."""
+
     def change(arrays):
         text, offsets = arrays.pop("names_utf8").tobytes(), arrays.pop("name_offsets")
         arrays["names"] = np.array([text[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:])])
@@ -268,8 +280,13 @@ def test_format_1_file_loads_only_when_asked_with_a_warning(tmp_path, caplog):
     skip the checksum (issue 15, 3.9): refused unless allow_unverified=True."""
     gallery = _gallery()
     path = tmp_path / "old.npz"
-    np.savez(path, format_version=np.array(1), recognizer_fingerprint=np.array("fp"),
-             names=np.array(gallery.names), embeddings=gallery.embeddings)
+    np.savez(
+        path,
+        format_version=np.array(1),
+        recognizer_fingerprint=np.array("fp"),
+        names=np.array(gallery.names),
+        embeddings=gallery.embeddings,
+    )
     with pytest.raises(GalleryError, match="allow_unverified=True"):
         Gallery.load(path, recognizer_fingerprint="fp")
     with caplog.at_level(logging.WARNING, logger="fhsdk.gallery"):
@@ -285,8 +302,12 @@ def test_format_2_file_still_loads(tmp_path):
     from fhsdk.gallery.file_format import checksum as _checksum
 
     gallery = _gallery()
-    arrays = {"format_version": np.array(2, dtype=np.int64), "recognizer_fingerprint": np.array("fp"),
-              "names": np.array(gallery.names), "embeddings": gallery.embeddings}
+    arrays = {
+        "format_version": np.array(2, dtype=np.int64),
+        "recognizer_fingerprint": np.array("fp"),
+        "names": np.array(gallery.names),
+        "embeddings": gallery.embeddings,
+    }
     arrays["checksum"] = np.array(_checksum(arrays))  # as format 2 wrote it
     np.savez(tmp_path / "v2.npz", **arrays)
     _assert_same(Gallery.load(tmp_path / "v2.npz", recognizer_fingerprint="fp"), gallery)
@@ -389,15 +410,27 @@ while True:
 # 'renamed' twice in a row is the schedule that once failed: each saver starts from the file on disk,
 # which a killed predecessor may have moved one version past its last report.
 KILL_PHASES = {"write": 0, "rename": 0, "renamed": 1, "reported": 0}
-KILL_SCHEDULE = [("renamed", 1), ("renamed", 0), ("write", 0), ("write", 2), ("rename", 1), ("reported", 0),
-                 ("reported", 2), ("renamed", 2)] * 3 + [("random", 0)] * 6  # (phase, saves reported before it)
+KILL_SCHEDULE = [
+    ("renamed", 1),
+    ("renamed", 0),
+    ("write", 0),
+    ("write", 2),
+    ("rename", 1),
+    ("reported", 0),
+    ("reported", 2),
+    ("renamed", 2),
+] * 3 + [("random", 0)] * 6  # (phase, saves reported before it)
 
 
 def _kill_saver(path, phase, saves_first, delay):
     """Runs a saver that saves `saves_first` versions and then stops at `phase` (or, for 'random', keeps
     saving), SIGKILLs it, and returns (version it started from, versions it reported saved)."""
-    saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path), phase, str(saves_first)],
-                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    saver = subprocess.Popen(
+        [sys.executable, "-c", SAVER, str(path), phase, str(saves_first)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     lines = []
     try:
         ready = saver.stdout.readline().split()
@@ -450,8 +483,10 @@ def test_sigkill_during_saves_never_loses_the_gallery(tmp_path):
         if phase in ("write", "rename"):
             assert strays, f"a kill at '{phase}' leaves its temp file"
         assert sorted(p.name for p in tmp_path.iterdir() if p.name not in strays) == [".g.npz.lock", "g.npz"]
-    print(f"\n{len(KILL_SCHEDULE)} SIGKILLs in {time.perf_counter() - started:.1f} s; "
-          f"{len(versions_seen)} distinct versions found after kills, the last {on_disk}")
+    print(
+        f"\n{len(KILL_SCHEDULE)} SIGKILLs in {time.perf_counter() - started:.1f} s; "
+        f"{len(versions_seen)} distinct versions found after kills, the last {on_disk}"
+    )
     loaded.save(path)  # the next save sweeps the killed saves' temp files
     assert _temp_files(tmp_path) == []
 
@@ -484,16 +519,19 @@ def _flip(offset):
     return damage
 
 
-@pytest.mark.parametrize("case, damage, message", [
-    ("no key", None, "is encrypted: give its key"),
-    ("wrong key", None, "could not be decrypted: the key is wrong"),
-    ("nonce flipped", _flip(30), "could not be decrypted"),
-    ("ciphertext flipped", _flip(500), "could not be decrypted"),
-    ("tag flipped", _flip(-1), "could not be decrypted"),
-    ("truncated", lambda p: p.write_bytes(p.read_bytes()[:-100]), "could not be decrypted"),
-    ("header only", lambda p: p.write_bytes(p.read_bytes()[:26]), "could not be decrypted"),
-    ("header flipped", _flip(3), "not an fhsdk gallery"),
-])
+@pytest.mark.parametrize(
+    "case, damage, message",
+    [
+        ("no key", None, "is encrypted: give its key"),
+        ("wrong key", None, "could not be decrypted: the key is wrong"),
+        ("nonce flipped", _flip(30), "could not be decrypted"),
+        ("ciphertext flipped", _flip(500), "could not be decrypted"),
+        ("tag flipped", _flip(-1), "could not be decrypted"),
+        ("truncated", lambda p: p.write_bytes(p.read_bytes()[:-100]), "could not be decrypted"),
+        ("header only", lambda p: p.write_bytes(p.read_bytes()[:26]), "could not be decrypted"),
+        ("header flipped", _flip(3), "not an fhsdk gallery"),
+    ],
+)
 def test_encrypted_gallery_refusals(tmp_path, case, damage, message):
     pytest.importorskip("cryptography")
     key = Gallery.generate_key()
@@ -580,11 +618,14 @@ def test_faiss_flat_gives_the_exact_top_k(big_gallery):
 
 # Random unit queries have no near neighbour: the hardest case for approximate search. Probes of
 # enrolled rows (row + noise, cosine ~0.8 to it) are what a face seen again looks like.
-@pytest.mark.parametrize("kind, params, floor_random, floor_probes", [
-    ("faiss-hnsw", {}, 0.9, 0.99),
-    ("faiss-ivf", {}, 0.3, 0.9),
-    ("faiss-ivf", {"ivf_lists": 64, "nprobe": 64}, 1.0, 1.0),  # every list searched: exact
-])
+@pytest.mark.parametrize(
+    "kind, params, floor_random, floor_probes",
+    [
+        ("faiss-hnsw", {}, 0.9, 0.99),
+        ("faiss-ivf", {}, 0.3, 0.9),
+        ("faiss-ivf", {"ivf_lists": 64, "nprobe": 64}, 1.0, 1.0),  # every list searched: exact
+    ],
+)
 def test_faiss_approximate_recall_at_1(big_gallery, kind, params, floor_random, floor_probes):
     pytest.importorskip("faiss")
     noise = np.random.default_rng(3).normal(size=(500, 128)).astype(np.float32)
@@ -593,8 +634,9 @@ def test_faiss_approximate_recall_at_1(big_gallery, kind, params, floor_random, 
     truth = {name: big_gallery.search(q, k=1)[0][:, 0] for name, q in queries.items()}
     big_gallery.build_index(kind, **params)
     try:
-        recall = {name: float((big_gallery.search(q, k=1)[0][:, 0] == truth[name]).mean())
-                  for name, q in queries.items()}
+        recall = {
+            name: float((big_gallery.search(q, k=1)[0][:, 0] == truth[name]).mean()) for name, q in queries.items()
+        }
     finally:
         big_gallery.drop_index()
     print(f"\n{kind} {params} recall@1 against exact on 5000 random unit 128-D rows, 500 queries each: {recall}")

@@ -125,8 +125,14 @@ def test_onnx_export_dynamic_batch(name, tmp_path):
     model = create_model(name, scale=4, **SMALL[name]).eval()
     path = tmp_path / f"{name}.onnx"
     torch.onnx.export(
-        model, (torch.rand(1, 3, 32, 32),), str(path), input_names=["lr"], output_names=["sr"],
-        dynamic_axes={"lr": {0: "batch"}, "sr": {0: "batch"}}, opset_version=17, dynamo=False,
+        model,
+        (torch.rand(1, 3, 32, 32),),
+        str(path),
+        input_names=["lr"],
+        output_names=["sr"],
+        dynamic_axes={"lr": {0: "batch"}, "sr": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
     )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 3):

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhsdk import kernels as K
-from fhsdk.kernels.arguments import _SMALL_AFFINE_BATCH
 from fhsdk import kernels_reference as R
 from fhsdk.errors import BackendUnavailableError, InvalidInputError
+from fhsdk.kernels.arguments import _SMALL_AFFINE_BATCH
 
 _C = pytest.importorskip("fhsdk._C", reason="fhsdk._C is not built (pip install -e .)")
 # Skip only where there is no GPU at all: on a GPU machine an extension that cannot use it (built
@@ -148,7 +148,9 @@ def test_affine_float16_large_output_and_contiguity():
 def test_affine_threads_do_not_change_results():
     rng = np.random.default_rng(3)
     frame = smooth_frame(rng, 200, 300)
-    mats = np.stack([similarity(150, rng.uniform(0, 300, 2), rng.uniform(30, 120), rng.uniform(-1, 1)) for _ in range(6)])
+    mats = np.stack(
+        [similarity(150, rng.uniform(0, 300, 2), rng.uniform(30, 120), rng.uniform(-1, 1)) for _ in range(6)]
+    )
     one = K.resize_normalize_affine(frame, mats, 150, MEAN, SCALE, num_threads=1)
     many = K.resize_normalize_affine(frame, mats, 150, MEAN, SCALE, num_threads=3)
     np.testing.assert_array_equal(one, many)
@@ -387,7 +389,9 @@ def test_cuda_batch_matches_torch():
     mean = torch.tensor(MEAN, device="cuda").view(1, 3, 1, 1)
     scale = torch.tensor(SCALE, device="cuda").view(1, 3, 1, 1)
     torch.testing.assert_close(got, (t - mean) * scale, atol=1e-4, rtol=1e-5)
-    np.testing.assert_allclose(got.cpu().numpy(), K.resize_normalize_batch(x.cpu().numpy(), 150, MEAN, SCALE), atol=1e-4)
+    np.testing.assert_allclose(
+        got.cpu().numpy(), K.resize_normalize_batch(x.cpu().numpy(), 150, MEAN, SCALE), atol=1e-4
+    )
 
 
 @needs_gpu
@@ -411,8 +415,16 @@ def test_cuda_kernels_on_a_side_stream_match_the_current_stream():
     assert tuple(idx.shape) == (70_000, 3) and bool((idx[:, 0] == (queries @ gallery.t()).argmax(1)).all())
 
 
-@pytest.mark.parametrize("n,d,k,half,tile", [(1000, 128, 5, False, 97), (1000, 13, 10, True, 1000),
-                                             (5, 8, 10, False, 2), (300, 16, 3, False, 7), (0, 4, 3, False, 5)])
+@pytest.mark.parametrize(
+    "n,d,k,half,tile",
+    [
+        (1000, 128, 5, False, 97),
+        (1000, 13, 10, True, 1000),
+        (5, 8, 10, False, 2),
+        (300, 16, 3, False, 7),
+        (0, 4, 3, False, 5),
+    ],
+)
 def test_gemm_topk_matches_the_cpu_kernel_exactly(n, d, k, half, tile):
     # The CUDA front's GEMM + top-k, run here on CPU tensors: same indices and order as the C++ kernel.
     rng = np.random.default_rng(n + d)
@@ -434,8 +446,17 @@ def test_gemm_topk_breaks_ties_by_lower_index_across_tiles():
 
 
 @needs_gpu
-@pytest.mark.parametrize("n,d,k,half", [(1, 8, 5, False), (1000, 13, 7, True), (70_000, 128, 5, False),
-                                        (70_000, 128, 100, True), (3, 4, 10, False), (0, 4, 3, False)])
+@pytest.mark.parametrize(
+    "n,d,k,half",
+    [
+        (1, 8, 5, False),
+        (1000, 13, 7, True),
+        (70_000, 128, 5, False),
+        (70_000, 128, 100, True),
+        (3, 4, 10, False),
+        (0, 4, 3, False),
+    ],
+)
 def test_cuda_topk_matches_cpu(n, d, k, half):
     rng = np.random.default_rng(9)
     g = rng.standard_normal((n, d)).astype(np.float16 if half else np.float32)
@@ -444,8 +465,15 @@ def test_cuda_topk_matches_cpu(n, d, k, half):
         idx, sims = K.cosine_topk(torch.from_numpy(q).cuda(), torch.from_numpy(g).cuda(), k, normalize=normalize)
         assert idx.is_cuda and idx.dtype == torch.int64 and sims.dtype == torch.float32
         # a float16 gallery is multiplied on tensor cores with float16 queries: error ~2^-11 |q||g|
-        bound = 1e-3 if not half else 2e-3 * float(np.linalg.norm(q, axis=1).max() * (
-            1.0 if normalize else np.linalg.norm(g.astype(np.float32), axis=1).max(initial=1.0)))
+        bound = (
+            1e-3
+            if not half
+            else 2e-3
+            * float(
+                np.linalg.norm(q, axis=1).max()
+                * (1.0 if normalize else np.linalg.norm(g.astype(np.float32), axis=1).max(initial=1.0))
+            )
+        )
         check_topk(q, g.astype(np.float32), k, idx.cpu().numpy(), sims.cpu().numpy(), normalize, atol=bound)
     empty = K.cosine_topk(torch.zeros(0, d, device="cuda"), torch.from_numpy(g).cuda(), k)[0]
     assert tuple(empty.shape) == (0, min(k, n))

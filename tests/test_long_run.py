@@ -47,8 +47,10 @@ def test_ten_thousand_frames_keep_memory_flat():
         if result.index == WARMUP:
             rss_after_warmup = _rss_mb()
     growth = _rss_mb() - rss_after_warmup
-    print(f"{FRAMES} frames, {frames_with_faces} with a face, {events} events, {lost} tracks lost, "
-          f"at most {max_tracks} live tracks, RSS growth after warm-up {growth:.1f} MB")
+    print(
+        f"{FRAMES} frames, {frames_with_faces} with a face, {events} events, {lost} tracks lost, "
+        f"at most {max_tracks} live tracks, RSS growth after warm-up {growth:.1f} MB"
+    )
     assert result.index == FRAMES - 1
     assert frames_with_faces > FRAMES // 8
     assert lost >= FRAMES // 70 - 2  # every appearance's track expired

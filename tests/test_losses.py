@@ -140,7 +140,9 @@ def test_arcface_and_cosface_logits():
     arc.m = 0.5
     logits = arc(x, labels)
     theta = torch.acos(cos[torch.arange(4), labels])
-    expected = torch.where(theta + 0.5 < math.pi, torch.cos(theta + 0.5), torch.cos(theta) - math.sin(math.pi - 0.5) * 0.5)
+    expected = torch.where(
+        theta + 0.5 < math.pi, torch.cos(theta + 0.5), torch.cos(theta) - math.sin(math.pi - 0.5) * 0.5
+    )
     assert torch.allclose(logits[torch.arange(4), labels], 64 * expected, atol=1e-3)
     off = torch.ones_like(logits, dtype=torch.bool)
     off[torch.arange(4), labels] = False
@@ -198,7 +200,9 @@ def test_to_recognizer_input_is_bilinear_then_normalise():
 def test_identity_losses_through_a_real_recognizer():
     """The whole path: SR -> resize + normalise -> conv net -> loss; gradients reach the SR image."""
     torch.manual_seed(0)
-    recognizer = Recognizer(SmallRecognizer(), 48, lambda x: (x - 0.5) / 0.5, feature_layers=["stages.2", "stages.5"]).eval()
+    recognizer = Recognizer(
+        SmallRecognizer(), 48, lambda x: (x - 0.5) / 0.5, feature_layers=["stages.2", "stages.5"]
+    ).eval()
     hr = torch.rand(3, 3, 128, 128)
     sr = hr.clone().requires_grad_(True)
     f_hr = recognizer(hr)
@@ -220,11 +224,14 @@ def test_relational_contrastive_loss_known_values():
     labels = torch.arange(4)
     # Student features on their own teacher features: softmax of (s, 0, 0, 0) on the diagonal.
     expected = -torch.log(torch.exp(torch.tensor(10.0)) / (torch.exp(torch.tensor(10.0)) + 3))
-    assert relational_contrastive_loss(teacher * 3, teacher, labels, scale=10.0) == pytest.approx(float(expected), abs=1e-6)
+    assert relational_contrastive_loss(teacher * 3, teacher, labels, scale=10.0) == pytest.approx(
+        float(expected), abs=1e-6
+    )
     # A student that maps everyone to the same point cannot tell people apart: log(4).
     collapsed = torch.ones(4, 4)
     assert relational_contrastive_loss(collapsed, teacher, labels, scale=10.0) == pytest.approx(math.log(4), rel=1e-5)
     # Two images of the same person are both positives: the mass on either counts.
     labels = torch.tensor([0, 0, 1, 2])
     assert relational_contrastive_loss(collapsed, teacher, labels, scale=10.0) == pytest.approx(
-        (2 * -math.log(2 / 4) + 2 * -math.log(1 / 4)) / 4, rel=1e-5)
+        (2 * -math.log(2 / 4) + 2 * -math.log(1 / 4)) / 4, rel=1e-5
+    )

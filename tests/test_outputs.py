@@ -10,8 +10,16 @@ from fhsdk.results import Face, FrameResult
 
 
 def _face(identity=None, similarity=float("nan"), source=None, track_id=3, box=(10, 10, 40, 40)):
-    return Face(box=np.array(box, np.float32), landmarks=np.zeros((5, 2)), score=0.99, size_px=15.0,
-                identity=identity, similarity=similarity, track_id=track_id, identity_source=source)
+    return Face(
+        box=np.array(box, np.float32),
+        landmarks=np.zeros((5, 2)),
+        score=0.99,
+        size_px=15.0,
+        identity=identity,
+        similarity=similarity,
+        track_id=track_id,
+        identity_source=source,
+    )
 
 
 def test_labels_say_whether_a_name_needed_the_track_and_hint_the_threshold():
@@ -69,5 +77,7 @@ def test_identity_log_answers_in_which_frames_someone_was_named():
     for index in [0, 1, 2, 5, 6]:
         log.add(FrameResult(index, 0.0, [_face("alice", 0.95, "track" if index == 6 else "frame"), _face()]))
     log.add(FrameResult(7, 0.0, [_face("bob", 0.93, "frame")]))
-    assert log.summary() == {"alice": {"frames": 5, "frames_from_track": 1, "ranges": [[0, 2], [5, 6]]},
-                             "bob": {"frames": 1, "frames_from_track": 0, "ranges": [[7, 7]]}}
+    assert log.summary() == {
+        "alice": {"frames": 5, "frames_from_track": 1, "ranges": [[0, 2], [5, 6]]},
+        "bob": {"frames": 1, "frames_from_track": 0, "ranges": [[7, 7]]},
+    }

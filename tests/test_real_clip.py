@@ -56,7 +56,7 @@ def test_no_name_crosses_the_cut_into_the_audience_shot(clip, video_dir):
     pipe.enroll("performer", [str(video_dir / "gallery" / "lin_manuel_miranda.png")])
     named = {}
     events = []
-    for result in itertools.islice(pipe.stream(iter(clip[FIRST:LAST + 1]), batch_frames=4), None):
+    for result in itertools.islice(pipe.stream(iter(clip[FIRST : LAST + 1]), batch_frames=4), None):
         index = FIRST + result.index
         named[index] = [f for f in result.faces if f.identity == "performer"]
         events += result.events

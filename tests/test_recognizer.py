@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhsdk.errors import InvalidInputError, WeightsError
-from fhsdk.models import create_model
-from fhsdk.models import dlib_resnet
+from fhsdk.models import create_model, dlib_resnet
 from fhsdk.models.dlib_format import TAG_OR_SKIP, DlibStream, read_dnn
 from fhsdk.models.dlib_resnet import (
     INPUT_SIZE,
@@ -193,8 +192,14 @@ def test_forward_features_shapes_and_stage_selection(model):
         features = model.forward_features(_inputs(2))
         assert list(features) == list(STAGES)
         shapes = {name: tuple(f.shape[1:]) for name, f in features.items()}
-        assert shapes == {"stem": (32, 35, 35), "stage1": (32, 35, 35), "stage2": (64, 17, 17),
-                          "stage3": (128, 8, 8), "stage4": (256, 4, 4), "stage5": (256, 2, 2)}
+        assert shapes == {
+            "stem": (32, 35, 35),
+            "stage1": (32, 35, 35),
+            "stage2": (64, 17, 17),
+            "stage3": (128, 8, 8),
+            "stage4": (256, 4, 4),
+            "stage5": (256, 2, 2),
+        }
         subset = model.forward_features(_inputs(2), stages=("stage2",))
         assert list(subset) == ["stage2"] and torch.equal(subset["stage2"], features["stage2"])
     with pytest.raises(InvalidInputError):
@@ -222,9 +227,16 @@ def test_onnx_export_with_dynamic_batch_matches_onnxruntime(model):
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes that spatial padding sizes are constants
-        torch.onnx.export(model, (_inputs(2),), buffer, input_names=["image"],
-                          output_names=["embedding"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (_inputs(2),),
+            buffer,
+            input_names=["image"],
+            output_names=["embedding"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
+        )
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     for batch in (1, 3):
         x = _inputs(batch, seed=4 + batch)

@@ -49,7 +49,9 @@ def _upstream_faces(session, image: np.ndarray, score_threshold: float, nms_thre
         for i in range(height // stride):
             for j in range(width // stride):
                 for side in sides:
-                    priors.append([(j + 0.5) * stride / width, (i + 0.5) * stride / height, side / width, side / height])
+                    priors.append(
+                        [(j + 0.5) * stride / width, (i + 0.5) * stride / height, side / width, side / height]
+                    )
     priors = np.array(priors)
     centre = priors[:, :2] + loc[:, :2] * 0.1 * priors[:, 2:]
     size = priors[:, 2:] * np.exp(loc[:, 2:] * 0.2)
@@ -76,7 +78,9 @@ def test_weights_map_onto_every_module():
 
 def test_network_matches_onnx_runtime_on_raw_outputs(upstream, astronaut):
     net = load_pretrained()
-    image = astronaut[:300, :416].transpose(2, 0, 1)[None].astype(np.float32) - np.array(MEAN_BGR, np.float32).reshape(1, 3, 1, 1)
+    image = astronaut[:300, :416].transpose(2, 0, 1)[None].astype(np.float32) - np.array(MEAN_BGR, np.float32).reshape(
+        1, 3, 1, 1
+    )
     image = np.concatenate([image, image[:, :, ::-1, ::-1]])  # a batch of two different images
     loc, conf, points = upstream.run(None, {"input": np.pad(image, ((0, 0), (0, 0), (0, 20), (0, 0)))})
     with torch.no_grad():
@@ -115,8 +119,12 @@ def test_astronaut_face_with_plausible_landmarks(detector, astronaut):
 
 
 def test_batch_of_mixed_sizes_equals_one_by_one(detector, astronaut):
-    images = [astronaut, astronaut[40:300, 100:420], np.full((90, 130, 3), 127, np.uint8),
-              np.ascontiguousarray(astronaut[::3, ::3])]
+    images = [
+        astronaut,
+        astronaut[40:300, 100:420],
+        np.full((90, 130, 3), 127, np.uint8),
+        np.ascontiguousarray(astronaut[::3, ::3]),
+    ]
     batched = detector.detect(images)
     for image, together in zip(images, batched):
         (alone,) = detector.detect(image)
@@ -138,7 +146,16 @@ def test_tiny_face_mode_finds_a_face_the_plain_pass_misses(astronaut):
 
     assert not face_found(RetinaFace().detect(frame)[0])
     assert face_found(RetinaFace(upscale=2).detect(frame)[0])
-    assert [RetinaFace(min_face_size=m).upscale for m in (64, 48, 32, 24, 20, 16, 12, 8)] == [1, 1, 1.5, 2, 2.4, 3, 4, 4]
+    assert [RetinaFace(min_face_size=m).upscale for m in (64, 48, 32, 24, 20, 16, 12, 8)] == [
+        1,
+        1,
+        1.5,
+        2,
+        2.4,
+        3,
+        4,
+        4,
+    ]
 
 
 def test_tiny_face_pass_keeps_only_small_faces(astronaut):
@@ -164,9 +181,18 @@ def test_empty_inputs_and_faceless_frames(detector):
     assert [len(f) for f in found] == [0, 0]
 
 
-@pytest.mark.parametrize("kwargs", [dict(score_threshold=1.5), dict(nms_threshold=-0.1), dict(upscale=0.5),
-                                    dict(upscale=8), dict(min_face_size=0), dict(score_threshold=True),
-                                    dict(tiny_score_threshold=2.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(score_threshold=1.5),
+        dict(nms_threshold=-0.1),
+        dict(upscale=0.5),
+        dict(upscale=8),
+        dict(min_face_size=0),
+        dict(score_threshold=True),
+        dict(tiny_score_threshold=2.0),
+    ],
+)
 def test_bad_settings_raise(kwargs):
     with pytest.raises(InvalidInputError):
         RetinaFace(**kwargs)

@@ -89,17 +89,20 @@ def test_backend_accepts_torch_tensors(backend):
     np.testing.assert_array_equal(from_numpy["logits"], from_torch["logits"])
 
 
-@pytest.mark.parametrize("feeds,match", [
-    ({}, "missing \\['image'\\]"),
-    ({"image": np.zeros((1, 3, 16, 16), np.float32), "extra": np.zeros(1, np.float32)}, "unexpected \\['extra'\\]"),
-    ({"img": np.zeros((1, 3, 16, 16), np.float32)}, "inputs must be named \\['image'\\]"),
-    ({"image": np.zeros((1, 3, 16, 16), np.float64)}, "dtype float32, got float64"),
-    ({"image": torch.zeros((1, 3, 16, 16), dtype=torch.float16)}, "dtype float32, got float16"),
-    ({"image": np.zeros((1, 3, 16, 17), np.float32)}, "shape \\(\\?, 3, 16, 16\\), got \\(1, 3, 16, 17\\)"),
-    ({"image": np.zeros((3, 16, 16), np.float32)}, "got \\(3, 16, 16\\)"),
-    ({"image": np.zeros((0, 3, 16, 16), np.float32)}, "got \\(0, 3, 16, 16\\)"),
-    ({"image": [[1.0]]}, "NumPy array or torch tensor"),
-])
+@pytest.mark.parametrize(
+    "feeds,match",
+    [
+        ({}, "missing \\['image'\\]"),
+        ({"image": np.zeros((1, 3, 16, 16), np.float32), "extra": np.zeros(1, np.float32)}, "unexpected \\['extra'\\]"),
+        ({"img": np.zeros((1, 3, 16, 16), np.float32)}, "inputs must be named \\['image'\\]"),
+        ({"image": np.zeros((1, 3, 16, 16), np.float64)}, "dtype float32, got float64"),
+        ({"image": torch.zeros((1, 3, 16, 16), dtype=torch.float16)}, "dtype float32, got float16"),
+        ({"image": np.zeros((1, 3, 16, 17), np.float32)}, "shape \\(\\?, 3, 16, 16\\), got \\(1, 3, 16, 17\\)"),
+        ({"image": np.zeros((3, 16, 16), np.float32)}, "got \\(3, 16, 16\\)"),
+        ({"image": np.zeros((0, 3, 16, 16), np.float32)}, "got \\(0, 3, 16, 16\\)"),
+        ({"image": [[1.0]]}, "NumPy array or torch tensor"),
+    ],
+)
 def test_backend_refuses_bad_inputs(backend, feeds, match):
     with pytest.raises(InvalidInputError, match=match):
         backend.run(feeds)
@@ -146,8 +149,13 @@ def test_onnxruntime_fp16_runs_the_mixed_precision_graph_within_parity(tiny):
     reference = create_backend("torch", tiny, io=TINY_IO)
     result = verify_backend(fp16, reference, TINY_IO.example_inputs(batch=3, seed=5))
     assert result.passed, result.table()
-    fp32_error = verify_backend(create_backend("onnxruntime", tiny, io=TINY_IO), reference,
-                                TINY_IO.example_inputs(batch=3, seed=5)).outputs[0].max_abs
+    fp32_error = (
+        verify_backend(
+            create_backend("onnxruntime", tiny, io=TINY_IO), reference, TINY_IO.example_inputs(batch=3, seed=5)
+        )
+        .outputs[0]
+        .max_abs
+    )
     assert result.outputs[0].max_abs > fp32_error  # it really computed in float16
     # the graph is refused under the wrong precision rather than relabelled
     with pytest.raises(InvalidInputError, match="FP16 graph"):
@@ -201,6 +209,7 @@ def test_cuda_device_without_gpu_says_what_to_do(tiny):
 def test_tensorrt_unavailable_here_names_the_fix(tiny):
     try:
         import tensorrt  # noqa: F401
+
         if HAS_CUDA:
             pytest.skip("TensorRT and a GPU are present")
     except ImportError:
@@ -210,8 +219,7 @@ def test_tensorrt_unavailable_here_names_the_fix(tiny):
 
 
 def test_onnxruntime_session_options(tiny):
-    backend = create_backend("onnxruntime", tiny, io=TINY_IO, intra_op_threads=1,
-                             graph_optimization_level="basic")
+    backend = create_backend("onnxruntime", tiny, io=TINY_IO, intra_op_threads=1, graph_optimization_level="basic")
     assert backend.providers == ["CPUExecutionProvider"]
     assert backend.session.get_session_options().intra_op_num_threads == 1
     with pytest.raises(InvalidInputError, match="graph_optimization_level"):
@@ -321,8 +329,9 @@ def test_cli_export_then_verify(tmp_path, capsys):
     onnx_path = tmp_path / "sicnn.onnx"
     weights = tmp_path / "sicnn.pt"
     torch.save(get_preset("sicnn").build().state_dict(), weights)
-    args = parser.parse_args(["sicnn", "-o", str(onnx_path), "--weights", str(weights),
-                              "--json", str(tmp_path / "export.json")])
+    args = parser.parse_args(
+        ["sicnn", "-o", str(onnx_path), "--weights", str(weights), "--json", str(tmp_path / "export.json")]
+    )
     assert export_command.run(args) == 0
     assert "PASS" in capsys.readouterr().out
     assert json.loads((tmp_path / "export.json").read_text())["passed"] is True
@@ -330,8 +339,12 @@ def test_cli_export_then_verify(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     verify_command.add_arguments(parser)
     report = tmp_path / "verify.json"
-    assert verify_command.run(parser.parse_args([str(onnx_path), "--weights", str(weights), "--batch", "2",
-                                         "--json", str(report)])) == 0
+    assert (
+        verify_command.run(
+            parser.parse_args([str(onnx_path), "--weights", str(weights), "--batch", "2", "--json", str(report)])
+        )
+        == 0
+    )
     assert "PASS" in capsys.readouterr().out and json.loads(report.read_text())["status"] == "PASS"
     # Without the weights the reference would be a fresh random generator: refused, not compared.
     with pytest.raises(WeightsError, match="--weights"):
@@ -342,14 +355,24 @@ def test_cli_build_engine_without_tensorrt(tmp_path, tiny):
     pytest.importorskip("onnx")
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("TensorRT is installed")
     except ImportError:
         pass
     parser = argparse.ArgumentParser()
     build_engine_command.add_arguments(parser)
     onnx_path = create_backend("onnxruntime", tiny, io=TINY_IO).path
-    args = parser.parse_args([str(onnx_path), "--min-shapes", "image:1x3x16x16", "--opt-shapes",
-                              "image:4x3x16x16", "--max-shapes", "image:8x3x16x16"])
+    args = parser.parse_args(
+        [
+            str(onnx_path),
+            "--min-shapes",
+            "image:1x3x16x16",
+            "--opt-shapes",
+            "image:4x3x16x16",
+            "--max-shapes",
+            "image:8x3x16x16",
+        ]
+    )
     with pytest.raises(BackendUnavailableError, match="pip install tensorrt"):
         build_engine_command.run(args)
 

@@ -68,7 +68,12 @@ def test_retry_policy_backoff_defaults_and_validation(tmp_path):
     delays = [policy.delay(3) for _ in range(200)]  # jitter: 2 s shortened by up to 20%, at random
     assert 1.6 <= min(delays) < max(delays) <= 2.0 and len(set(delays)) > 100
     assert RetryPolicy(jitter=0).delay(3) == 2.0
-    for bad in ({"max_retries": -1}, {"initial_backoff_s": 5, "max_backoff_s": 1}, {"multiplier": 0.5}, {"jitter": 1.5}):
+    for bad in (
+        {"max_retries": -1},
+        {"initial_backoff_s": 5, "max_backoff_s": 1},
+        {"multiplier": 0.5},
+        {"jitter": 1.5},
+    ):
         with pytest.raises(InvalidInputError):
             RetryPolicy(**bad)
     assert is_live("rtsp://cam/1") and is_live("http://h/v.avi") and is_live(0) and is_live(_endless)
@@ -226,7 +231,7 @@ def test_stop_from_another_thread_ends_infinite_stream(pipe, how):
     timer = threading.Timer(0.3, stop)
     timer.start()
     started, count = time.monotonic(), 0
-    for result in pipe.stream(_endless(), batch_frames=2, stop_event=event):
+    for _ in pipe.stream(_endless(), batch_frames=2, stop_event=event):
         count += 1
         assert time.monotonic() - started < 10, "the stream did not stop"
     assert count > 0 and count % 2 == 0  # it ended after a whole batch
@@ -260,10 +265,13 @@ def _bad_frame_at_2():
         yield np.zeros((48, 64, 3), np.float32) if i == 2 else _frame(i)
 
 
-@pytest.mark.parametrize("source, error, cause, where", [
-    (_raises_at_3, VideoSourceError, RuntimeError, "at frame 3"),
-    (_bad_frame_at_2, InvalidInputError, InvalidInputError, "frame 2"),
-])
+@pytest.mark.parametrize(
+    "source, error, cause, where",
+    [
+        (_raises_at_3, VideoSourceError, RuntimeError, "at frame 3"),
+        (_bad_frame_at_2, InvalidInputError, InvalidInputError, "frame 2"),
+    ],
+)
 def test_decode_thread_errors_reach_caller_with_cause_and_index(pipe, source, error, cause, where):
     before = _decode_threads()
     results = []
@@ -395,7 +403,6 @@ def test_real_http_stream_drops_stalls_and_recovers(pipe, tmp_path, release):
     assert _gone(_decode_threads() - before)
 
 
-
 # ---- hostile input (issue 15, 3.1, 3.2, 3.5, 3.9) ---------------------------------------------------------
 
 
@@ -434,8 +441,13 @@ def test_stop_while_ffmpeg_blocks_opening_then_exit_does_not_abort():
     import sys
     from pathlib import Path
 
-    done = subprocess.run([sys.executable, "-c", HANGING_RTSP], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", HANGING_RTSP],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     # before: "terminate called without an active exception", exit 134, as the decode thread was unwound
     # through OpenCV at interpreter exit
     assert done.returncode == 0, done.stderr

@@ -129,8 +129,12 @@ def _fake_tensorrt(version: str, strongly_typed_flag: bool = True):
 
         def build_serialized_network(self, network, config):
             strongly_typed = major >= 11 or bool(log["network_flags"][-1] & (1 << flags.get("STRONGLY_TYPED", 99)))
-            plan = {"inputs": [(t.name, t.shape) for t in network.inputs], "outputs": network.outputs,
-                    "strongly_typed": strongly_typed, "fp16": network.fp16}
+            plan = {
+                "inputs": [(t.name, t.shape) for t in network.inputs],
+                "outputs": network.outputs,
+                "strongly_typed": strongly_typed,
+                "fp16": network.fp16,
+            }
             return json.dumps(plan).encode()
 
     class Context:
@@ -186,8 +190,15 @@ class _Net(nn.Module):
 
 @pytest.fixture
 def onnx_file(tmp_path):
-    report = export_onnx(_Net(), torch.rand(1, 3, 8, 8), tmp_path / "net.onnx", ["image"], ["score"],
-                         {"image": {0: "batch"}, "score": {0: "batch"}}, model_name="net")
+    report = export_onnx(
+        _Net(),
+        torch.rand(1, 3, 8, 8),
+        tmp_path / "net.onnx",
+        ["image"],
+        ["score"],
+        {"image": {0: "batch"}, "score": {0: "batch"}},
+        model_name="net",
+    )
     assert report.passed
     return report.path
 
@@ -273,8 +284,9 @@ def _bound_backend(trt, profile_max=8):
     backend = object.__new__(tensorrt_backend.TensorRTBackend)
     backend._device = torch.device("cpu")
     backend.engine_path = "net.engine"
-    backend.plan = IOPlan.from_engine_description([("image", "INPUT", "FLOAT", (-1, 3, 8, 8)),
-                                                   ("score", "OUTPUT", "FLOAT", (-1, 4))])
+    backend.plan = IOPlan.from_engine_description(
+        [("image", "INPUT", "FLOAT", (-1, 3, 8, 8)), ("score", "OUTPUT", "FLOAT", (-1, 4))]
+    )
     backend.profile = OptimizationProfile((("image", (1, 3, 8, 8), (4, 3, 8, 8), (profile_max, 3, 8, 8)),))
     backend.context = trt.Context({"image": backend.profile.range("image")})
     return backend
@@ -293,7 +305,8 @@ def test_binding_checks_set_input_shape_and_addresses(version):
 
 
 def test_profile_max_batch_is_what_run_splits_at():
-    profile = OptimizationProfile((("image", (1, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8)),
-                                   ("mask", (1, 8), (4, 8), (6, 8))))
+    profile = OptimizationProfile(
+        (("image", (1, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8)), ("mask", (1, 8), (4, 8), (6, 8)))
+    )
     assert profile.max_batch() == 6
     assert OptimizationProfile(()).max_batch() is None

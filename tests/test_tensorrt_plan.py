@@ -50,8 +50,11 @@ def test_profile_for_pnet_takes_spatial_ranges():
 
 
 def test_profile_skips_static_inputs_and_sorts_by_name():
-    specs = [TensorSpec("b", "float32", (-1, 4)), TensorSpec("fixed", "float32", (2, 2)),
-             TensorSpec("a", "float32", (-1, 8))]
+    specs = [
+        TensorSpec("b", "float32", (-1, 4)),
+        TensorSpec("fixed", "float32", (2, 2)),
+        TensorSpec("a", "float32", (-1, 8)),
+    ]
     profile = compute_profile(specs, batch=(1, 2, 3))
     assert profile.names() == ["a", "b"]
 
@@ -138,11 +141,13 @@ def test_parse_shapes_rejects_malformed(bad):
 
 
 def test_io_plan_splits_inputs_outputs_and_maps_dtypes():
-    plan = IOPlan.from_engine_description([
-        ("image", "TensorIOMode.INPUT", "DataType.FLOAT", (-1, 3, -1, -1)),
-        ("prob", "OUTPUT", "FLOAT", (-1, -1, -1)),
-        ("bbox_reg", "OUTPUT", "HALF", (-1, 4, -1, -1)),
-    ])
+    plan = IOPlan.from_engine_description(
+        [
+            ("image", "TensorIOMode.INPUT", "DataType.FLOAT", (-1, 3, -1, -1)),
+            ("prob", "OUTPUT", "FLOAT", (-1, -1, -1)),
+            ("bbox_reg", "OUTPUT", "HALF", (-1, 4, -1, -1)),
+        ]
+    )
     assert [t.name for t in plan.inputs] == ["image"]
     assert [t.name for t in plan.outputs] == ["prob", "bbox_reg"]
     assert plan.outputs[1].dtype == "float16"
@@ -171,9 +176,15 @@ def test_io_plan_needs_spatial_sizes_for_dynamic_hw():
 def _key(**changes) -> EngineKey:
     profile = compute_profile([TensorSpec("image", "float32", (-1, 3, 150, 150))], batch=(1, 32, 256))
     key = EngineKey(
-        onnx_sha256=hashlib.sha256(b"onnx graph").hexdigest(), tensorrt_version="10.3.0",
-        gpu_name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0), precision="fp16", profile=profile,
-        pinned_layers=("conv1",), pinned_layer_types=(), builder_options=(("workspace_mib", 4096),),
+        onnx_sha256=hashlib.sha256(b"onnx graph").hexdigest(),
+        tensorrt_version="10.3.0",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability=(9, 0),
+        precision="fp16",
+        profile=profile,
+        pinned_layers=("conv1",),
+        pinned_layer_types=(),
+        builder_options=(("workspace_mib", 4096),),
     )
     return replace(key, **changes)
 
@@ -254,13 +265,16 @@ def test_engine_cache_refuses_a_header_edited_to_match(tmp_path):
         read_engine(path, _key())
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "truncated"),
-    (b"NOTANENGINEFILE!" * 4, "bad magic"),
-    (struct.pack("<8sII", MAGIC, 99, 2) + b"{}", "format version"),
-    (struct.pack("<8sII", MAGIC, 1, 5) + b"{oops", "corrupt header"),
-    (struct.pack("<8sII", MAGIC, 1, 2) + b"{}", "corrupt header"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "truncated"),
+        (b"NOTANENGINEFILE!" * 4, "bad magic"),
+        (struct.pack("<8sII", MAGIC, 99, 2) + b"{}", "format version"),
+        (struct.pack("<8sII", MAGIC, 1, 5) + b"{oops", "corrupt header"),
+        (struct.pack("<8sII", MAGIC, 1, 2) + b"{}", "corrupt header"),
+    ],
+)
 def test_engine_cache_refuses_foreign_files(tmp_path, content, match):
     path = tmp_path / "bad.engine"
     path.write_bytes(content)

@@ -37,8 +37,11 @@ def test_apply_sizes_torch_cv2_and_the_kernels(monkeypatch):
 
 def test_onnxruntime_sessions_take_the_setting_with_spinning_off():
     net = torch.nn.Conv2d(3, 4, 3)
-    io = ModelIO(inputs=(TensorSpec("image", "float32", (-1, 3, 8, 8)),),
-                 outputs=(TensorSpec("features", "float32", (-1, 4, 6, 6)),), example_shapes={"image": (1, 3, 8, 8)})
+    io = ModelIO(
+        inputs=(TensorSpec("image", "float32", (-1, 3, 8, 8)),),
+        outputs=(TensorSpec("features", "float32", (-1, 4, 6, 6)),),
+        example_shapes={"image": (1, 3, 8, 8)},
+    )
     threads.apply(2)
     options = create_backend("onnxruntime", net, io=io).session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 2)

@@ -13,8 +13,13 @@ def _unit(v):
 
 
 def _face(box, embedding, size=16.0, score=0.99):
-    return Face(box=np.array(box, np.float32), landmarks=np.zeros((5, 2)), score=score, size_px=size,
-                embedding=_unit(np.asarray(embedding, np.float32)))
+    return Face(
+        box=np.array(box, np.float32),
+        landmarks=np.zeros((5, 2)),
+        score=score,
+        size_px=size,
+        embedding=_unit(np.asarray(embedding, np.float32)),
+    )
 
 
 @pytest.fixture
@@ -32,7 +37,10 @@ def test_two_people_crossing_keep_their_track_ids(people):
     tracker = Tracker()
     ids = {0: set(), 1: set()}
     for t in range(12):
-        faces = [_face([10 + 8 * t, 50, 40 + 8 * t, 80], people[0]), _face([200 - 8 * t, 52, 230 - 8 * t, 82], people[1])]
+        faces = [
+            _face([10 + 8 * t, 50, 40 + 8 * t, 80], people[0]),
+            _face([200 - 8 * t, 52, 230 - 8 * t, 82], people[1]),
+        ]
         tracker.update(t, faces)
         ids[0].add(faces[0].track_id)
         ids[1].add(faces[1].track_id)
@@ -57,7 +65,9 @@ def test_tracks_expire_with_a_lost_event(people):
     for t in range(2, 7):
         assert tracker.update(t, []) == [] and len(tracker.tracks) == 1
     lost = tracker.update(7, [])
-    assert lost == [{"event": "lost", "frame": 7, "track_id": 1, "identity": None, "frames_seen": 2, "reason": "unseen"}]
+    assert lost == [
+        {"event": "lost", "frame": 7, "track_id": 1, "identity": None, "frames_seen": 2, "reason": "unseen"}
+    ]
     assert tracker.tracks == []
 
 

@@ -6,14 +6,17 @@ from fhsdk.errors import ConfigError
 from train.config import load_config
 
 
-@pytest.mark.parametrize("override, wrong", [
-    ("loss.identity_wieght=1", "loss.identity_wieght"),  # a loss weight of the method
-    ("generator.num_feature=32", "generator.num_feature"),  # an argument of the generator's constructor
-    ("degradation.realistc=true", "degradation.realistc"),  # a field of the Degradation
-    ("optim.generator.learning_rate=0.1", "optim.generator.learning_rate"),
-    ("train.step=10", "train.step"),
-    ("trian.steps=10", "trian"),  # an unknown section
-])
+@pytest.mark.parametrize(
+    "override, wrong",
+    [
+        ("loss.identity_wieght=1", "loss.identity_wieght"),  # a loss weight of the method
+        ("generator.num_feature=32", "generator.num_feature"),  # an argument of the generator's constructor
+        ("degradation.realistc=true", "degradation.realistc"),  # a field of the Degradation
+        ("optim.generator.learning_rate=0.1", "optim.generator.learning_rate"),
+        ("train.step=10", "train.step"),
+        ("trian.steps=10", "trian"),  # an unknown section
+    ],
+)
 def test_a_misspelt_key_is_refused_with_the_keys_that_exist(override, wrong):
     with pytest.raises(ConfigError, match=f"unknown config key '{wrong}'"):
         load_config("lai", "cpu_small", [override])

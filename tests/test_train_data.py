@@ -12,7 +12,9 @@ from train.testing import make_center_crop_cache
 
 @pytest.fixture(scope="module")
 def cache(celeba_dir, tmp_path_factory):
-    path = make_center_crop_cache(celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=3, per_identity=4)
+    path = make_center_crop_cache(
+        celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=3, per_identity=4
+    )
     return load_cache(path)
 
 
@@ -25,7 +27,9 @@ def test_dataset_items(cache):
     assert ds.num_classes == 3 and set(ds.labels.tolist()) == {0, 1, 2}
     assert torch.equal(ds.hr(torch.tensor([5]))[0], item["hr"])
     # RGB order: cache pixel (R, G, B) equals the item's channels.
-    assert torch.equal((item["hr"][:, 10, 20] * 255).round().to(torch.uint8), torch.from_numpy(cache["images"][5, 10, 20]))
+    assert torch.equal(
+        (item["hr"][:, 10, 20] * 255).round().to(torch.uint8), torch.from_numpy(cache["images"][5, 10, 20])
+    )
 
 
 def test_splits(cache):
@@ -76,7 +80,9 @@ def test_bicubic_degradation(cache):
 
 def test_realistic_degradation(cache):
     hr = FaceCropDataset(cache).hr(torch.arange(4))
-    realistic = Degradation(native_side=32, factors=(4,), realistic=True, blur_sigma=(1.0, 2.0), noise_std=(4, 8), jpeg_quality=(20, 40))
+    realistic = Degradation(
+        native_side=32, factors=(4,), realistic=True, blur_sigma=(1.0, 2.0), noise_std=(4, 8), jpeg_quality=(20, 40)
+    )
     a, _ = realistic(hr, torch.Generator().manual_seed(1))
     b, _ = realistic(hr, torch.Generator().manual_seed(1))
     c, _ = realistic(hr, torch.Generator().manual_seed(2))
@@ -95,8 +101,15 @@ def test_realistic_degradation(cache):
 def test_realistic_fraction_mixes_clean_and_degraded(cache):
     hr = FaceCropDataset(cache).hr(torch.arange(4)).repeat(4, 1, 1, 1)  # 16 images
     plain, _ = Degradation(native_side=32)(hr, torch.Generator())
-    mixed = Degradation(native_side=32, factors=(4,), realistic=True, realistic_fraction=0.5,
-                        blur_sigma=(1.0, 2.0), noise_std=(4, 8), jpeg_quality=(20, 40))
+    mixed = Degradation(
+        native_side=32,
+        factors=(4,),
+        realistic=True,
+        realistic_fraction=0.5,
+        blur_sigma=(1.0, 2.0),
+        noise_std=(4, 8),
+        jpeg_quality=(20, 40),
+    )
     lr, _ = mixed(hr, torch.Generator().manual_seed(3))
     clean = [(x - y).abs().max() < 1e-5 for x, y in zip(lr, plain)]
     assert 0 < sum(clean) < len(clean)  # some images untouched, the others degraded
@@ -149,7 +162,7 @@ def test_hflip():
 
 
 def test_build_cache_with_mtcnn(celeba_dir, tmp_path):
-    mtcnn = pytest.importorskip("fhsdk.detect.mtcnn")
+    pytest.importorskip("fhsdk.detect.mtcnn")
     align = pytest.importorskip("fhsdk.align")
     from train.data import build_cache
 
@@ -206,9 +219,7 @@ def test_cache_of_both_celeba_folders_resumes(celeba_dir, celeba_extra_dir, tmp_
 
 
 def test_tight_crops_are_padded_before_detection():
-    from train.data import pad_for_detection
-
-    from train.data import CANVAS
+    from train.data import CANVAS, pad_for_detection
 
     crop = np.zeros((100, 80, 3), np.uint8)
     crop[:, :40] = 200

@@ -35,7 +35,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def cache_path(celeba_dir, tmp_path_factory):
-    return make_center_crop_cache(celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=4, per_identity=4)
+    return make_center_crop_cache(
+        celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=4, per_identity=4
+    )
 
 
 def test_every_method_has_a_config_with_both_presets():
@@ -119,7 +121,10 @@ def _check_output(procedure):
 def test_losses_fall_on_a_fixed_batch(method, keys, extra, cache_path, tmp_path):
     procedure, logs = _overfit(method, cache_path, tmp_path, steps=30, extra=extra)
     for key in keys:
-        assert _mean(logs, key, "last") < 0.9 * _mean(logs, key, "first"), (key, [round(log[key], 4) for log in logs if key in log])
+        assert _mean(logs, key, "last") < 0.9 * _mean(logs, key, "first"), (
+            key,
+            [round(log[key], 4) for log in logs if key in log],
+        )
     _check_output(procedure)
 
 
@@ -149,7 +154,9 @@ def test_distill_moves_the_student_toward_the_teacher_and_nothing_else(cache_pat
     procedure, logs = _overfit("distill", cache_path, tmp_path, steps=30, extra=extra)
     # (The contrastive term has known-value tests in test_losses.py; a random tiny teacher barely separates
     # people, so it need not fall here.)
-    assert _mean(logs, "distill", "last") < 0.7 * _mean(logs, "distill", "first"), [round(log["distill"], 4) for log in logs]
+    assert _mean(logs, "distill", "last") < 0.7 * _mean(logs, "distill", "first"), [
+        round(log["distill"], 4) for log in logs
+    ]
     assert all(np.isfinite(log["contrastive"]) for log in logs)
     assert all("distill_hr" not in log and "distill_lr" in log for log in logs)  # no HR inputs in this mix
     assert all(torch.equal(v, procedure.teacher.state_dict()[k]) for k, v in teacher.items())
@@ -196,8 +203,23 @@ def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
     out = tmp_path / "run"
     overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")]
     overrides += TINY["lai"] + ["train.steps=4", "train.checkpoint_every=2"]
-    cmd = [sys.executable, "-m", "train", "lai", "--out", str(out), "--seed", "3", "--cache", str(cache_path),
-           "--no-progress", "--threads", "1", "--lfw", str(tmp_path / "no_lfw_here")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "train",
+        "lai",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--cache",
+        str(cache_path),
+        "--no-progress",
+        "--threads",
+        "1",
+        "--lfw",
+        str(tmp_path / "no_lfw_here"),
+    ]
     for override in overrides:
         cmd += ["--set", override]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -226,8 +248,12 @@ def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
 def _mini_lfw(lfw_dir, root, per_fold=5):
     """Two folds of the real pairs file (per_fold matched + per_fold mismatched each), real images."""
     lines = (lfw_dir / "pairs.txt").read_text().splitlines()[1:]
-    kept = [line for fold in range(2) for line in lines[fold * 600 : fold * 600 + 300][:per_fold] +
-            lines[fold * 600 + 300 : fold * 600 + 600][:per_fold]]
+    kept = [
+        line
+        for fold in range(2)
+        for line in lines[fold * 600 : fold * 600 + 300][:per_fold]
+        + lines[fold * 600 + 300 : fold * 600 + 600][:per_fold]
+    ]
     root.mkdir()
     (root / "pairs.txt").write_text(f"2\t{per_fold}\n" + "\n".join(kept) + "\n")
     (root / "images").symlink_to((lfw_dir / "images").resolve())
@@ -241,8 +267,20 @@ def test_run_ends_with_the_lfw_harness(cache_path, tmp_path, lfw_dir):
 
     out = tmp_path / "run"
     overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")] + TINY["lai"] + ["train.steps=2"]
-    argv = ["lai", "--out", str(out), "--cache", str(cache_path), "--no-progress", "--threads", "1",
-            "--lfw", str(_mini_lfw(lfw_dir, tmp_path / "lfw")), "--eval-sizes", "16"]
+    argv = [
+        "lai",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache_path),
+        "--no-progress",
+        "--threads",
+        "1",
+        "--lfw",
+        str(_mini_lfw(lfw_dir, tmp_path / "lfw")),
+        "--eval-sizes",
+        "16",
+    ]
     for override in overrides:
         argv += ["--set", override]
     train_main(argv)

@@ -18,7 +18,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def cache_path(celeba_dir, tmp_path_factory):
-    return make_center_crop_cache(celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=3, per_identity=4)
+    return make_center_crop_cache(
+        celeba_dir, tmp_path_factory.mktemp("cache") / "faces.npz", identities=3, per_identity=4
+    )
 
 
 def _assert_same_state(a: dict, b: dict, path: str = "") -> None:

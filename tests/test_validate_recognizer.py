@@ -16,7 +16,11 @@ def test_validation_on_held_out_people_compares_both_recognisers(celeba_dir, tmp
     torch.save(create_model("dlib_resnet_v1", pretrained=True).state_dict(), tmp_path / "recognizer_finetuned.pt")
     rows = validate(tmp_path, sizes=(12,), max_people=None, hallucinator="bicubic")
     assert [(r["query"], r["recognizer"]) for r in rows] == [
-        ("HR", "original"), ("HR", "adapted"), ("bicubic 12px", "original"), ("bicubic 12px", "adapted")]
+        ("HR", "original"),
+        ("HR", "adapted"),
+        ("bicubic 12px", "original"),
+        ("bicubic 12px", "adapted"),
+    ]
     assert rows[0]["people"] == 3 and rows[0]["faces"] == 9  # half of the six people, three faces each
     assert rows[0]["identity_cosine"] == 1.0 or abs(rows[0]["identity_cosine"] - 1.0) < 1e-6
     for original, adapted in ((rows[0], rows[1]), (rows[2], rows[3])):

@@ -28,7 +28,10 @@ def thresholds(embeddings: np.ndarray, labels: np.ndarray, fars=(1e-2, 1e-3, 1e-
     out = {}
     for far in fars:
         threshold = float(impostor[int(far * len(impostor))])
-        out[f"far_{far:g}"] = {"threshold": round(threshold, 4), "true_accept_rate": round(float((scores[same] > threshold).mean()), 4)}
+        out[f"far_{far:g}"] = {
+            "threshold": round(threshold, 4),
+            "true_accept_rate": round(float((scores[same] > threshold).mean()), 4),
+        }
     return out
 
 

@@ -18,15 +18,16 @@ import numpy as np
 from fhsdk.video import iterate_source
 
 
-def contact_sheets(video: Path, out: Path, step: int = 1, per_sheet: int = 20, columns: int = 5,
-                   tile: tuple[int, int] = (320, 180)) -> list[Path]:
+def contact_sheets(
+    video: Path, out: Path, step: int = 1, per_sheet: int = 20, columns: int = 5, tile: tuple[int, int] = (320, 180)
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     tiles, written = [], []
 
     def flush():
         blank = np.zeros((tile[1], tile[0], 3), np.uint8)
         padded = tiles + [blank] * (-len(tiles) % columns)
-        sheet = np.vstack([np.hstack(padded[r:r + columns]) for r in range(0, len(padded), columns)])
+        sheet = np.vstack([np.hstack(padded[r : r + columns]) for r in range(0, len(padded), columns)])
         path = out / f"sheet_{first:04d}.png"
         cv2.imwrite(str(path), sheet)
         written.append(path)

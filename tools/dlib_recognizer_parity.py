@@ -81,8 +81,9 @@ def main() -> None:
     with torch.no_grad():
         model(normalize_rgb(images[:2]))  # warm-up
         start = time.perf_counter()
-        ours = torch.cat([model(normalize_rgb(images[i : i + args.batch]))
-                          for i in range(0, len(images), args.batch)]).numpy()
+        ours = torch.cat(
+            [model(normalize_rgb(images[i : i + args.batch])) for i in range(0, len(images), args.batch)]
+        ).numpy()
         torch_time = (time.perf_counter() - start) / len(chips)
 
     cosine = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)

@@ -1,6 +1,6 @@
 """Mean of one loss column of a run's log over step ranges: how a loss moved during a run.
 
-    python tools/log_means.py runs/sicnn-integrated/log.csv super_identity 1-50 450-500
+python tools/log_means.py runs/sicnn-integrated/log.csv super_identity 1-50 450-500
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fhsdk.align import crop_transforms, region_side_px
+from fhsdk.align import crop_transforms
 from fhsdk.detect import MTCNN
 from fhsdk.eval.end_to_end import MIN_FACE_SIZE, query_frame, query_landmarks
 
@@ -42,7 +42,9 @@ def crop_error(detected: np.ndarray, reference: np.ndarray) -> tuple[float, floa
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/celeba_subset", help="a CelebA folder (images/, identities.csv)")
+    parser.add_argument(
+        "--data", default="../shared/data/celeba_subset", help="a CelebA folder (images/, identities.csv)"
+    )
     parser.add_argument("--images", type=int, default=300, help="how many images (evenly spread over the folder)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[12, 16])
     args = parser.parse_args(argv)
@@ -68,28 +70,38 @@ def main(argv=None) -> None:
             frame = query_frame(image, reference[None], side)
             expected = query_landmarks(image.shape, reference, side)
             lr = lr_detector.detect([frame])[0]
-            distance = np.linalg.norm(lr.landmarks.mean(axis=1) - expected.mean(axis=0), axis=1) if len(lr) else np.array([np.inf])
+            distance = (
+                np.linalg.norm(lr.landmarks.mean(axis=1) - expected.mean(axis=0), axis=1)
+                if len(lr)
+                else np.array([np.inf])
+            )
             if distance.min() > 0.5 * side:  # no detection on that face
                 missed[side] += 1
                 continue
             errors[side].append(crop_error(lr.landmarks[int(np.argmin(distance))], expected))
     print(f"{used} CelebA images with a reference face ({root})")
-    print("| side (px) | found | shift x mean / std | shift y mean / std | scale mean / std | rotation (deg) mean / std | uniform +-a with that std: shift, scale, rotation |")
+    print(
+        "| side (px) | found | shift x mean / std | shift y mean / std | scale mean / std | rotation (deg) mean / std | uniform +-a with that std: shift, scale, rotation |"
+    )
     print("|---|---|---|---|---|---|---|")
     for side in args.sizes:
         e = np.array(errors[side])
         mean, std = e.mean(0), e.std(0)
         shift_std = float(np.sqrt((std[0] ** 2 + std[1] ** 2) / 2))
-        print(f"| {side} | {len(e)}/{used} | {mean[0]:+.3f} / {std[0]:.3f} | {mean[1]:+.3f} / {std[1]:.3f} | "
-              f"{mean[2]:+.3f} / {std[2]:.3f} | {mean[3]:+.2f} / {std[3]:.2f} | "
-              f"{np.sqrt(3) * shift_std:.3f}, {np.sqrt(3) * std[2]:.3f}, {np.sqrt(3) * std[3]:.1f} |")
+        print(
+            f"| {side} | {len(e)}/{used} | {mean[0]:+.3f} / {std[0]:.3f} | {mean[1]:+.3f} / {std[1]:.3f} | "
+            f"{mean[2]:+.3f} / {std[2]:.3f} | {mean[3]:+.2f} / {std[3]:.2f} | "
+            f"{np.sqrt(3) * shift_std:.3f}, {np.sqrt(3) * std[2]:.3f}, {np.sqrt(3) * std[3]:.1f} |"
+        )
     print("\ndegradation.jitter rows (side: [shift x, shift y, scale mean; shift, scale, rotation half-widths]):")
     for side in args.sizes:
         e = np.array(errors[side])
         mean, std = e.mean(0), e.std(0)
         shift_std = float(np.sqrt((std[0] ** 2 + std[1] ** 2) / 2))
-        print(f"  {side}: [{mean[0]:.3f}, {mean[1]:.3f}, {mean[2]:.3f}, {np.sqrt(3) * shift_std:.3f}, "
-              f"{np.sqrt(3) * std[2]:.3f}, {np.sqrt(3) * std[3]:.1f}]")
+        print(
+            f"  {side}: [{mean[0]:.3f}, {mean[1]:.3f}, {mean[2]:.3f}, {np.sqrt(3) * shift_std:.3f}, "
+            f"{np.sqrt(3) * std[2]:.3f}, {np.sqrt(3) * std[3]:.1f}]"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from train.runner import train
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m train", description="Train a face hallucination method.")
-    parser.add_argument("config", help="YAML config (a path, or a name in train/configs: lai, sicnn, cface, fhgan, ipfsrgan)")
+    parser.add_argument(
+        "config", help="YAML config (a path, or a name in train/configs: lai, sicnn, cface, fhgan, ipfsrgan)"
+    )
     parser.add_argument("--preset", help="preset of the config (default: its default_preset, cpu_small)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--out", help="run folder (default: runs/<config>-<preset>-seed<seed>)")
@@ -19,11 +21,16 @@ def main(argv=None) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     parser.add_argument("--data", help="CelebA subset folder (sets data.celeba_dir; used to build the face cache)")
     parser.add_argument("--cache", help="face cache .npz (sets data.cache)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.steps=100")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.steps=100"
+    )
     parser.add_argument("--threads", type=int, help="CPU threads for torch (sets train.threads)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    parser.add_argument("--lfw", default="../shared/data/lfw",
-                        help="LFW folder for the evaluation at the end of the run (skipped with a note when absent)")
+    parser.add_argument(
+        "--lfw",
+        default="../shared/data/lfw",
+        help="LFW folder for the evaluation at the end of the run (skipped with a note when absent)",
+    )
     parser.add_argument("--eval-sizes", type=int, nargs="+", default=[12, 16], help="LR sides of that evaluation")
     parser.add_argument("--no-eval", action="store_true", help="skip the LFW evaluation at the end")
     args = parser.parse_args(argv)

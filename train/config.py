@@ -15,8 +15,8 @@ against train/schema.py: an unknown key is an error, and the defaults are filled
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -59,7 +59,9 @@ def read_rows(celeba_dir: str | Path) -> list[tuple[str, int, str]]:
             "e.g. ../shared/data/celeba_subset or ../shared/data/celeba_extra"
         )
     with open(path, newline="") as handle:
-        return [(row["image"], int(row["identity"]), row.get("framing") or FRAMING_WILD) for row in csv.DictReader(handle)]
+        return [
+            (row["image"], int(row["identity"]), row.get("framing") or FRAMING_WILD) for row in csv.DictReader(handle)
+        ]
 
 
 def pad_for_detection(frame: np.ndarray, framing: str) -> np.ndarray:
@@ -119,9 +121,17 @@ def build_cache(
     cache_path = Path(cache_path)
     parts = cache_path.with_name(cache_path.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
-    settings = {"sources": [str(d.resolve()) for d in dirs], "hr_side": hr_side, "min_face_size": min_face_size,
-                "limit": limit, "shard_size": shard_size, "pad": PAD_FRACTION, "canvas": CANVAS,
-                "min_face_by_framing": MIN_FACE_SIZE, "version": CACHE_VERSION}
+    settings = {
+        "sources": [str(d.resolve()) for d in dirs],
+        "hr_side": hr_side,
+        "min_face_size": min_face_size,
+        "limit": limit,
+        "shard_size": shard_size,
+        "pad": PAD_FRACTION,
+        "canvas": CANVAS,
+        "min_face_by_framing": MIN_FACE_SIZE,
+        "version": CACHE_VERSION,
+    }
     settings = json.loads(json.dumps(settings))  # as stored (tuples become lists)
     manifest = parts / "settings.json"
     if manifest.is_file() and json.loads(manifest.read_text()) != settings:
@@ -135,15 +145,26 @@ def build_cache(
             shard = parts / f"{number:05d}.npz"
             if not shard.is_file():
                 detector = detector or _detector(min_face_size, device)
-                _write_shard(shard, _detect_and_align(rows[start : start + shard_size], detector, hr_side, batch_size, bar))
+                _write_shard(
+                    shard, _detect_and_align(rows[start : start + shard_size], detector, hr_side, batch_size, bar)
+                )
             else:
                 bar.update(len(rows[start : start + shard_size]))
             shards.append(shard)
     loaded = [dict(np.load(shard, allow_pickle=False)) for shard in shards]
     joined = {key: np.concatenate([part[key] for part in loaded]) for key in loaded[0]}
-    write_cache(cache_path, joined["images"].reshape(-1, hr_side, hr_side, 3), joined["labels"], joined["files"],
-                joined["skipped"], source="mtcnn+fhsdk.align", sources=joined["sources"], framings=joined["framings"],
-                skipped_sources=joined["skipped_sources"], skipped_reasons=joined["skipped_reasons"])
+    write_cache(
+        cache_path,
+        joined["images"].reshape(-1, hr_side, hr_side, 3),
+        joined["labels"],
+        joined["files"],
+        joined["skipped"],
+        source="mtcnn+fhsdk.align",
+        sources=joined["sources"],
+        framings=joined["framings"],
+        skipped_sources=joined["skipped_sources"],
+        skipped_reasons=joined["skipped_reasons"],
+    )
     for shard in shards:
         shard.unlink()
     manifest.unlink()
@@ -160,8 +181,10 @@ def _detector(min_face_size: float, device: str):
 def _detect_and_align(rows, detector, hr_side: int, batch_size: int, bar) -> dict[str, np.ndarray]:
     from fhsdk.align import align
 
-    out = {key: [] for key in ("images", "labels", "files", "sources", "framings",
-                               "skipped", "skipped_sources", "skipped_reasons")}
+    out = {
+        key: []
+        for key in ("images", "labels", "files", "sources", "framings", "skipped", "skipped_sources", "skipped_reasons")
+    }
 
     def skip(folder, name, reason):
         out["skipped"].append(name)
@@ -170,8 +193,12 @@ def _detect_and_align(rows, detector, hr_side: int, batch_size: int, bar) -> dic
 
     default_min_face = detector.min_face_size
     # One framing per batch: its own padding and smallest face.
-    batches = [group[i : i + batch_size] for framing in sorted({row[3] for row in rows})
-               for group in [[row for row in rows if row[3] == framing]] for i in range(0, len(group), batch_size)]
+    batches = [
+        group[i : i + batch_size]
+        for framing in sorted({row[3] for row in rows})
+        for group in [[row for row in rows if row[3] == framing]]
+        for i in range(0, len(group), batch_size)
+    ]
     for chunk in batches:
         detector.min_face_size = MIN_FACE_SIZE.get(chunk[0][3], default_min_face)
         readable = []
@@ -181,7 +208,9 @@ def _detect_and_align(rows, detector, hr_side: int, batch_size: int, bar) -> dic
                 skip(folder, name, SKIP_UNREADABLE)
             else:
                 readable.append(((folder, name, identity, framing), pad_for_detection(frame, framing)))
-        for ((folder, name, identity, framing), frame), found in zip(readable, detector.detect([f for _, f in readable])):
+        for ((folder, name, identity, framing), frame), found in zip(
+            readable, detector.detect([f for _, f in readable])
+        ):
             if len(found) == 0:
                 skip(folder, name, SKIP_NO_FACE)
                 continue
@@ -194,8 +223,11 @@ def _detect_and_align(rows, detector, hr_side: int, batch_size: int, bar) -> dic
         bar.update(len(chunk))
     detector.min_face_size = default_min_face
     images = np.stack(out.pop("images")) if out["labels"] else np.zeros((0, hr_side, hr_side, 3), np.uint8)
-    return {"images": images, "labels": np.asarray(out.pop("labels"), dtype=np.int64),
-            **{key: np.asarray(value, dtype=str) for key, value in out.items()}}
+    return {
+        "images": images,
+        "labels": np.asarray(out.pop("labels"), dtype=np.int64),
+        **{key: np.asarray(value, dtype=str) for key, value in out.items()},
+    }
 
 
 def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -204,9 +236,16 @@ def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def write_cache(
-    path: str | Path, images: np.ndarray, labels: np.ndarray, files: Sequence[str], skipped: Sequence[str], source: str,
-    sources: Sequence[str] | None = None, framings: Sequence[str] | None = None,
-    skipped_sources: Sequence[str] | None = None, skipped_reasons: Sequence[str] | None = None,
+    path: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    files: Sequence[str],
+    skipped: Sequence[str],
+    source: str,
+    sources: Sequence[str] | None = None,
+    framings: Sequence[str] | None = None,
+    skipped_sources: Sequence[str] | None = None,
+    skipped_reasons: Sequence[str] | None = None,
 ) -> None:
     """`sources`/`framings`: per face, the data folder's name and how the file was framed;
     `skipped_sources`/`skipped_reasons`: per skipped file, its folder and why (default: unknown)."""
@@ -317,8 +356,15 @@ def source_report(cache: dict[str, np.ndarray]) -> list[dict]:
         kept = cache["sources"] == source
         dropped = cache["skipped_reasons"][cache["skipped_sources"] == source]
         framings = {f: int((cache["framings"][kept] == f).sum()) for f in sorted(set(cache["framings"][kept].tolist()))}
-        rows.append({"source": source, "faces": int(kept.sum()), "people": len(np.unique(cache["labels"][kept])),
-                     "framings": framings, "dropped": {r: int((dropped == r).sum()) for r in sorted(set(dropped.tolist()))}})
+        rows.append(
+            {
+                "source": source,
+                "faces": int(kept.sum()),
+                "people": len(np.unique(cache["labels"][kept])),
+                "framings": framings,
+                "dropped": {r: int((dropped == r).sum()) for r in sorted(set(dropped.tolist()))},
+            }
+        )
     return rows
 
 
@@ -326,8 +372,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Detect and align CelebA folders once into one .npz face cache.")
-    parser.add_argument("celeba_dirs", nargs="+", help="CelebA folders (images/, identities.csv), e.g. "
-                        "../shared/data/celeba_subset ../shared/data/celeba_extra")
+    parser.add_argument(
+        "celeba_dirs",
+        nargs="+",
+        help="CelebA folders (images/, identities.csv), e.g. ../shared/data/celeba_subset ../shared/data/celeba_extra",
+    )
     parser.add_argument("--out", help="cache file (default: the fhsdk cache folder, named by the folders)")
     parser.add_argument("--hr-side", type=int, default=128)
     parser.add_argument("--device", default="cpu")
@@ -336,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = args.out or default_cache_path(args.hr_side, args.celeba_dirs)
     out = build_cache(args.celeba_dirs, out, args.hr_side, device=args.device, limit=args.limit)
     cache = load_cache(out)
-    print(f"{out}: {len(cache['labels'])} faces of {len(np.unique(cache['labels']))} people, {len(cache['skipped'])} skipped")
+    print(
+        f"{out}: {len(cache['labels'])} faces of {len(np.unique(cache['labels']))} people, {len(cache['skipped'])} skipped"
+    )
     for row in source_report(cache):
         print(json.dumps(row))
 

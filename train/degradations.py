@@ -77,7 +77,9 @@ def jpeg(images: torch.Tensor, qualities: list[int]) -> torch.Tensor:
     out = torch.empty_like(images)
     for i, (image, quality) in enumerate(zip(images, qualities)):
         rgb = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        ok, buffer = cv2.imencode(
+            ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+        )
         if not ok:
             raise RuntimeError("cv2.imencode failed to JPEG-encode a training crop")
         decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)[:, :, ::-1]
@@ -119,8 +121,10 @@ class Degradation:
         if self.jitter:
             rows = {float(side): row for side, row in self.jitter.items()}
             if any(not isinstance(row, (list, tuple)) or len(row) != 6 for row in rows.values()):
-                raise ConfigError("degradation.jitter maps an LR side to 6 numbers: shift x, shift y, scale "
-                                  "(means), shift, scale, rotation (half-widths); see tools/measure_landmark_jitter.py")
+                raise ConfigError(
+                    "degradation.jitter maps an LR side to 6 numbers: shift x, shift y, scale "
+                    "(means), shift, scale, rotation (half-widths); see tools/measure_landmark_jitter.py"
+                )
             self._jitter_sides = np.array(sorted(rows))
             self._jitter_rows = np.array([rows[side] for side in self._jitter_sides], dtype=np.float64)
 
@@ -129,8 +133,9 @@ class Degradation:
         if not self.jitter:
             return hr
         row = [float(np.interp(side, self._jitter_sides, column)) for column in self._jitter_rows.T]
-        return similarity_jitter(hr, generator, shift=row[3], scale=row[4], rotate_deg=row[5],
-                                 shift_mean=(row[0], row[1]), scale_mean=row[2])
+        return similarity_jitter(
+            hr, generator, shift=row[3], scale=row[4], rotate_deg=row[5], shift_mean=(row[0], row[1]), scale_mean=row[2]
+        )
 
     def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, int]:
         factor = self.factors[int(torch.randint(len(self.factors), (1,), generator=generator))]
@@ -145,7 +150,9 @@ class Degradation:
                 degraded = torch.ones(n, dtype=torch.bool)
             x = gaussian_blur(x, _uniform(generator, *self.blur_sigma, n) * degraded)
         pipeline_way = self.mode == "pipeline"
-        lr = F.interpolate(x, size=(side, side), mode="area") if pipeline_way and side < x.shape[-1] else resize(x, side)
+        lr = (
+            F.interpolate(x, size=(side, side), mode="area") if pipeline_way and side < x.shape[-1] else resize(x, side)
+        )
         if self.realistic:
             std = _uniform(generator, *self.noise_std, n).view(n, 1, 1, 1) * degraded.view(n, 1, 1, 1) / 255
             lr = lr + std * torch.randn(lr.shape, generator=generator)
@@ -158,9 +165,15 @@ class Degradation:
         return resize(lr, self.native_side).clamp(0, 1), side
 
 
-def similarity_jitter(hr: torch.Tensor, generator: torch.Generator, shift: float = 0.0, scale: float = 0.0,
-                      rotate_deg: float = 0.0, shift_mean: tuple[float, float] = (0.0, 0.0),
-                      scale_mean: float = 0.0) -> torch.Tensor:
+def similarity_jitter(
+    hr: torch.Tensor,
+    generator: torch.Generator,
+    shift: float = 0.0,
+    scale: float = 0.0,
+    rotate_deg: float = 0.0,
+    shift_mean: tuple[float, float] = (0.0, 0.0),
+    scale_mean: float = 0.0,
+) -> torch.Tensor:
     """Crops as the pipeline aligns a tiny face: by landmarks found on the LR face itself, so off by a
     small random similarity (uniform per image: shift in fractions of the side, scale as a relative change,
     rotation in degrees), around a mean offset (the crop's centre moved by `shift_mean` sides, its side
@@ -169,16 +182,16 @@ def similarity_jitter(hr: torch.Tensor, generator: torch.Generator, shift: float
     n = hr.shape[0]
     angle = torch.deg2rad(_uniform(generator, -rotate_deg, rotate_deg, n))
     zoom = 1 / (1 + scale_mean) + _uniform(generator, -scale, scale, n)
-    offset = (_uniform(generator, -shift, shift, 2 * n).view(n, 2) + torch.tensor(shift_mean)) * 2  # [-1, 1] spans the side
+    offset = (
+        _uniform(generator, -shift, shift, 2 * n).view(n, 2) + torch.tensor(shift_mean)
+    ) * 2  # [-1, 1] spans the side
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
     grid = F.affine_grid(theta.to(hr.dtype), list(hr.shape), align_corners=False)
     return F.grid_sample(hr, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def random_hflip(
-    images: torch.Tensor, generator: torch.Generator, p: float = 0.5
-) -> tuple[torch.Tensor, torch.Tensor]:
+def random_hflip(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip each image of N x C x H x W horizontally with probability p; returns (images, flipped mask)."""
     flip = torch.rand(images.shape[0], generator=generator) < p
     if not bool(flip.any()):

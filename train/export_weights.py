@@ -23,8 +23,15 @@ def save_hallucinator(cfg: dict, state_dict: dict, step: int, path: str | Path) 
     """The run's generator as a hallucinator file (fhsdk/models/hallucinator_file.py has the format)."""
     kwargs = dict(cfg["generator"])
     arch, native_side = kwargs.pop("name"), kwargs.pop("lr_side")
-    return write_hallucinator(path, arch=arch, arch_kwargs=kwargs, native_side=native_side, state_dict=state_dict,
-                              name=f"{cfg['method']}-{cfg.get('preset')}-seed{cfg.get('seed', 0)}", step=step)
+    return write_hallucinator(
+        path,
+        arch=arch,
+        arch_kwargs=kwargs,
+        native_side=native_side,
+        state_dict=state_dict,
+        name=f"{cfg['method']}-{cfg.get('preset')}-seed{cfg.get('seed', 0)}",
+        step=step,
+    )
 
 
 def _run_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> tuple[Path, dict]:
@@ -37,8 +44,9 @@ def _run_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> tuple[Path,
 def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     _, state = _run_checkpoint(run_dir, checkpoint)
-    return save_hallucinator(state["config"], state["procedure"]["networks"]["generator"], state["step"],
-                             out or run_dir / "generator.pt")
+    return save_hallucinator(
+        state["config"], state["procedure"]["networks"]["generator"], state["step"], out or run_dir / "generator.pt"
+    )
 
 
 def export_recognizer(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
@@ -50,7 +58,7 @@ def export_recognizer(run_dir: str | Path, checkpoint: str | Path | None = None,
     if recognizer is None:
         raise ConfigError(f"the checkpoint {checkpoint} holds no recogniser, so there is none to export")
     prefix = "backbone."  # the training wrapper's; the backbone alone is what Embedder loads
-    backbone = {k[len(prefix):]: v.detach().cpu() for k, v in recognizer.items() if k.startswith(prefix)}
+    backbone = {k[len(prefix) :]: v.detach().cpu() for k, v in recognizer.items() if k.startswith(prefix)}
     return atomic_save(backbone, out or run_dir / "recognizer_finetuned.pt")
 
 

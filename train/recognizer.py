@@ -9,7 +9,7 @@ can also return intermediate feature maps (forward hooks on named submodules) fo
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

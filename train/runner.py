@@ -124,6 +124,7 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
 
 def _same_run(a: dict, b: dict) -> bool:
     """Configs describe the same run, ignoring the step budget, the thread count and the config file's path."""
+
     def strip(c: dict) -> dict:
         c = {k: v for k, v in copy.deepcopy(c).items() if k != "config_file"}
         c["train"] = {k: v for k, v in c["train"].items() if k not in ("steps", "threads")}

@@ -17,7 +17,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from fhsdk.errors import ConfigError
 from fhsdk.models.registry import model_constructor
@@ -34,11 +35,26 @@ _OPTIMIZER = {"lr": 1e-4, "betas": [0.9, 0.999], "weight_decay": 0.0, "milestone
 TOP_LEVEL = {"method": REQUIRED, "preset": None, "seed": 0, "config_file": None}
 
 SECTIONS: dict[str, dict[str, Any]] = {
-    "data": {"celeba_dir": None, "cache": None, "hr_side": 128, "split": "identity", "val_fraction": 0.1,
-             "max_identities": None, "batch_size": REQUIRED, "hflip": True, "num_workers": 0, "detect_device": "cpu"},
+    "data": {
+        "celeba_dir": None,
+        "cache": None,
+        "hr_side": 128,
+        "split": "identity",
+        "val_fraction": 0.1,
+        "max_identities": None,
+        "batch_size": REQUIRED,
+        "hflip": True,
+        "num_workers": 0,
+        "detect_device": "cpu",
+    },
     "optim": {"generator": _OPTIMIZER, "discriminator": _OPTIMIZER, "recognizer": _OPTIMIZER},
-    "train": {"steps": REQUIRED, "checkpoint_every": 1000, "keep_checkpoints": 2, "threads": None,
-              "init_generator": None},
+    "train": {
+        "steps": REQUIRED,
+        "checkpoint_every": 1000,
+        "keep_checkpoints": 2,
+        "threads": None,
+        "init_generator": None,
+    },
     "deploy": {"recognizer": "original"},
 }
 
@@ -64,8 +80,9 @@ def _unknown(where: str, given: Mapping, allowed) -> None:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown config key '{where}{key}'{hint}: known keys here are "
-                              f"{', '.join(sorted(map(str, allowed)))}")
+            raise ConfigError(
+                f"unknown config key '{where}{key}'{hint}: known keys here are {', '.join(sorted(map(str, allowed)))}"
+            )
 
 
 def _fill(where: str, given: dict, schema: Mapping[str, Any]) -> None:
@@ -85,8 +102,9 @@ def _fill(where: str, given: dict, schema: Mapping[str, Any]) -> None:
             given[key] = list(default) if isinstance(default, list) else default
 
 
-def _check_arguments(where: str, given: Mapping, function: Callable, fixed: tuple[str, ...] = (),
-                     extra: tuple[str, ...] = ("name",)) -> None:
+def _check_arguments(
+    where: str, given: Mapping, function: Callable, fixed: tuple[str, ...] = (), extra: tuple[str, ...] = ("name",)
+) -> None:
     """`fixed`: arguments the code passes itself; `extra`: keys read before the call (the name)."""
     accepted = _constructor_keys(function)
     if accepted is not None:
@@ -108,16 +126,24 @@ def check_config(cfg: dict, procedure: type) -> dict:
             _fill(f"{section}.", cfg[section], schema)
     if "generator" in cfg:
         generator = cfg["generator"]
-        _check_arguments("generator.", generator, model_constructor(generator.get("name", "")),
-                         extra=("name", "lr_side"))
+        _check_arguments(
+            "generator.", generator, model_constructor(generator.get("name", "")), extra=("name", "lr_side")
+        )
     if "recognizer" in cfg:
         recognizer = cfg["recognizer"]
         name = recognizer.get("name", "")
-        _check_arguments("recognizer.", recognizer, SmallRecognizer if name == "small_cnn" else model_constructor(name),
-                         extra=("name", "feature_layers", "input_size"))
+        _check_arguments(
+            "recognizer.",
+            recognizer,
+            SmallRecognizer if name == "small_cnn" else model_constructor(name),
+            extra=("name", "feature_layers", "input_size"),
+        )
     if "discriminator" in cfg:
-        _check_arguments("discriminator.", cfg["discriminator"],
-                         model_constructor(cfg["discriminator"].get("name", "vgg_discriminator")))
+        _check_arguments(
+            "discriminator.",
+            cfg["discriminator"],
+            model_constructor(cfg["discriminator"].get("name", "vgg_discriminator")),
+        )
     if "head" in cfg:
         head = cfg["head"]
         if head.get("name") not in HEADS:

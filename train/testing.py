@@ -55,13 +55,18 @@ TINY = {
     "sicnn": ["generator.num_features=16", "generator.growth_rate=8", "generator.layers_per_block=2"],
     "cface": ["generator.num_features=16", "generator.num_blocks=2"],
     "fhgan": [
-        "generator.num_features=16", "generator.num_blocks=2", "generator.layers_per_block=3",
-        "generator.growth_rate=8", "generator.bottleneck_features=16",
+        "generator.num_features=16",
+        "generator.num_blocks=2",
+        "generator.layers_per_block=3",
+        "generator.growth_rate=8",
+        "generator.bottleneck_features=16",
     ],
     "distill": ["generator.num_features=16", "generator.num_blocks=2", "train.init_generator=null"],
     "pipeline_finetune": ["generator.num_features=16", "generator.num_blocks=2", "train.init_generator=null"],
     "ipfsrgan": [
-        "generator.num_features=16", "generator.num_blocks=1", "generator.growth_rate=8",
+        "generator.num_features=16",
+        "generator.num_blocks=1",
+        "generator.growth_rate=8",
         "recognizer.feature_layers=[stages.2, stages.5]",
     ],
 }

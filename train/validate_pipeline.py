@@ -36,9 +36,14 @@ def validation_queries(data_cfg: dict, max_people: int | None = None, seed: int 
     from fhsdk.detect.mtcnn import MTCNN
 
     dirs = {d.name: d for d in _as_dirs(data_cfg.get("celeba_dir") or "celeba_subset")}
-    cache_path = Path(data_cfg.get("cache") or default_cache_path(data_cfg.get("hr_side", 128), data_cfg.get("celeba_dir") or "celeba_subset"))
+    cache_path = Path(
+        data_cfg.get("cache")
+        or default_cache_path(data_cfg.get("hr_side", 128), data_cfg.get("celeba_dir") or "celeba_subset")
+    )
     cache = load_cache(cache_path)
-    _, val = split_indices(cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0)
+    _, val = split_indices(
+        cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0
+    )
     people, counts = np.unique(cache["labels"][val], return_counts=True)
     people = people[counts >= 2]
     if max_people is not None:
@@ -65,8 +70,14 @@ def validation_queries(data_cfg: dict, max_people: int | None = None, seed: int 
     keep = np.array(keep)
     labels = np.unique(cache["labels"][keep], return_inverse=True)[1]
     first = np.array([np.flatnonzero(labels == person)[0] for person in range(labels.max() + 1)])
-    return {"images": images, "landmarks": np.array(landmarks), "labels": labels, "gallery_rows": first,
-            "hr_crops": np.ascontiguousarray(cache["images"][keep][..., ::-1]), "cache": str(cache_path)}
+    return {
+        "images": images,
+        "landmarks": np.array(landmarks),
+        "labels": labels,
+        "gallery_rows": first,
+        "hr_crops": np.ascontiguousarray(cache["images"][keep][..., ::-1]),
+        "cache": str(cache_path),
+    }
 
 
 def evaluate(data: dict, pipeline, sides) -> list[dict]:
@@ -80,7 +91,9 @@ def evaluate(data: dict, pipeline, sides) -> list[dict]:
         for start in range(0, len(queries), BATCH_FRAMES):
             chunk = queries[start : start + BATCH_FRAMES]
             frames = [query_frame(data["images"][q], data["landmarks"][q : q + 1], side) for q in chunk]
-            for offset, (q, frame, result) in enumerate(zip(chunk, frames, pipeline.process_batch(frames, keep_restored=False))):
+            for offset, (q, _frame, result) in enumerate(
+                zip(chunk, frames, pipeline.process_batch(frames, keep_restored=False))
+            ):
                 if not result.faces:
                     continue
                 expected = query_landmarks(data["images"][q].shape, data["landmarks"][q], side).mean(axis=0)
@@ -92,10 +105,17 @@ def evaluate(data: dict, pipeline, sides) -> list[dict]:
         nearest = np.argmax(embeddings @ gallery.T, axis=1)
         correct = found & (nearest == labels[queries])
         cosine = np.sum(embeddings * hr[queries], axis=1)
-        rows.append({"side": side, "queries": int(len(queries)), "people": int(len(gallery)),
-                     "found": float(found.mean()), "rank1": float(correct.mean()),
-                     "rank1_found": float(correct[found].mean()) if found.any() else 0.0,
-                     "id_cosine_found": float(cosine[found].mean()) if found.any() else 0.0})
+        rows.append(
+            {
+                "side": side,
+                "queries": int(len(queries)),
+                "people": int(len(gallery)),
+                "found": float(found.mean()),
+                "rank1": float(correct.mean()),
+                "rank1_found": float(correct[found].mean()) if found.any() else 0.0,
+                "id_cosine_found": float(cosine[found].mean()) if found.any() else 0.0,
+            }
+        )
     return rows
 
 
@@ -103,8 +123,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="pipeline_finetune", help="the training config whose split is used")
     parser.add_argument("--preset", default=None)
-    parser.add_argument("--hallucinator", action="append", required=True,
-                        help="'none' (gate_px=0), 'bicubic', a packaged name or a .pt file; repeat to compare")
+    parser.add_argument(
+        "--hallucinator",
+        action="append",
+        required=True,
+        help="'none' (gate_px=0), 'bicubic', a packaged name or a .pt file; repeat to compare",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[12, 16])
     parser.add_argument("--max-people", type=int, default=None)
     parser.add_argument("--backend", default="onnxruntime")
@@ -113,18 +137,25 @@ def main(argv=None) -> None:
 
     cfg = load_config(args.config, preset=args.preset)
     data = validation_queries(cfg["data"], args.max_people)
-    print(f"{len(data['labels'])} faces of {len(data['gallery_rows'])} validation people ({data['cache']}); "
-          f"median HR region {np.median(region_side_px(data['landmarks'])):.0f} px")
+    print(
+        f"{len(data['labels'])} faces of {len(data['gallery_rows'])} validation people ({data['cache']}); "
+        f"median HR region {np.median(region_side_px(data['landmarks'])):.0f} px"
+    )
     report = {}
-    print("| hallucinator | side (px) | queries | found (%) | rank-1, misses = errors (%) | rank-1, found (%) | id cosine, found |")
+    print(
+        "| hallucinator | side (px) | queries | found (%) | rank-1, misses = errors (%) | rank-1, found (%) | id cosine, found |"
+    )
     print("|---|---|---|---|---|---|---|")
     for spec in args.hallucinator:
         none = spec == "none"
         pipeline = make_pipeline("bicubic" if none else spec, gate_px=0.0 if none else None, backend=args.backend)
         report[spec] = evaluate(data, pipeline, args.sizes)
         for row in report[spec]:
-            print(f"| {spec} | {row['side']} | {row['queries']} | {100 * row['found']:.1f} | {100 * row['rank1']:.2f} | "
-                  f"{100 * row['rank1_found']:.2f} | {row['id_cosine_found']:.4f} |", flush=True)
+            print(
+                f"| {spec} | {row['side']} | {row['queries']} | {100 * row['found']:.1f} | {100 * row['rank1']:.2f} | "
+                f"{100 * row['rank1_found']:.2f} | {row['id_cosine_found']:.4f} |",
+                flush=True,
+            )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1))

@@ -31,9 +31,14 @@ from train.data import default_cache_path, load_cache, split_indices
 
 def validation_faces(data_cfg: dict, max_people: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(BGR uint8 HR faces, person labels) of the validation people with at least two faces."""
-    cache_path = Path(data_cfg.get("cache") or default_cache_path(data_cfg.get("hr_side", 128), data_cfg.get("celeba_dir") or "celeba_subset"))
+    cache_path = Path(
+        data_cfg.get("cache")
+        or default_cache_path(data_cfg.get("hr_side", 128), data_cfg.get("celeba_dir") or "celeba_subset")
+    )
     cache = load_cache(cache_path)
-    _, val = split_indices(cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0)
+    _, val = split_indices(
+        cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0
+    )
     labels = cache["labels"][val]
     people, counts = np.unique(labels, return_counts=True)
     people = people[counts >= 2]
@@ -42,11 +47,18 @@ def validation_faces(data_cfg: dict, max_people: int | None, seed: int = 0) -> t
     keep = val[np.isin(labels, people)]
     if len(keep) == 0:
         raise ConfigError(f"{cache_path} has no validation people with two faces: check data.split and val_fraction")
-    return np.ascontiguousarray(cache["images"][keep][..., ::-1]), np.unique(cache["labels"][keep], return_inverse=True)[1]
+    return np.ascontiguousarray(cache["images"][keep][..., ::-1]), np.unique(
+        cache["labels"][keep], return_inverse=True
+    )[1]
 
 
-def validate(run_dir: str | Path, sizes=(8, 12, 16), max_people: int | None = 150, hallucinator: str | None = None,
-             weights: str | Path | None = None) -> list[dict]:
+def validate(
+    run_dir: str | Path,
+    sizes=(8, 12, 16),
+    max_people: int | None = 150,
+    hallucinator: str | None = None,
+    weights: str | Path | None = None,
+) -> list[dict]:
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml")
     weights = Path(weights or run_dir / "recognizer_finetuned.pt")
@@ -58,8 +70,14 @@ def validate(run_dir: str | Path, sizes=(8, 12, 16), max_people: int | None = 15
 
     def row(query: str, side, recognizer: str, embeddings: np.ndarray) -> dict:
         rank1, spread = rank1_identification(gallery, embeddings, labels, runs=10, seed=0)
-        return {"query": query, "side": side, "recognizer": recognizer, "rank1": rank1, "rank1_std": spread,
-                "identity_cosine": float(np.einsum("nd,nd->n", embeddings, gallery).mean())}
+        return {
+            "query": query,
+            "side": side,
+            "recognizer": recognizer,
+            "rank1": rank1,
+            "rank1_std": spread,
+            "identity_cosine": float(np.einsum("nd,nd->n", embeddings, gallery).mean()),
+        }
 
     rows.append(row("HR", None, "original", gallery))
     rows.append(row("HR", None, "adapted", embed_all(adapted, faces, "embed HR (adapted)")))
@@ -74,8 +92,11 @@ def validate(run_dir: str | Path, sizes=(8, 12, 16), max_people: int | None = 15
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| query | recogniser | rank-1 (%) | id cosine |", "|---|---|---|---|"]
-    lines += [f"| {r['query']} | {r['recognizer']} | {100 * r['rank1']:.2f} ± {100 * r['rank1_std']:.2f} | "
-              f"{r['identity_cosine']:.4f} |" for r in rows]
+    lines += [
+        f"| {r['query']} | {r['recognizer']} | {100 * r['rank1']:.2f} ± {100 * r['rank1_std']:.2f} | "
+        f"{r['identity_cosine']:.4f} |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 

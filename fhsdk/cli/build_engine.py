@@ -17,11 +17,16 @@ HELP = "build a TensorRT engine from ONNX (like trtexec)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("onnx", help="ONNX file written by `fhsdk export`")
-    parser.add_argument("--min-shapes", help="trtexec-style NAME:1x3x150x150[,...] (default: the model preset's profile)")
+    parser.add_argument(
+        "--min-shapes", help="trtexec-style NAME:1x3x150x150[,...] (default: the model preset's profile)"
+    )
     parser.add_argument("--opt-shapes", help="as --min-shapes")
     parser.add_argument("--max-shapes", help="as --min-shapes")
-    parser.add_argument("--fp32", action="store_true",
-                        help="build an FP32 engine (default: FP16, from the parity-checked FP16 graph of an FP32 file)")
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="build an FP32 engine (default: FP16, from the parity-checked FP16 graph of an FP32 file)",
+    )
     parser.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB)
     parser.add_argument("-o", "--output", help="engine file to write (default: the engine cache)")
     parser.add_argument("--cache-dir", help="engine cache folder (default: $FHSDK_CACHE/engines)")
@@ -44,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
         print(report.summary())
         onnx_path = report.path
     result = build_engine(
-        onnx_path, *shapes, workspace_mib=args.workspace_mib, output=args.output, cache_root=args.cache_dir,
+        onnx_path,
+        *shapes,
+        workspace_mib=args.workspace_mib,
+        output=args.output,
+        cache_root=args.cache_dir,
         force=args.force,
     )
     print(f"{'cached' if result.from_cache else 'built'} {result.key.precision} engine: {result.engine_path}")

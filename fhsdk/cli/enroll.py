@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     for name, files in tqdm(people.items(), desc="enrol"):
         pipe.enroll(name, files)
     path = _save_or_rescue(pipe.gallery, args.gallery, key)
-    print(f"{count(len(people), 'person', 'people')} enrolled; gallery {path} holds "
-          f"{count(len(pipe.gallery.identities), 'identity', 'identities')}")
+    print(
+        f"{count(len(people), 'person', 'people')} enrolled; gallery {path} holds "
+        f"{count(len(pipe.gallery.identities), 'identity', 'identities')}"
+    )
     return 0
 
 

@@ -20,39 +20,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", required=True)
     lfw = sub.add_parser("lfw", help="low-resolution LFW verification and rank-1 identification")
     lfw.add_argument("--data", type=Path, required=True, help="the LFW folder (pairs.txt, images/)")
-    lfw.add_argument("--protocol", choices=["aligned", "pipeline"], default="aligned",
-                     help="aligned: queries aligned on the HR image, then degraded (the papers' protocol); pipeline: "
-                          "whole query images shrunk so the face is s px, detected, aligned, gated, hallucinated and "
-                          "embedded by Pipeline itself, detection misses counted as failures")
-    lfw.add_argument("--hallucinator", action="append", default=None,
-                     help="'bicubic', a packaged model ('default', 'lai', 'surveillance') or a .pt file; with "
-                          "--protocol pipeline also 'none' (gate_px=0: no face is hallucinated); "
-                          "repeat to compare several (default: bicubic)")
+    lfw.add_argument(
+        "--protocol",
+        choices=["aligned", "pipeline"],
+        default="aligned",
+        help="aligned: queries aligned on the HR image, then degraded (the papers' protocol); pipeline: "
+        "whole query images shrunk so the face is s px, detected, aligned, gated, hallucinated and "
+        "embedded by Pipeline itself, detection misses counted as failures",
+    )
+    lfw.add_argument(
+        "--hallucinator",
+        action="append",
+        default=None,
+        help="'bicubic', a packaged model ('default', 'lai', 'surveillance') or a .pt file; with "
+        "--protocol pipeline also 'none' (gate_px=0: no face is hallucinated); "
+        "repeat to compare several (default: bicubic)",
+    )
     lfw.add_argument("--detector", default="mtcnn", help="--protocol pipeline: the Pipeline's detector")
-    lfw.add_argument("--gate-px", type=float, default=None,
-                     help="--protocol pipeline: hallucinate faces whose region is smaller (default: Pipeline's)")
-    lfw.add_argument("--flip", action="store_true",
-                     help="flip test-time augmentation: each query's embedding averages it and its mirror image")
+    lfw.add_argument(
+        "--gate-px",
+        type=float,
+        default=None,
+        help="--protocol pipeline: hallucinate faces whose region is smaller (default: Pipeline's)",
+    )
+    lfw.add_argument(
+        "--flip",
+        action="store_true",
+        help="flip test-time augmentation: each query's embedding averages it and its mirror image",
+    )
     lfw.add_argument("--sizes", type=int, nargs="+", default=None, help="LR sides in px (default 8 12 16 24 32)")
     lfw.add_argument("--degradation", choices=["bicubic", "surveillance"], default="bicubic")
     lfw.add_argument("--folds", type=int, default=None, help="only the first K folds (quick runs)")
     lfw.add_argument("--max-identities", type=int, default=None, help="limit the identification set")
     lfw.add_argument("--no-identification", action="store_true")
     lfw.add_argument("--device", default="cpu")
-    lfw.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt", "auto"],
-                     help="runtime for the recogniser and hallucinators (results agree to float tolerance)")
-    lfw.add_argument("--recognizer-weights", type=Path, default=None,
-                     help="a recogniser fine-tuned during training (`python -m train.export_weights RUN --recognizer`) "
-                          "instead of dlib's shipped weights; the tables name it")
+    lfw.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "onnxruntime", "tensorrt", "auto"],
+        help="runtime for the recogniser and hallucinators (results agree to float tolerance)",
+    )
+    lfw.add_argument(
+        "--recognizer-weights",
+        type=Path,
+        default=None,
+        help="a recogniser fine-tuned during training (`python -m train.export_weights RUN --recognizer`) "
+        "instead of dlib's shipped weights; the tables name it",
+    )
     lfw.add_argument("--out", type=Path, default=Path("out/eval"))
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.protocol == "aligned" and (args.gate_px is not None or args.detector != "mtcnn"
-                                       or "none" in (args.hallucinator or [])):
+    if args.protocol == "aligned" and (
+        args.gate_px is not None or args.detector != "mtcnn" or "none" in (args.hallucinator or [])
+    ):
         raise InvalidInputError("--gate-px, --detector and the 'none' hallucinator belong to --protocol pipeline")
     if args.protocol == "pipeline" and args.recognizer_weights is not None:
-        raise InvalidInputError("--recognizer-weights is for --protocol aligned: Pipeline embeds with its shipped recogniser")
+        raise InvalidInputError(
+            "--recognizer-weights is for --protocol aligned: Pipeline embeds with its shipped recogniser"
+        )
     config = EvalConfig(
         data=args.data,
         sizes=tuple(args.sizes or LR_SIDES),
@@ -71,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_lfw(config, hallucinator, embedder)
         results[hallucinator.name] = result
         paths = write_outputs(result, args.out, f"{hallucinator.name}_{config.degradation}")
-        print(f"\n## {hallucinator.name} ({config.degradation}; {result.meta['pairs']} pairs, "
-              f"{result.meta['folds']} folds, {result.meta['seconds']} s)\n")
+        print(
+            f"\n## {hallucinator.name} ({config.degradation}; {result.meta['pairs']} pairs, "
+            f"{result.meta['folds']} folds, {result.meta['seconds']} s)\n"
+        )
         print(markdown_table(result))
         print(f"written: {', '.join(str(p) for p in paths.values())}")
     if len(results) > 1:
@@ -84,14 +112,18 @@ def _run_pipeline_eval(args: argparse.Namespace, config) -> int:
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
         gate = 0.0 if spec == "none" else args.gate_px
-        pipe = make_pipeline("bicubic" if spec == "none" else spec, args.detector, gate, args.flip, args.device, args.backend)
+        pipe = make_pipeline(
+            "bicubic" if spec == "none" else spec, args.detector, gate, args.flip, args.device, args.backend
+        )
         result = evaluate_lfw_pipeline(config, pipe, args.detector)
         results[result.meta["hallucinator"]] = result
         name = f"pipeline_{Path(spec).stem}_{args.detector}" + ("_flip" if args.flip else "")
         paths = write_outputs(result, args.out, name)
-        print(f"\n## pipeline protocol: {result.meta['hallucinator']}, detector {args.detector}"
-              f"{', flip' if args.flip else ''} ({result.meta['pairs']} pairs, {result.meta['folds']} folds, "
-              f"{result.meta['seconds']} s)\n")
+        print(
+            f"\n## pipeline protocol: {result.meta['hallucinator']}, detector {args.detector}"
+            f"{', flip' if args.flip else ''} ({result.meta['pairs']} pairs, {result.meta['folds']} folds, "
+            f"{result.meta['seconds']} s)\n"
+        )
         print(markdown_table(result))
         print(f"written: {', '.join(str(p) for p in paths.values())}")
     if len(results) > 1:

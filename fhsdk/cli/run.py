@@ -25,8 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=Path, help="JSON-lines events to write, ending with a summary per identity")
     parser.add_argument("--batch-frames", type=positive_int, default=4, help="frames per batch (1 = lowest latency)")
     parser.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many frames")
-    parser.add_argument("--no-fusion", action="store_true",
-                        help="name each face from its own frame only (no identity fused over its track)")
+    parser.add_argument(
+        "--no-fusion",
+        action="store_true",
+        help="name each face from its own frame only (no identity fused over its track)",
+    )
     parser.add_argument("--no-tracking", action="store_true", help="no track ids, no fusion, no track events")
     add_pipeline_arguments(parser)
 
@@ -49,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
         for result in tqdm(itertools.islice(results, args.max_frames), desc="frames", total=total, unit="frame"):
             if keep_frames:
                 if writer is None:
-                    writer = AnnotatedVideoWriter(args.out, fps or 25.0, (result.image.shape[1], result.image.shape[0]),
-                                                  pipe.threshold)
+                    writer = AnnotatedVideoWriter(
+                        args.out, fps or 25.0, (result.image.shape[1], result.image.shape[0]), pipe.threshold
+                    )
                 writer.write(result.image, result)
             for event in result.events:
                 if events:
@@ -72,9 +76,17 @@ def run(args: argparse.Namespace) -> int:
         if events:
             events.close()
     seconds = time.perf_counter() - started
-    print(json.dumps({"frames": frames, "faces_per_frame": round(faces / max(frames, 1), 2),
-                      "frames_with_face": frames_with_face, "frames_named": named,
-                      "identities": identities.summary(),
-                      "fps": round(frames / max(seconds, 1e-9), 2),
-                      "ms_per_frame_by_stage": {k: round(1000 * v / max(frames, 1), 1) for k, v in stage_seconds.items()}}))
+    print(
+        json.dumps(
+            {
+                "frames": frames,
+                "faces_per_frame": round(faces / max(frames, 1), 2),
+                "frames_with_face": frames_with_face,
+                "frames_named": named,
+                "identities": identities.summary(),
+                "fps": round(frames / max(seconds, 1e-9), 2),
+                "ms_per_frame_by_stage": {k: round(1000 * v / max(frames, 1), 1) for k, v in stage_seconds.items()},
+            }
+        )
+    )
     return 0

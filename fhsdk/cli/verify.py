@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -32,12 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="state_dict file of the reference (the weights that were exported)")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "tensorrt"))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "fp16"),
-                        help="of the backend checked (default: FP16 on CUDA, FP32 on CPU); the reference is FP32")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16"),
+        help="of the backend checked (default: FP16 on CUDA, FP32 on CPU); the reference is FP32",
+    )
     parser.add_argument("--batch", type=int, default=8, help="batch size of the random test inputs")
     parser.add_argument("--inputs", help=".npy file with the reference network's first input (overrides random inputs)")
-    parser.add_argument("--faces", nargs="+", help="face images (or a folder of them): detected, aligned and fed as "
-                        "real inputs to the recogniser (150 px chips) or a generator (LR crops at its input side)")
+    parser.add_argument(
+        "--faces",
+        nargs="+",
+        help="face images (or a folder of them): detected, aligned and fed as "
+        "real inputs to the recogniser (150 px chips) or a generator (LR crops at its input side)",
+    )
     parser.add_argument("--min-cosine", type=float, help="pass threshold (default 0.99999 FP32, 0.999 FP16)")
     parser.add_argument("--json", dest="json_path", help="also write the result as JSON here")
 
@@ -48,7 +55,11 @@ def face_inputs(paths: Sequence[str], model_name: str, preset) -> np.ndarray:
     place verification borrows the SDK's detector and aligner to get realistic inputs."""
     files = []
     for path in map(Path, paths):
-        files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}) if path.is_dir() else [path])
+        files.extend(
+            sorted(p for p in path.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+            if path.is_dir()
+            else [path]
+        )
     detector, crops = MTCNN(), []
     side = int(preset.io.example_shapes["image"][-1])  # the network's input side, from its preset
     for file in files:

@@ -6,5 +6,17 @@ from fhsdk.detect.registry import create_detector, detector_class, list_detector
 from fhsdk.detect.retinaface import RetinaFace
 from fhsdk.detect.types import LANDMARK_NAMES, Detections
 
-__all__ = ["LANDMARK_NAMES", "MTCNN", "Detections", "batched_nms", "box_overlap", "create_detector", "detector_class",
-           "list_detectors", "nms", "pyramid_scales", "register_detector", "RetinaFace"]
+__all__ = [
+    "LANDMARK_NAMES",
+    "MTCNN",
+    "Detections",
+    "batched_nms",
+    "box_overlap",
+    "create_detector",
+    "detector_class",
+    "list_detectors",
+    "nms",
+    "pyramid_scales",
+    "register_detector",
+    "RetinaFace",
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import defaultdict
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -59,15 +59,21 @@ def pyramid_scales(height: int, width: int, min_face_size: float, scale_factor: 
     return scales
 
 
-def pyramid_sizes(height: int, width: int, min_face_size: float = 20, scale_factor: float = 0.709) -> list[tuple[int, int]]:
+def pyramid_sizes(
+    height: int, width: int, min_face_size: float = 20, scale_factor: float = 0.709
+) -> list[tuple[int, int]]:
     """(h, w) of every pyramid level P-Net runs on for a frame (the sizes `MTCNN.detect` resizes to)."""
     if min_face_size < PNET_WINDOW or not 0 < scale_factor < 1:
         raise InvalidInputError(f"need min_face_size >= {PNET_WINDOW} and 0 < scale_factor < 1")
-    return [(math.ceil(height * s), math.ceil(width * s)) for s in pyramid_scales(height, width, min_face_size, scale_factor)]
+    return [
+        (math.ceil(height * s), math.ceil(width * s))
+        for s in pyramid_scales(height, width, min_face_size, scale_factor)
+    ]
 
 
-def pnet_image_range(max_frame_hw: tuple[int, int], min_face_size: float = 20,
-                     scale_factor: float = 0.709) -> tuple[tuple[int, int], ...]:
+def pnet_image_range(
+    max_frame_hw: tuple[int, int], min_face_size: float = 20, scale_factor: float = 0.709
+) -> tuple[tuple[int, int], ...]:
     """P-Net's (min, opt, max) input size over every pyramid level of frames up to `max_frame_hw`: min
     12 x 12 (the smallest level any frame gives), max the first level of the largest frame, opt the
     middle level, where the pyramid spends most calls."""
@@ -105,16 +111,25 @@ class MTCNN(nn.Module):
 
     MIN_FACE_SIZE_FLOOR = float(PNET_WINDOW)  # P-Net's window: smaller faces need the image upscaled
 
-    def __init__(self, min_face_size: float = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 scale_factor: float = 0.709, device: Union[str, torch.device] = "cpu"):
+    def __init__(
+        self,
+        min_face_size: float = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        scale_factor: float = 0.709,
+        device: str | torch.device = "cpu",
+    ):
         super().__init__()
         if not isinstance(min_face_size, numbers.Real) or not min_face_size >= PNET_WINDOW:
-            raise InvalidInputError(f"min_face_size={min_face_size} is below MTCNN's {PNET_WINDOW} px window; "
-                                    f"use min_face_size >= {PNET_WINDOW} (upscale the image to find smaller faces)")
+            raise InvalidInputError(
+                f"min_face_size={min_face_size} is below MTCNN's {PNET_WINDOW} px window; "
+                f"use min_face_size >= {PNET_WINDOW} (upscale the image to find smaller faces)"
+            )
         thresholds = tuple(thresholds) if isinstance(thresholds, (list, tuple)) else (thresholds,)
         if len(thresholds) != 3 or not all(isinstance(t, numbers.Real) and 0.0 <= t <= 1.0 for t in thresholds):
-            raise InvalidInputError(f"thresholds={tuple(thresholds)} must be three probabilities in [0, 1] "
-                                    f"(P-Net, R-Net, O-Net), e.g. (0.6, 0.7, 0.7)")
+            raise InvalidInputError(
+                f"thresholds={tuple(thresholds)} must be three probabilities in [0, 1] "
+                f"(P-Net, R-Net, O-Net), e.g. (0.6, 0.7, 0.7)"
+            )
         if not 0.0 < scale_factor < 1.0:
             raise InvalidInputError(f"scale_factor={scale_factor} must lie in (0, 1); 0.709 is the usual value")
         self.min_face_size = float(min_face_size)
@@ -131,10 +146,12 @@ class MTCNN(nn.Module):
         self._nets = {"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet}
         self.backend = "torch"
 
-    def use_backend(self, kind: str) -> "MTCNN":
+    def use_backend(self, kind: str) -> MTCNN:
         """Run the three nets on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
         device = str(self.device)
-        self._nets = {name: runner(getattr(self, name), f"mtcnn_{name}", kind, device) for name in ("pnet", "rnet", "onet")}
+        self._nets = {
+            name: runner(getattr(self, name), f"mtcnn_{name}", kind, device) for name in ("pnet", "rnet", "onet")
+        }
         self.backend = kind
         return self
 
@@ -145,8 +162,13 @@ class MTCNN(nn.Module):
     @property
     def config(self) -> dict:
         """Everything that changes the detections (callers key caches of detections on it)."""
-        return {"detector": "mtcnn", "version": 1, "min_face_size": self.min_face_size,
-                "thresholds": self.thresholds, "scale_factor": self.scale_factor}
+        return {
+            "detector": "mtcnn",
+            "version": 1,
+            "min_face_size": self.min_face_size,
+            "thresholds": self.thresholds,
+            "scale_factor": self.scale_factor,
+        }
 
     @torch.inference_mode()
     def detect(self, images: ImageInput) -> list[Detections]:
@@ -155,8 +177,10 @@ class MTCNN(nn.Module):
         if not arrays:
             return []
         # BGR uint8 HWC -> RGB float CHW, on the device, left in 0..255 so crops pad with black.
-        rgb = [torch.from_numpy(np.ascontiguousarray(a[:, :, ::-1].transpose(2, 0, 1))).to(self.device).float()
-               for a in arrays]
+        rgb = [
+            torch.from_numpy(np.ascontiguousarray(a[:, :, ::-1].transpose(2, 0, 1))).to(self.device).float()
+            for a in arrays
+        ]
         index, boxes, scores = self._stage_pnet(rgb)
         index, boxes, scores = self._stage_rnet(rgb, index, boxes)
         index, boxes, scores, landmarks = self._stage_onet(rgb, index, boxes)
@@ -224,8 +248,11 @@ class MTCNN(nn.Module):
 
     def _nothing(self):
         device = self.device
-        return (torch.zeros(0, dtype=torch.long, device=device), torch.zeros((0, 4), device=device),
-                torch.zeros(0, device=device))
+        return (
+            torch.zeros(0, dtype=torch.long, device=device),
+            torch.zeros((0, 4), device=device),
+            torch.zeros(0, device=device),
+        )
 
     @staticmethod
     def _split(count, index, boxes, scores, landmarks) -> list[Detections]:
@@ -239,8 +266,7 @@ class MTCNN(nn.Module):
         return results
 
     def extra_repr(self) -> str:
-        return (f"min_face_size={self.min_face_size:g}, thresholds={self.thresholds}, "
-                f"scale_factor={self.scale_factor:g}")
+        return f"min_face_size={self.min_face_size:g}, thresholds={self.thresholds}, scale_factor={self.scale_factor:g}"
 
 
 # -- deployment presets of the three nets (fhsdk export / TensorRT profiles) -----------------------
@@ -249,31 +275,46 @@ class MTCNN(nn.Module):
 # height and width are dynamic. Default profile: 1080p frames of either orientation (the largest
 # level of a landscape frame, 648 x 1152, square, so portrait frames fit too), faces down to 20 px,
 # up to 8 frames per call (Pipeline(batch_frames=...)); larger batches are split.
-register_preset(ModelPreset(
-    name="mtcnn_pnet",
-    io=ModelIO((image_spec((-1, 3, -1, -1)),),
-               (TensorSpec("prob", F32, (-1, -1, -1)), TensorSpec("bbox_reg", F32, (-1, 4, -1, -1))),
-               {"image": (1, 3, 48, 64)}),
-    build=lambda: load_pretrained("pnet").eval(),
-    batch_range=(1, 4, 8),
-    spatial_range=square_max(pnet_image_range((1080, 1920), min_face_size=20)),
-))
+register_preset(
+    ModelPreset(
+        name="mtcnn_pnet",
+        io=ModelIO(
+            (image_spec((-1, 3, -1, -1)),),
+            (TensorSpec("prob", F32, (-1, -1, -1)), TensorSpec("bbox_reg", F32, (-1, 4, -1, -1))),
+            {"image": (1, 3, 48, 64)},
+        ),
+        build=lambda: load_pretrained("pnet").eval(),
+        batch_range=(1, 4, 8),
+        spatial_range=square_max(pnet_image_range((1080, 1920), min_face_size=20)),
+    )
+)
 # R-Net sees every P-Net candidate of the frames in a call: 614-675 per frame of crowd_1080p.mp4,
 # so the optimum is sized for about two frames and the maximum for six.
-register_preset(ModelPreset(
-    name="mtcnn_rnet",
-    io=ModelIO((image_spec((-1, 3, 24, 24)),),
-               (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4))),
-               {"image": (1, 3, 24, 24)}),
-    build=lambda: load_pretrained("rnet").eval(),
-    batch_range=(1, 1024, 4096),
-))
-register_preset(ModelPreset(
-    name="mtcnn_onet",
-    io=ModelIO((image_spec((-1, 3, 48, 48)),),
-               (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4)),
-                TensorSpec("landmarks", F32, (-1, 10))),
-               {"image": (1, 3, 48, 48)}),
-    build=lambda: load_pretrained("onet").eval(),
-    batch_range=(1, 128, 1024),  # the R-Net survivors after NMS: tens per crowd frame
-))
+register_preset(
+    ModelPreset(
+        name="mtcnn_rnet",
+        io=ModelIO(
+            (image_spec((-1, 3, 24, 24)),),
+            (TensorSpec("prob", F32, (-1,)), TensorSpec("bbox_reg", F32, (-1, 4))),
+            {"image": (1, 3, 24, 24)},
+        ),
+        build=lambda: load_pretrained("rnet").eval(),
+        batch_range=(1, 1024, 4096),
+    )
+)
+register_preset(
+    ModelPreset(
+        name="mtcnn_onet",
+        io=ModelIO(
+            (image_spec((-1, 3, 48, 48)),),
+            (
+                TensorSpec("prob", F32, (-1,)),
+                TensorSpec("bbox_reg", F32, (-1, 4)),
+                TensorSpec("landmarks", F32, (-1, 10)),
+            ),
+            {"image": (1, 3, 48, 48)},
+        ),
+        build=lambda: load_pretrained("onet").eval(),
+        batch_range=(1, 128, 1024),  # the R-Net survivors after NMS: tens per crowd frame
+    )
+)

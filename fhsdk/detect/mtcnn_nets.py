@@ -23,8 +23,11 @@ from fhsdk.errors import WeightsError
 from fhsdk.weights import package_file
 
 WEIGHTS_PACKAGE = "mtcnn"
-WEIGHTS_FILES = {"pnet": "assets/weights/pnet.lz4", "rnet": "assets/weights/rnet.lz4",
-                 "onet": "assets/weights/onet.lz4"}
+WEIGHTS_FILES = {
+    "pnet": "assets/weights/pnet.lz4",
+    "rnet": "assets/weights/rnet.lz4",
+    "onet": "assets/weights/onet.lz4",
+}
 
 
 def max_pool_same(kernel_size: int, stride: int) -> nn.MaxPool2d:
@@ -117,8 +120,21 @@ class ONet(nn.Module):
         self.fc6_2 = nn.Linear(256, 10)
         self.fc6_3 = nn.Linear(256, 2)
 
-    keras_order = ("conv1", "prelu1", "conv2", "prelu2", "conv3", "prelu3", "conv4", "prelu4",
-                   "fc5", "prelu5", "fc6_1", "fc6_2", "fc6_3")
+    keras_order = (
+        "conv1",
+        "prelu1",
+        "conv2",
+        "prelu2",
+        "conv3",
+        "prelu3",
+        "conv4",
+        "prelu4",
+        "fc5",
+        "prelu5",
+        "fc6_1",
+        "fc6_2",
+        "fc6_3",
+    )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.pool1(self.prelu1(self.conv1(x)))
@@ -149,18 +165,22 @@ def load_keras_weights(net: nn.Module, arrays: list[np.ndarray], name: str) -> n
             layer = getattr(net, layer_name)
             params = list(layer.parameters())
             if position + len(params) > len(arrays):
-                raise WeightsError(f"{name}: the weight file has too few arrays for layer {layer_name}; "
-                                   f"reinstall the `mtcnn` package")
-            converted = _keras_to_torch(layer, arrays[position:position + len(params)])
+                raise WeightsError(
+                    f"{name}: the weight file has too few arrays for layer {layer_name}; reinstall the `mtcnn` package"
+                )
+            converted = _keras_to_torch(layer, arrays[position : position + len(params)])
             for param, value in zip(params, converted):
                 if tuple(param.shape) != value.shape:
-                    raise WeightsError(f"{name}: layer {layer_name} expects {tuple(param.shape)} but the weight "
-                                       f"file gives {value.shape}; reinstall the `mtcnn` package")
+                    raise WeightsError(
+                        f"{name}: layer {layer_name} expects {tuple(param.shape)} but the weight "
+                        f"file gives {value.shape}; reinstall the `mtcnn` package"
+                    )
                 param.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
             position += len(params)
     if position != len(arrays):
-        raise WeightsError(f"{name}: the weight file has {len(arrays) - position} arrays left over; "
-                           f"reinstall the `mtcnn` package")
+        raise WeightsError(
+            f"{name}: the weight file has {len(arrays) - position} arrays left over; reinstall the `mtcnn` package"
+        )
     return net.eval()
 
 
@@ -195,7 +215,9 @@ class _ArraysOnlyUnpickler(NumpyUnpickler):
         if not isinstance(wrapper, NumpyArrayWrapper):
             return
         if wrapper.dtype.hasobject:
-            raise pickle.UnpicklingError("refused an array of Python objects: MTCNN weight files hold numeric arrays only")
+            raise pickle.UnpicklingError(
+                "refused an array of Python objects: MTCNN weight files hold numeric arrays only"
+            )
         self.stack[-1] = wrapper.read(self, True) if self._NATIVE_ORDER else wrapper.read(self)
 
     dispatch = dict(NumpyUnpickler.dispatch)

@@ -38,8 +38,9 @@ def box_overlap_np(a: np.ndarray, b: np.ndarray, mode: str = "union") -> np.ndar
     return inter / np.maximum(denominator, 1e-9)
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str = "union",
-        groups: torch.Tensor | None = None) -> torch.Tensor:
+def nms(
+    boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str = "union", groups: torch.Tensor | None = None
+) -> torch.Tensor:
     """Greedy NMS: indices of kept boxes, best score first.
 
     Each step keeps the best remaining box and drops the boxes overlapping it by more than
@@ -66,8 +67,9 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, mode: str =
     return order[torch.as_tensor(np.array(keep, dtype=np.int64), device=order.device)]
 
 
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float,
-                mode: str = "union") -> torch.Tensor:
+def batched_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float, mode: str = "union"
+) -> torch.Tensor:
     """NMS within each group (e.g. image index) in one pass: boxes of different groups never suppress
     each other. Coordinates are left untouched (no per-group offset trick), so overlaps that sit
     exactly on the threshold, common for P-Net's grid of windows, resolve as they do per group."""

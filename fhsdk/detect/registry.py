@@ -10,7 +10,7 @@ it accepts. Adding one: write `fhsdk/detect/<name>.py`, decorate the class, and 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from fhsdk.errors import InvalidInputError
 

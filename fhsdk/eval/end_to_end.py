@@ -36,7 +36,9 @@ def query_frame(image: np.ndarray, landmarks: np.ndarray, side: int) -> np.ndarr
     """The image shrunk so its face's canonical region is `side` px, centred in a grey frame."""
     factor = side / float(region_side_px(landmarks)[0])
     height, width = image.shape[:2]
-    small = cv2.resize(image, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        image, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA
+    )
     frame_side = FRAME_SIDES * side
     frame = np.full((frame_side, frame_side, 3), FRAME_GREY, dtype=np.uint8)
     # Centre the shrunk image; one larger than the frame is cropped around its centre (background only).
@@ -60,13 +62,27 @@ def query_landmarks(image_shape: tuple[int, int], landmarks: np.ndarray, side: i
     return (np.asarray(landmarks, dtype=np.float64).reshape(5, 2) + 0.5) * scale - 0.5 + np.array([left, top])
 
 
-def make_pipeline(hallucinator: str, detector: str = "mtcnn", gate_px: float | None = None, flip: bool = False,
-                  device: str = "cpu", backend: str = "torch"):
+def make_pipeline(
+    hallucinator: str,
+    detector: str = "mtcnn",
+    gate_px: float | None = None,
+    flip: bool = False,
+    device: str = "cpu",
+    backend: str = "torch",
+):
     """The pipeline this protocol measures: as a user builds it (gate_px None: Pipeline's default), with the
     smallest detectable face and no tracking (every query is a separate still)."""
     gate = {} if gate_px is None else {"gate_px": gate_px}
-    return Pipeline(backend=backend, device=device, detector=detector, hallucinator=hallucinator,
-                    min_face_size=MIN_FACE_SIZE.get(detector, 12.0), track=False, flip=flip, **gate)
+    return Pipeline(
+        backend=backend,
+        device=device,
+        detector=detector,
+        hallucinator=hallucinator,
+        min_face_size=MIN_FACE_SIZE.get(detector, 12.0),
+        track=False,
+        flip=flip,
+        **gate,
+    )
 
 
 def evaluate_lfw_pipeline(config: EvalConfig, pipeline, detector_name: str) -> EvalResult:
@@ -84,9 +100,13 @@ def evaluate_lfw_pipeline(config: EvalConfig, pipeline, detector_name: str) -> E
         found = np.zeros(len(names), dtype=bool)
         hallucinated = np.zeros(len(names), dtype=bool)
         measured_side = np.full(len(names), np.nan)
-        for start in tqdm(range(0, len(names), BATCH_FRAMES), desc=f"pipeline {side}px", leave=False, unit_scale=BATCH_FRAMES):
-            frames = [query_frame(read_image(protocol.root / "images" / name), hr_landmarks[i : i + 1], side)
-                      for i, name in enumerate(names[start : start + BATCH_FRAMES], start)]
+        for start in tqdm(
+            range(0, len(names), BATCH_FRAMES), desc=f"pipeline {side}px", leave=False, unit_scale=BATCH_FRAMES
+        ):
+            frames = [
+                query_frame(read_image(protocol.root / "images" / name), hr_landmarks[i : i + 1], side)
+                for i, name in enumerate(names[start : start + BATCH_FRAMES], start)
+            ]
             for offset, (frame, result) in enumerate(zip(frames, pipeline.process_batch(frames, keep_restored=False))):
                 face = _query_face(result.faces, frame.shape[:2])
                 if face is not None:
@@ -98,9 +118,16 @@ def evaluate_lfw_pipeline(config: EvalConfig, pipeline, detector_name: str) -> E
         row["hallucinated"] = float(hallucinated[found].mean()) if found.any() else 0.0
         row["detected_side_median"] = float(np.nanmedian(measured_side)) if found.any() else None
         rows.append(row)
-    meta = {"protocol": "pipeline", "hallucinator": label, "detector": detector_name, "gate_px": pipeline.gate_px,
-            "min_face_size": pipeline.detector.min_face_size, "frame": f"{FRAME_SIDES} s x {FRAME_SIDES} s, grey {FRAME_GREY}",
-            "queries": len(names), **protocol_meta(config, protocol, pipeline.embedder, started)}
+    meta = {
+        "protocol": "pipeline",
+        "hallucinator": label,
+        "detector": detector_name,
+        "gate_px": pipeline.gate_px,
+        "min_face_size": pipeline.detector.min_face_size,
+        "frame": f"{FRAME_SIDES} s x {FRAME_SIDES} s, grey {FRAME_GREY}",
+        "queries": len(names),
+        **protocol_meta(config, protocol, pipeline.embedder, started),
+    }
     return EvalResult(rows, meta)
 
 

@@ -70,7 +70,12 @@ def central_face(boxes: np.ndarray, landmarks: np.ndarray, shape: tuple[int, int
     if len(boxes) == 0:
         return None
     centre = np.array([shape[1] / 2, shape[0] / 2])
-    contains = (boxes[:, 0] <= centre[0]) & (boxes[:, 2] >= centre[0]) & (boxes[:, 1] <= centre[1]) & (boxes[:, 3] >= centre[1])
+    contains = (
+        (boxes[:, 0] <= centre[0])
+        & (boxes[:, 2] >= centre[0])
+        & (boxes[:, 1] <= centre[1])
+        & (boxes[:, 3] >= centre[1])
+    )
     if not contains.any():
         return None
     distance = np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - centre, axis=1)
@@ -87,9 +92,14 @@ def detect_landmarks(root: Path, images: list[str], detector=None, batch: int = 
     known: dict[str, tuple[np.ndarray, bool]] = {}
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
-            known = {str(n): (l, bool(d)) for n, l, d in zip(stored["names"], stored["landmarks"], stored["detected"])}
+            known = {
+                str(n): (marks, bool(d))
+                for n, marks, d in zip(stored["names"], stored["landmarks"], stored["detected"])
+            }
     missing = [name for name in dict.fromkeys(images) if name not in known]
-    for start in tqdm(range(0, len(missing), batch), desc="detect (cached after)", unit_scale=batch, disable=not missing):
+    for start in tqdm(
+        range(0, len(missing), batch), desc="detect (cached after)", unit_scale=batch, disable=not missing
+    ):
         names = missing[start : start + batch]
         frames = [read_image(root / "images" / name) for name in names]
         for name, frame, found in zip(names, frames, detector.detect(frames)):
@@ -98,8 +108,12 @@ def detect_landmarks(root: Path, images: list[str], detector=None, batch: int = 
     if missing:
         names = sorted(known)
         with atomic_path(cache) as tmp:
-            np.savez(tmp, names=np.array(names), landmarks=np.stack([known[n][0] for n in names]),
-                     detected=np.array([known[n][1] for n in names]))
+            np.savez(
+                tmp,
+                names=np.array(names),
+                landmarks=np.stack([known[n][0] for n in names]),
+                detected=np.array([known[n][1] for n in names]),
+            )
     landmarks = np.stack([known[name][0] for name in images]) if images else np.zeros((0, 5, 2))
     detected = np.array([known[name][1] for name in images], dtype=bool)
     if detected.any():
@@ -108,7 +122,9 @@ def detect_landmarks(root: Path, images: list[str], detector=None, batch: int = 
     return LandmarkSet(landmarks, detected)
 
 
-def aligned_crops(root: Path, images: list[str], landmarks: np.ndarray, sides: tuple[int, ...], desc: str) -> dict[int, np.ndarray]:
+def aligned_crops(
+    root: Path, images: list[str], landmarks: np.ndarray, sides: tuple[int, ...], desc: str
+) -> dict[int, np.ndarray]:
     """Aligned crops of every image at each side, read and aligned in chunks."""
     crops = {side: np.empty((len(images), side, side, 3), dtype=np.uint8) for side in sides}
     for start in tqdm(range(0, len(images), CHUNK), desc=desc, unit_scale=CHUNK):
@@ -163,8 +179,15 @@ class Protocol:
     queries: np.ndarray  # indices into images
     query_slot: np.ndarray  # image index -> row among the queries (-1: not a query)
 
-    def row(self, config: EvalConfig, label: str, side: int | None, query_embeddings: np.ndarray,
-            hr_query_embeddings: np.ndarray, found: np.ndarray | None = None) -> dict:
+    def row(
+        self,
+        config: EvalConfig,
+        label: str,
+        side: int | None,
+        query_embeddings: np.ndarray,
+        hr_query_embeddings: np.ndarray,
+        found: np.ndarray | None = None,
+    ) -> dict:
         """Verification and identification of these query embeddings (one row per query) against the
         HR gallery. `found`: per query, whether the query's face was found at all; a query that was not
         is a failure (a wrong decision in verification, a miss in identification)."""
@@ -186,13 +209,19 @@ class Protocol:
         }
         if detection_counted:
             row["pairs_found"] = float(pair_found.mean())
-            row["accuracy_found_pairs"] = metrics.kfold_accuracy(scores[pair_found], self.same[pair_found],
-                                                                 self.fold[pair_found])[0]
+            row["accuracy_found_pairs"] = metrics.kfold_accuracy(
+                scores[pair_found], self.same[pair_found], self.fold[pair_found]
+            )[0]
         if len(self.ident_index):
             slots = self.query_slot[self.ident_index]
             row["rank1"], row["rank1_std"] = metrics.rank1_identification(
-                self.gallery[self.ident_index], query_embeddings[slots], self.ident_labels, config.runs, config.seed,
-                found=found[slots])
+                self.gallery[self.ident_index],
+                query_embeddings[slots],
+                self.ident_labels,
+                config.runs,
+                config.seed,
+                found=found[slots],
+            )
         return row
 
 
@@ -224,10 +253,25 @@ def prepare_protocol(config: EvalConfig, embedder, detector=None) -> Protocol:
     found = detect_landmarks(root, images, detector)  # only these images: a quick run detects only its folds'
     log.info("central face found by the detector in %d of %d images", found.detected.sum(), len(images))
     gallery = _cached_embeddings(
-        embedder, lambda: aligned_crops(root, images, found.landmarks, (RECOGNIZER_SIDE,), "align HR gallery")[RECOGNIZER_SIDE],
-        found.landmarks, "embed HR gallery")
-    return Protocol(root, images, found, gallery, pair_first, pair_second, same, fold, ident_index, ident_labels,
-                    queries, query_slot)
+        embedder,
+        lambda: aligned_crops(root, images, found.landmarks, (RECOGNIZER_SIDE,), "align HR gallery")[RECOGNIZER_SIDE],
+        found.landmarks,
+        "embed HR gallery",
+    )
+    return Protocol(
+        root,
+        images,
+        found,
+        gallery,
+        pair_first,
+        pair_second,
+        same,
+        fold,
+        ident_index,
+        ident_labels,
+        queries,
+        query_slot,
+    )
 
 
 def protocol_meta(config: EvalConfig, protocol: Protocol, embedder, started: float) -> dict:
@@ -261,27 +305,43 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> E
     """The aligned-crop protocol: queries aligned on their HR image, then degraded (module docstring)."""
     started = time.time()
     protocol = prepare_protocol(config, embedder, detector)
-    hr_queries = aligned_crops(protocol.root, [protocol.images[i] for i in protocol.queries],
-                               protocol.landmarks.landmarks[protocol.queries], (HR_SIDE,), "align queries")[HR_SIDE]
+    hr_queries = aligned_crops(
+        protocol.root,
+        [protocol.images[i] for i in protocol.queries],
+        protocol.landmarks.landmarks[protocol.queries],
+        (HR_SIDE,),
+        "align queries",
+    )[HR_SIDE]
     hr_query_embeddings = embed_queries(embedder, hr_queries, "embed HR queries", config.flip)
 
     rows = [protocol.row(config, "HR", None, hr_query_embeddings, hr_query_embeddings)]
     for side in tqdm(config.sizes, desc=f"LR sides ({hallucinator.name})"):
         lr = degrade(hr_queries, side, config.degradation, seed=config.seed + side)
         restored = restore_all(hallucinator, lr, f"hallucinate {side}px")
-        row = protocol.row(config, f"LR {side}px", side, embed_queries(embedder, restored, f"embed {side}px", config.flip),
-                           hr_query_embeddings)
+        row = protocol.row(
+            config,
+            f"LR {side}px",
+            side,
+            embed_queries(embedder, restored, f"embed {side}px", config.flip),
+            hr_query_embeddings,
+        )
         subset = np.linspace(0, len(restored) - 1, min(config.psnr_limit, len(restored))).astype(int)
         row["psnr"], row["ssim"] = metrics.psnr_ssim(restored[subset], hr_queries[subset])
         rows.append(row)
-    meta = {"protocol": "aligned", "hallucinator": hallucinator.name, "degradation": config.degradation,
-            **protocol_meta(config, protocol, embedder, started)}
+    meta = {
+        "protocol": "aligned",
+        "hallucinator": hallucinator.name,
+        "degradation": config.degradation,
+        **protocol_meta(config, protocol, embedder, started),
+    }
     return EvalResult(rows, meta)
 
 
 def _cached_embeddings(embedder, make_chips, landmarks: np.ndarray, desc: str) -> np.ndarray:
     """Embeddings of the HR chips, cached by recogniser, alignment and landmarks (the chips are made only on a miss)."""
-    key = hashlib.sha256(f"{embedder.fingerprint}/align{ALIGN_VERSION}".encode() + landmarks.tobytes() + CANONICAL_TEMPLATE.tobytes())
+    key = hashlib.sha256(
+        f"{embedder.fingerprint}/align{ALIGN_VERSION}".encode() + landmarks.tobytes() + CANONICAL_TEMPLATE.tobytes()
+    )
     path = cache_dir() / f"lfw_hr_embeddings_{key.hexdigest()[:16]}.npy"
     if path.is_file():
         stored = np.load(path, allow_pickle=False)

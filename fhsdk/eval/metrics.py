@@ -21,8 +21,9 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
     return float((candidates[best] + upper[best]) / 2)
 
 
-def kfold_accuracy(scores: np.ndarray, same: np.ndarray, fold: np.ndarray,
-                   valid: np.ndarray | None = None) -> tuple[float, float, list[float]]:
+def kfold_accuracy(
+    scores: np.ndarray, same: np.ndarray, fold: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[float, float, list[float]]:
     """LFW's protocol: each fold is scored with the threshold chosen on the other folds.
 
     `valid`: pairs that could be decided at all (the query's face was found); the threshold is chosen on
@@ -45,8 +46,14 @@ def verification_rate(scores: np.ndarray, same: np.ndarray, far: float = 1e-3) -
     return float((scores[same] > threshold).mean())
 
 
-def rank1_identification(gallery_embeddings: np.ndarray, query_embeddings: np.ndarray, labels: np.ndarray,
-                         runs: int = 10, seed: int = 0, found: np.ndarray | None = None) -> tuple[float, float]:
+def rank1_identification(
+    gallery_embeddings: np.ndarray,
+    query_embeddings: np.ndarray,
+    labels: np.ndarray,
+    runs: int = 10,
+    seed: int = 0,
+    found: np.ndarray | None = None,
+) -> tuple[float, float]:
     """Lai et al.: per run, one random image per identity is the (HR) gallery, all others are queries.
 
     gallery_embeddings and query_embeddings are row-aligned over the same images (HR and LR versions).
@@ -68,6 +75,7 @@ def rank1_identification(gallery_embeddings: np.ndarray, query_embeddings: np.nd
 
 def psnr_ssim(restored: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """Mean PSNR and SSIM over a batch of uint8 BGR crops, on luminance (Y of YCbCr), as SR papers do."""
+
     def luminance(batch: np.ndarray) -> np.ndarray:
         b, g, r = (batch[..., i].astype(np.float64) for i in range(3))
         return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
@@ -75,6 +83,7 @@ def psnr_ssim(restored: np.ndarray, reference: np.ndarray) -> tuple[float, float
     psnrs, ssims = [], []
     for a, b in zip(luminance(restored), luminance(reference)):
         psnrs.append(peak_signal_noise_ratio(b, a, data_range=255))
-        ssims.append(structural_similarity(b, a, data_range=255, gaussian_weights=True, sigma=1.5,
-                                           use_sample_covariance=False))
+        ssims.append(
+            structural_similarity(b, a, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        )
     return float(np.mean(psnrs)), float(np.mean(ssims))

@@ -14,7 +14,8 @@ def markdown_table(result) -> str:
     header = "| query | LR side (px) | inter-ocular (px) | accuracy (%) | VR@FAR=0.1% (%) | id cosine | PSNR (dB) | SSIM | rank-1 (%) |"
     lines = [header, "|" + "---|" * 9]
     for row in result.rows:
-        def pct(key):
+
+        def pct(key, row=row):
             return _pct(row, key)
 
         accuracy = f"{100 * row['accuracy']:.2f} ± {100 * row['accuracy_std']:.2f}"
@@ -33,8 +34,10 @@ def _pct(row: dict, key: str) -> str:
 
 def _pipeline_table(result) -> str:
     """The end-to-end protocol: accuracy counts detection misses as errors; the misses are shown beside it."""
-    header = ("| query | side (px) | queries found (%) | pairs found (%) | accuracy (%) | accuracy, found pairs (%) | "
-              "VR@FAR=0.1% (%) | hallucinated (%) | detected side, median (px) | id cosine | rank-1 (%) |")
+    header = (
+        "| query | side (px) | queries found (%) | pairs found (%) | accuracy (%) | accuracy, found pairs (%) | "
+        "VR@FAR=0.1% (%) | hallucinated (%) | detected side, median (px) | id cosine | rank-1 (%) |"
+    )
     lines = [header, "|" + "---|" * 11]
     for row in result.rows:
         side = row.get("detected_side_median")
@@ -77,7 +80,11 @@ def plot_accuracy(results: dict[str, object], path: Path) -> bool:
 
 def write_outputs(result, out_dir: Path, name: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / f"lfw_{name}.json", "markdown": out_dir / f"lfw_{name}.md", "plot": out_dir / f"lfw_{name}.png"}
+    paths = {
+        "json": out_dir / f"lfw_{name}.json",
+        "markdown": out_dir / f"lfw_{name}.md",
+        "plot": out_dir / f"lfw_{name}.png",
+    }
     paths["json"].write_text(result.to_json())
     paths["markdown"].write_text(markdown_table(result))
     if not plot_accuracy({name: result}, paths["plot"]):

@@ -24,7 +24,8 @@ def _aead_class():
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError as error:
         raise BackendUnavailableError(
-            'encrypted galleries need the cryptography package: pip install "fhsdk[crypto]"') from error
+            'encrypted galleries need the cryptography package: pip install "fhsdk[crypto]"'
+        ) from error
     return AESGCM
 
 
@@ -38,15 +39,19 @@ def cipher(key: str | bytes):
         except (TypeError, ValueError, binascii.Error):
             raw = b""
     if len(raw) != 32:
-        raise InvalidInputError("a gallery key is 32 random bytes, or their url-safe base64 text (44 characters) "
-                                "as Gallery.generate_key() returns it: check the key or the environment variable")
+        raise InvalidInputError(
+            "a gallery key is 32 random bytes, or their url-safe base64 text (44 characters) "
+            "as Gallery.generate_key() returns it: check the key or the environment variable"
+        )
     return _aead_class()(raw)
 
 
 def encrypt(cipher, plaintext) -> bytes:
     if len(plaintext) > _MAX_ENCRYPTED_BYTES:
-        raise GalleryError(f"the gallery is {len(plaintext) / 2**30:.1f} GiB, too large to encrypt in one piece "
-                           "(2 GiB, about 4 million 128-D embeddings): save it without a key on an encrypted volume")
+        raise GalleryError(
+            f"the gallery is {len(plaintext) / 2**30:.1f} GiB, too large to encrypt in one piece "
+            "(2 GiB, about 4 million 128-D embeddings): save it without a key on an encrypted volume"
+        )
     nonce = os.urandom(_NONCE_BYTES)  # random 96-bit nonces: safe for billions of saves under one key
     return MAGIC + nonce + cipher.encrypt(nonce, plaintext, MAGIC)
 
@@ -57,5 +62,7 @@ def decrypt(cipher, body: bytes, path: Path) -> bytes:
     try:
         return cipher.decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], MAGIC)
     except (InvalidTag, ValueError) as error:
-        raise GalleryError(f"{path} could not be decrypted: the key is wrong, or the file was damaged or altered "
-                           "after it was saved; use the key it was saved with, or restore it from a backup") from error
+        raise GalleryError(
+            f"{path} could not be decrypted: the key is wrong, or the file was damaged or altered "
+            "after it was saved; use the key it was saved with, or restore it from a backup"
+        ) from error

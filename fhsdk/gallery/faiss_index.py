@@ -24,8 +24,10 @@ def build_index(kind: str, embeddings: np.ndarray, *, hnsw_m: int = 32, ivf_list
     else:
         lists = int(ivf_lists or max(1, round(4 * math.sqrt(len(embeddings)))))
         if len(embeddings) < lists:
-            raise InvalidInputError(f"a faiss-ivf index of {lists} lists needs at least {lists} embeddings to "
-                                    f"train on; the gallery has {len(embeddings)}: use 'faiss-flat' or fewer ivf_lists")
+            raise InvalidInputError(
+                f"a faiss-ivf index of {lists} lists needs at least {lists} embeddings to "
+                f"train on; the gallery has {len(embeddings)}: use 'faiss-flat' or fewer ivf_lists"
+            )
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
         # k-means needs tens of rows per list, not millions: a sample keeps the training quick
         sample = np.random.default_rng(0).permutation(len(embeddings))[: 64 * lists]

@@ -65,7 +65,9 @@ def write_gallery(path: Path, names: list[str], embeddings: np.ndarray, fingerpr
     return path
 
 
-def read_gallery(path: str | os.PathLike, key=None, allow_unverified: bool = False) -> tuple[list[str], np.ndarray, str]:
+def read_gallery(
+    path: str | os.PathLike, key=None, allow_unverified: bool = False
+) -> tuple[list[str], np.ndarray, str]:
     """(names, embeddings, recogniser fingerprint) of a verified gallery file; GalleryError otherwise."""
     path = Path(path)
     try:
@@ -84,30 +86,41 @@ def read_gallery(path: str | os.PathLike, key=None, allow_unverified: bool = Fal
     except (TypeError, ValueError, IndexError) as error:
         raise GalleryError(f"{damaged} ({error}): restore it from a backup or re-enrol") from error
     if version > FORMAT_VERSION or version < 1:
-        raise GalleryError(f"{path} has gallery format {version}; this fhsdk reads formats 1 to {FORMAT_VERSION}: "
-                           "upgrade fhsdk (pip install -U fhsdk) or re-enrol")
+        raise GalleryError(
+            f"{path} has gallery format {version}; this fhsdk reads formats 1 to {FORMAT_VERSION}: "
+            "upgrade fhsdk (pip install -U fhsdk) or re-enrol"
+        )
     if set(arrays) != _FIELDS[version] and not (version >= 2 and set(arrays) == _FIELDS[version] - {"checksum"}):
-        raise GalleryError(f"{damaged} (format {version} with the arrays {', '.join(sorted(arrays))}): "
-                           "restore it from a backup or re-enrol")
+        raise GalleryError(
+            f"{damaged} (format {version} with the arrays {', '.join(sorted(arrays))}): "
+            "restore it from a backup or re-enrol"
+        )
     if stored_checksum is not None:
         if stored_checksum != checksum({k: v for k, v in arrays.items() if k != "checksum"}):
-            raise GalleryError(f"{path} fails its SHA-256 checksum: it was damaged or altered after it was saved; "
-                               "restore it from a backup or re-enrol")
+            raise GalleryError(
+                f"{path} fails its SHA-256 checksum: it was damaged or altered after it was saved; "
+                "restore it from a backup or re-enrol"
+            )
     elif version >= 2:
-        raise GalleryError(f"{path} (format {version}) has lost its checksum: it was altered after it was saved; "
-                           "restore it from a backup or re-enrol")
+        raise GalleryError(
+            f"{path} (format {version}) has lost its checksum: it was altered after it was saved; "
+            "restore it from a backup or re-enrol"
+        )
     elif not allow_unverified:
-        raise GalleryError(f"{path} is a format-1 gallery, which has no checksum: it cannot be verified (a newer "
-                           "gallery rewritten as format 1 would look the same). If you trust it, load it with "
-                           "Gallery.load(path, allow_unverified=True) and save it again to add a checksum; if not, restore it "
-                           "from a backup or re-enrol")
+        raise GalleryError(
+            f"{path} is a format-1 gallery, which has no checksum: it cannot be verified (a newer "
+            "gallery rewritten as format 1 would look the same). If you trust it, load it with "
+            "Gallery.load(path, allow_unverified=True) and save it again to add a checksum; if not, restore it "
+            "from a backup or re-enrol"
+        )
     else:
-        log.warning("%s is a format-1 gallery without a checksum, loaded unverified; save it again to add one",
-                    path)
+        log.warning("%s is a format-1 gallery without a checksum, loaded unverified; save it again to add one", path)
     names = _names(arrays, version, damaged)
     if embeddings.dtype != np.float32 or embeddings.ndim != 2 or len(names) != len(embeddings):
-        raise GalleryError(f"{path} is inconsistent ({len(names)} names, embeddings {embeddings.dtype} "
-                           f"{embeddings.shape}): restore it from a backup or re-enrol")
+        raise GalleryError(
+            f"{path} is inconsistent ({len(names)} names, embeddings {embeddings.dtype} "
+            f"{embeddings.shape}): restore it from a backup or re-enrol"
+        )
     return names, embeddings, fingerprint
 
 
@@ -119,8 +132,16 @@ def _names(arrays: dict[str, np.ndarray], version: int, damaged: str) -> list[st
                 raise ValueError(f"names of shape {arrays['names'].shape}")
             return [str(n) for n in arrays["names"]]
         data, offsets = arrays["names_utf8"], arrays["name_offsets"]
-        if (data.dtype != np.uint8 or data.ndim != 1 or offsets.dtype != np.int64 or offsets.ndim != 1
-                or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any()):
+        if (
+            data.dtype != np.uint8
+            or data.ndim != 1
+            or offsets.dtype != np.int64
+            or offsets.ndim != 1
+            or len(offsets) == 0
+            or offsets[0] != 0
+            or offsets[-1] != len(data)
+            or (np.diff(offsets) < 0).any()
+        ):
             raise ValueError("names and their offsets disagree")
         text = data.tobytes()
         return [text[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
@@ -163,8 +184,10 @@ def _read_arrays(path: Path, key) -> dict[str, np.ndarray]:
     try:
         return _read_arrays_from(path, key)
     except OSError as error:  # permission denied, an I/O error, ...
-        raise GalleryError(f"cannot read gallery {path}: {error.strerror or error} (errno {error.errno}); check the "
-                           "file's permissions and the disk") from error
+        raise GalleryError(
+            f"cannot read gallery {path}: {error.strerror or error} (errno {error.errno}); check the "
+            "file's permissions and the disk"
+        ) from error
 
 
 def _read_arrays_from(path: Path, key) -> dict[str, np.ndarray]:
@@ -175,15 +198,21 @@ def _read_arrays_from(path: Path, key) -> dict[str, np.ndarray]:
             raise GalleryError(f"{path} is empty (0 bytes), probably from an interrupted copy: {what_to_do}")
         if head == encryption.MAGIC:
             if key is None:
-                raise GalleryError(f"{path} is encrypted: give its key (Gallery.load(path, key=...), "
-                                   "Pipeline(gallery_key=...) or `fhsdk ... --gallery-key-env NAME`)")
+                raise GalleryError(
+                    f"{path} is encrypted: give its key (Gallery.load(path, key=...), "
+                    "Pipeline(gallery_key=...) or `fhsdk ... --gallery-key-env NAME`)"
+                )
             source = io.BytesIO(encryption.decrypt(encryption.cipher(key), handle.read(), path))
         elif key is not None and head.startswith(b"PK"):  # refuse rather than trust an unauthenticated file
-            raise GalleryError(f"{path} is not encrypted but a key was given: load it without a key, "
-                               "or save it again with the key to encrypt it")
+            raise GalleryError(
+                f"{path} is not encrypted but a key was given: load it without a key, "
+                "or save it again with the key to encrypt it"
+            )
         elif not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-            raise GalleryError(f"{path} is not an fhsdk gallery (neither a NumPy .npz archive nor an encrypted "
-                               f"gallery): check the path, or {what_to_do}")
+            raise GalleryError(
+                f"{path} is not an fhsdk gallery (neither a NumPy .npz archive nor an encrypted "
+                f"gallery): check the path, or {what_to_do}"
+            )
         else:
             handle.seek(0)
             source = handle
@@ -191,14 +220,17 @@ def _read_arrays_from(path: Path, key) -> dict[str, np.ndarray]:
             with np.load(source, allow_pickle=False) as data:
                 found = set(data.files)
                 if not any(found <= fields for fields in _FIELDS.values()) or "format_version" not in found:
-                    raise GalleryError(f"{path} is a NumPy archive but not an fhsdk gallery (it holds "
-                                       f"{', '.join(sorted(found)) or 'nothing'}): check the path, or {what_to_do}")
+                    raise GalleryError(
+                        f"{path} is a NumPy archive but not an fhsdk gallery (it holds "
+                        f"{', '.join(sorted(found)) or 'nothing'}): check the path, or {what_to_do}"
+                    )
                 return {name: data[name] for name in data.files}
         except GalleryError:
             raise
         except Exception as error:  # zip, CRC, header and pickle refusals all mean the same thing here
-            raise GalleryError(f"{path} is damaged or not an fhsdk gallery ({type(error).__name__}: {error}): "
-                               f"{what_to_do}") from error
+            raise GalleryError(
+                f"{path} is damaged or not an fhsdk gallery ({type(error).__name__}: {error}): {what_to_do}"
+            ) from error
 
 
 @contextmanager

@@ -121,8 +121,15 @@ class Gallery:
             self._replace([n for n in names if n != name], np.ascontiguousarray(embeddings[keep]))
         return removed
 
-    def build_index(self, kind: str = "faiss-flat", *, hnsw_m: int = 32, ef_search: int = 64,
-                    ivf_lists: int | None = None, nprobe: int = 16) -> None:
+    def build_index(
+        self,
+        kind: str = "faiss-flat",
+        *,
+        hnsw_m: int = 32,
+        ef_search: int = 64,
+        ivf_lists: int | None = None,
+        nprobe: int = 16,
+    ) -> None:
         """Search with a FAISS index from now on (needs `pip install "fhsdk[faiss]"`).
 
         'faiss-flat' is exact (same top-k as the default search); 'faiss-hnsw' (graph, `hnsw_m` links
@@ -133,15 +140,18 @@ class Gallery:
         names, embeddings, _ = self._state
         self._replace(names, embeddings, faiss_index.build_index(kind, embeddings, hnsw_m=hnsw_m, ivf_lists=ivf_lists))
         self.index_kind = kind
-        self.tune_index(ef_search=ef_search if kind == "faiss-hnsw" else None,
-                        nprobe=nprobe if kind == "faiss-ivf" else None)
+        self.tune_index(
+            ef_search=ef_search if kind == "faiss-hnsw" else None, nprobe=nprobe if kind == "faiss-ivf" else None
+        )
 
     def tune_index(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Set how hard an approximate index searches, without rebuilding it: more is slower and finds more."""
         for value, kind in ((ef_search, "faiss-hnsw"), (nprobe, "faiss-ivf")):
             if value is not None and self.index_kind != kind:
-                raise InvalidInputError(f"{'ef_search' if kind == 'faiss-hnsw' else 'nprobe'} tunes a '{kind}' index, "
-                                        f"but this gallery's index is {self.index_kind}: build_index('{kind}') first")
+                raise InvalidInputError(
+                    f"{'ef_search' if kind == 'faiss-hnsw' else 'nprobe'} tunes a '{kind}' index, "
+                    f"but this gallery's index is {self.index_kind}: build_index('{kind}') first"
+                )
         if ef_search is not None:
             self._index.hnsw.efSearch = int(ef_search)
         if nprobe is not None:
@@ -206,8 +216,13 @@ class Gallery:
         return write_gallery(gallery_path(path), names, embeddings, self.recognizer_fingerprint, key)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, recognizer_fingerprint: str | None = None,
-             key: str | bytes | None = None, allow_unverified: bool = False) -> "Gallery":
+    def load(
+        cls,
+        path: str | os.PathLike,
+        recognizer_fingerprint: str | None = None,
+        key: str | bytes | None = None,
+        allow_unverified: bool = False,
+    ) -> Gallery:
         """Read and verify a gallery; `key` is needed for (and only for) an encrypted one.
 
         A format-1 file has no checksum, so nothing tells it from a newer gallery rewritten as format 1

@@ -34,4 +34,3 @@ __all__ = [
     "cosine_topk",
     "cosine_topk_gemm",
 ]
-

@@ -143,5 +143,3 @@ def _invert_affine(a, b, tx, c, d, ty, name):
         raise InvalidInputError(f"{name}: an affine matrix is singular (zero scale); check the landmarks")
     ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
     return ia, ib, -(ia * tx + ib * ty), ic, id_, -(ic * tx + id_ * ty)
-
-

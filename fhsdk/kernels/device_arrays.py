@@ -85,7 +85,9 @@ class _CudaArray:
         current = torch.cuda.current_stream(self.device)
         if handle == current.cuda_stream:
             return handle
-        target = stream if isinstance(stream, torch.cuda.Stream) else torch.cuda.ExternalStream(handle, device=self.device)
+        target = (
+            stream if isinstance(stream, torch.cuda.Stream) else torch.cuda.ExternalStream(handle, device=self.device)
+        )
         target.wait_stream(current)
         for buffer in (self.obj, *allocated):
             if hasattr(buffer, "record_stream"):
@@ -110,4 +112,3 @@ def _ptr(a) -> int:
     if hasattr(a, "data_ptr"):
         return int(a.data_ptr())
     return int(a.data.ptr)
-

@@ -26,4 +26,3 @@ def cuda_unavailable_reason() -> str:
 def cuda_available() -> bool:
     """True when the CUDA kernels were compiled in and a GPU with a driver is present."""
     return cuda_unavailable_reason() == ""
-

@@ -127,5 +127,3 @@ def resize_normalize_batch(images, size, mean, scale, dtype=np.float32, backend=
 def _check_batch_shape(shape, name):
     if shape[1] < 1 or shape[2] < 1 or shape[3] < 1:
         raise InvalidInputError(f"{name}: images need C, H, W >= 1, got shape {tuple(shape)}")
-
-

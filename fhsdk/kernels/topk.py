@@ -103,8 +103,10 @@ def cosine_topk_gemm(queries, gallery, k, normalize=False, tile_rows=None):
     kk = min(int(k), n)
     device = queries.device
     if b == 0 or kk == 0:
-        return (torch.empty((b, kk), dtype=torch.int64, device=device),
-                torch.empty((b, kk), dtype=torch.float32, device=device))
+        return (
+            torch.empty((b, kk), dtype=torch.int64, device=device),
+            torch.empty((b, kk), dtype=torch.float32, device=device),
+        )
     if normalize:
         norms = queries.norm(dim=1, keepdim=True)
         queries = torch.where(norms > 0, queries / norms.clamp_min(1e-30), torch.zeros_like(queries))

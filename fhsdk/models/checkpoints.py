@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -25,14 +25,18 @@ def build_preset_model(name: str, weights: str | os.PathLike | None = None) -> t
     if isinstance(state, Mapping) and "arch" in state:  # a hallucinator file
         record = read_hallucinator(weights)
         if record.arch != name:
-            raise WeightsError(f"'{weights}' holds a '{record.arch}' model, not '{name}': "
-                               f"export it as `fhsdk export {record.arch} --weights {weights}`")
+            raise WeightsError(
+                f"'{weights}' holds a '{record.arch}' model, not '{name}': "
+                f"export it as `fhsdk export {record.arch} --weights {weights}`"
+            )
         build = record.build
     else:
+
         def build():
             model = get_preset(name).build()
             model.load_state_dict(state.get("state_dict", state))
             return model
+
     try:
         return build().eval()
     except (RuntimeError, KeyError, AttributeError, TypeError) as error:

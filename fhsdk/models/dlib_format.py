@@ -188,7 +188,7 @@ def _read_con(stream: DlibStream, version: str) -> dict:
     stride = (stream.read_int(), stream.read_int())
     padding = (stream.read_int(), stream.read_int())
     filters = stream.read_alias_tensor()
-    biases = stream.read_alias_tensor()
+    stream.read_alias_tensor()  # the biases' shape: read to stay in step; the bias size is the filter count
     _read_multipliers(stream, 4)
     if filters[0] != num_filters or filters[2:] != (nr, nc):
         raise DlibFormatError(f"con_ filter shape {filters} disagrees with {num_filters}x{nr}x{nc}")
@@ -201,7 +201,7 @@ def _read_fc(stream: DlibStream, version: str) -> dict:
     num_outputs, num_inputs = stream.read_uint(), stream.read_uint()
     params = stream.read_tensor()
     weights = stream.read_alias_tensor()
-    biases = stream.read_alias_tensor()
+    stream.read_alias_tensor()  # the biases' shape: read to stay in step
     bias_mode = stream.read_int()  # 0: FC_HAS_BIAS, 1: FC_NO_BIAS
     _read_multipliers(stream, 4)
     # dlib computes output = input @ W with W of shape (num_inputs, num_outputs).
@@ -346,8 +346,9 @@ def read_dnn(path: str | os.PathLike) -> DlibNet:
         try:
             data = bz2.decompress(data)
         except (OSError, ValueError) as exc:
-            raise WeightsError(f"'{path}' looks bzip2-compressed but does not decompress: {exc}; "
-                               "download or reinstall it again") from exc
+            raise WeightsError(
+                f"'{path}' looks bzip2-compressed but does not decompress: {exc}; download or reinstall it again"
+            ) from exc
     try:
         return parse_dnn(DlibStream(data))
     except (ValueError, OverflowError) as exc:  # DlibFormatError, or absurd values in a damaged file

@@ -149,9 +149,7 @@ class DlibResNet(nn.Module):
         self.stage5 = _stage(256, 256, num_plain=0, downsample=True)
         self.fc = nn.Linear(256, embedding_dim, bias=False)
 
-    def forward_features(
-        self, x: torch.Tensor, stages: Sequence[str] = STAGES
-    ) -> dict[str, torch.Tensor]:
+    def forward_features(self, x: torch.Tensor, stages: Sequence[str] = STAGES) -> dict[str, torch.Tensor]:
         """Outputs of the named stages (see `STAGES`), computing only as far as the last one."""
         unknown = [name for name in stages if name not in STAGES]
         if unknown or not stages:
@@ -190,8 +188,12 @@ class DlibResNet(nn.Module):
         for stage in STAGES[1:]:
             for index in range(len(getattr(self, stage))):
                 prefix = f"{stage}.{index}"
-                names += [(f"{prefix}.conv1", "con"), (f"{prefix}.affine1", "affine"),
-                          (f"{prefix}.conv2", "con"), (f"{prefix}.affine2", "affine")]
+                names += [
+                    (f"{prefix}.conv1", "con"),
+                    (f"{prefix}.affine1", "affine"),
+                    (f"{prefix}.conv2", "con"),
+                    (f"{prefix}.affine2", "affine"),
+                ]
         return names + [("fc", "fc")]
 
 
@@ -212,8 +214,10 @@ def state_dict_from_dlib(net: DlibNet, model: DlibResNet | None = None) -> dict[
     if net.input.fields.get("size") != (INPUT_SIZE, INPUT_SIZE) or any(
         abs(a - b) > 1e-3 for a, b in zip(mean, RGB_MEAN)
     ):
-        raise WeightsError(f"the dlib model's input layer {net.input.fields} is not the one this "
-                           "network was built for (150 x 150, dlib's default RGB means)")
+        raise WeightsError(
+            f"the dlib model's input layer {net.input.fields} is not the one this "
+            "network was built for (150 x 150, dlib's default RGB means)"
+        )
     modules = dict(model.named_modules())
     layers = [layer for layer in net.layers if layer.kind in ("con", "affine", "fc")]
     state: dict[str, torch.Tensor] = {}
@@ -221,8 +225,10 @@ def state_dict_from_dlib(net: DlibNet, model: DlibResNet | None = None) -> dict[
         fields, module = layer.fields, modules[name]
         if kind == "con":
             if fields["stride"] != module.stride or fields["padding"] != module.padding:
-                raise WeightsError(f"dlib layer for {name} has stride {fields['stride']} and padding "
-                                   f"{fields['padding']}, expected {module.stride}, {module.padding}")
+                raise WeightsError(
+                    f"dlib layer for {name} has stride {fields['stride']} and padding "
+                    f"{fields['padding']}, expected {module.stride}, {module.padding}"
+                )
             state[f"{name}.weight"] = torch.from_numpy(fields["weight"])
             state[f"{name}.bias"] = torch.from_numpy(fields["bias"])
         elif kind == "affine":
@@ -233,8 +239,9 @@ def state_dict_from_dlib(net: DlibNet, model: DlibResNet | None = None) -> dict[
     expected = model.state_dict()
     for key, value in state.items():
         if value.shape != expected[key].shape:
-            raise WeightsError(f"dlib weights for {key} have shape {tuple(value.shape)}, "
-                               f"expected {tuple(expected[key].shape)}")
+            raise WeightsError(
+                f"dlib weights for {key} have shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
+            )
     return state
 
 
@@ -246,8 +253,9 @@ def _read_cache(path: Path, checksum_path: Path) -> dict[str, torch.Tensor] | No
             raise ValueError("checksum mismatch")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any damage means: rebuild from the .dat
-        warnings.warn(f"converted dlib weights cache '{path}' is unusable ({exc}); rebuilding it",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"converted dlib weights cache '{path}' is unusable ({exc}); rebuilding it", RuntimeWarning, stacklevel=3
+        )
         return None
 
 
@@ -268,9 +276,11 @@ def load_dlib_weights(dat_path: str | os.PathLike | None = None) -> dict[str, to
     """State dict of `DlibResNet` from dlib's .dat (default: the face-recognition-models copy)."""
     dat = Path(dat_path) if dat_path is not None else package_file(WEIGHTS_PACKAGE, WEIGHTS_FILE)
     if not dat.is_file():
-        raise WeightsError(f"dlib model file '{dat}' does not exist: pass the path of "
-                           "dlib_face_recognition_resnet_model_v1.dat or "
-                           "`pip install face-recognition-models`")
+        raise WeightsError(
+            f"dlib model file '{dat}' does not exist: pass the path of "
+            "dlib_face_recognition_resnet_model_v1.dat or "
+            "`pip install face-recognition-models`"
+        )
     cached = cached_weights_path(dat)
     checksum = cached.with_name(cached.name + ".sha256")
     if cached.exists():
@@ -283,8 +293,10 @@ def load_dlib_weights(dat_path: str | os.PathLike | None = None) -> dict[str, to
 
 
 @register_model("dlib_resnet_v1")
-def dlib_resnet_v1(pretrained: bool = True, weights_path: str | os.PathLike | None = None,
-                   ) -> DlibResNet:
+def dlib_resnet_v1(
+    pretrained: bool = True,
+    weights_path: str | os.PathLike | None = None,
+) -> DlibResNet:
     """dlib's ResNet face recogniser; `pretrained` loads dlib's weights (from `weights_path`)."""
     model = DlibResNet()
     if pretrained:

@@ -42,11 +42,16 @@ class HallucinatorFile:
         return generator.eval()
 
 
-def write_hallucinator(path: str | Path, *, arch: str, arch_kwargs: dict, native_side: int,
-                       state_dict: dict, name: str, step: int) -> Path:
+def write_hallucinator(
+    path: str | Path, *, arch: str, arch_kwargs: dict, native_side: int, state_dict: dict, name: str, step: int
+) -> Path:
     record = HallucinatorFile(
-        arch=arch, arch_kwargs=dict(arch_kwargs), native_side=int(native_side),
-        hr_side=int(native_side * arch_kwargs.get("scale", 4)), name=name, step=int(step),
+        arch=arch,
+        arch_kwargs=dict(arch_kwargs),
+        native_side=int(native_side),
+        hr_side=int(native_side * arch_kwargs.get("scale", 4)),
+        name=name,
+        step=int(step),
         state_dict={key: value.detach().cpu() for key, value in state_dict.items()},
     )
     with atomic_path(path) as tmp:
@@ -60,10 +65,15 @@ def read_hallucinator(path: str | Path) -> HallucinatorFile:
         raise WeightsError(f"hallucinator weights not found at {path}: pass an existing .pt file")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
-        return HallucinatorFile(arch=str(record["arch"]), arch_kwargs=dict(record.get("arch_kwargs", {})),
-                                native_side=int(record["native_side"]), hr_side=int(record["hr_side"]),
-                                name=str(record.get("name", path.stem)), step=int(record.get("step", 0)),
-                                state_dict=dict(record["state_dict"]))
+        return HallucinatorFile(
+            arch=str(record["arch"]),
+            arch_kwargs=dict(record.get("arch_kwargs", {})),
+            native_side=int(record["native_side"]),
+            hr_side=int(record["hr_side"]),
+            name=str(record.get("name", path.stem)),
+            step=int(record.get("step", 0)),
+            state_dict=dict(record["state_dict"]),
+        )
     except (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
         # weights_only=True refuses pickled code with UnpicklingError: it is never run
         raise WeightsError(f"{path} is not a valid fhsdk hallucinator file ({error}): {_FIX}") from error

@@ -8,7 +8,7 @@ file, so the registry is full before anyone can call it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from fhsdk.errors import ConfigError
 

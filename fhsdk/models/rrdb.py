@@ -20,8 +20,7 @@ class ResidualDenseBlock(nn.Module):
     def __init__(self, channels: int, growth_rate: int, res_scale: float):
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv2d(channels + i * growth_rate, growth_rate if i < 4 else channels, 3, padding=1)
-            for i in range(5)
+            nn.Conv2d(channels + i * growth_rate, growth_rate if i < 4 else channels, 3, padding=1) for i in range(5)
         )
         self.act = nn.LeakyReLU(0.2, inplace=True)
         self.res_scale = res_scale

@@ -51,9 +51,7 @@ class UpStage(nn.Module):
         super().__init__()
         self.dense = DenseBlock(channels, num_layers, growth_rate)
         self.compress = nn.Sequential(nn.Conv2d(self.dense.out_channels, channels, 1), nn.PReLU(channels))
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1), nn.PReLU(channels)
-        )
+        self.deconv = nn.Sequential(nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1), nn.PReLU(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.compress(self.dense(x)))

@@ -17,8 +17,9 @@ Array conventions, the same for every backend:
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,9 +51,7 @@ class TensorSpec:
         for axis, size in enumerate(self.shape):
             if size < 0:
                 if axis not in sizes:
-                    raise InvalidInputError(
-                        f"'{self.name}' has a dynamic axis {axis} and no size was given for it"
-                    )
+                    raise InvalidInputError(f"'{self.name}' has a dynamic axis {axis} and no size was given for it")
                 size = sizes[axis]
             shape.append(int(size))
         return tuple(shape)
@@ -128,13 +127,9 @@ def check_feeds(specs: Sequence[TensorSpec], feeds: Mapping[str, Any]) -> None:
                 f"cast it first (e.g. array.astype(np.{spec.dtype}))"
             )
         shape = tuple(array.shape)
-        fits = len(shape) == len(spec.shape) and all(
-            want < 0 or want == have for want, have in zip(spec.shape, shape)
-        )
+        fits = len(shape) == len(spec.shape) and all(want < 0 or want == have for want, have in zip(spec.shape, shape))
         if not fits or any(size == 0 for size in shape):
-            raise InvalidInputError(
-                f"input '{spec.name}' must have shape {_shape_text(spec.shape)}, got {shape}"
-            )
+            raise InvalidInputError(f"input '{spec.name}' must have shape {_shape_text(spec.shape)}, got {shape}")
 
 
 def _batch_size(feeds: Mapping[str, Any]) -> int:

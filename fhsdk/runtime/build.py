@@ -17,9 +17,9 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import onnx
 import torch
@@ -59,10 +59,15 @@ def import_tensorrt():
             f"{' and '.join(map(str, SUPPORTED_MAJORS))}; run `pip install -U tensorrt`"
         )
     if major > SUPPORTED_MAJORS[-1]:
-        logger.warning("TensorRT %s is newer than the %s.x API fhsdk was written against",
-                       trt.__version__, SUPPORTED_MAJORS[-1])
-    logger.info("found TensorRT %s (major %d: %s)", trt.__version__, major,
-                "strong typing only" if major >= 11 else "strongly typed networks by flag")
+        logger.warning(
+            "TensorRT %s is newer than the %s.x API fhsdk was written against", trt.__version__, SUPPORTED_MAJORS[-1]
+        )
+    logger.info(
+        "found TensorRT %s (major %d: %s)",
+        trt.__version__,
+        major,
+        "strong typing only" if major >= 11 else "strongly typed networks by flag",
+    )
     return trt
 
 
@@ -114,9 +119,12 @@ def onnx_input_specs(onnx_path: str | os.PathLike) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
-def default_profile(onnx_path: str | os.PathLike, model_name: str | None = None,
-                    batch_range: tuple[int, int, int] | None = None,
-                    spatial_range=None) -> OptimizationProfile:
+def default_profile(
+    onnx_path: str | os.PathLike,
+    model_name: str | None = None,
+    batch_range: tuple[int, int, int] | None = None,
+    spatial_range=None,
+) -> OptimizationProfile:
     """Profile for an ONNX file from its preset's defaults (batch and, for P-Net/generators, H, W)."""
     specs = onnx_input_specs(onnx_path)
     preset = get_preset(model_name) if model_name else None

@@ -85,8 +85,12 @@ def write_engine(path: str | os.PathLike, key: EngineKey, engine: bytes) -> Path
     """Write engine bytes with their header; atomic (temp file then rename)."""
     engine = bytes(engine)
     header = json.dumps(
-        {"key": key.to_dict(), "key_digest": key.digest(),
-         "engine_sha256": hashlib.sha256(engine).hexdigest(), "engine_bytes": len(engine)},
+        {
+            "key": key.to_dict(),
+            "key_digest": key.digest(),
+            "engine_sha256": hashlib.sha256(engine).hexdigest(),
+            "engine_bytes": len(engine),
+        },
         sort_keys=True,
     ).encode()
     return atomic_write_bytes(path, _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)) + header + engine)

@@ -15,9 +15,10 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -64,12 +65,16 @@ class ExportReport:
         return all(c.passed for c in self.parity)
 
     def summary(self) -> str:
-        weights = "RANDOM weights, not a trained model" if self.random_weights else f"weights {self.weights_sha256[:12]}"
+        weights = (
+            "RANDOM weights, not a trained model" if self.random_weights else f"weights {self.weights_sha256[:12]}"
+        )
         lines = [f"exported {self.model_name} -> {self.path} (opset {self.opset}, {weights})"]
         for c in self.parity:
             verdict = "FAIL" if not c.passed else "export matches (random weights)" if self.random_weights else "PASS"
-            lines.append(f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
-                         f"{verdict}{' (' + c.note + ')' if c.note else ''}")
+            lines.append(
+                f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
+                f"{verdict}{' (' + c.note + ')' if c.note else ''}"
+            )
         return "\n".join(lines)
 
 
@@ -112,9 +117,15 @@ def export_onnx(
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         torch.onnx.export(
-            model, tensors, buffer, input_names=list(input_names), output_names=list(output_names),
+            model,
+            tensors,
+            buffer,
+            input_names=list(input_names),
+            output_names=list(output_names),
             dynamic_axes={k: dict(v) for k, v in (dynamic_axes or {}).items()},
-            opset_version=opset, do_constant_folding=True, dynamo=False,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
         )
     proto = onnx.load_from_string(buffer.getvalue())
     metadata = {
@@ -132,9 +143,7 @@ def export_onnx(
     path.write_bytes(serialized)
     parity: tuple[OutputComparison, ...] = ()
     if check:
-        feeds = list(check_inputs) if check_inputs else [
-            {name: t.numpy() for name, t in zip(input_names, tensors)}
-        ]
+        feeds = list(check_inputs) if check_inputs else [{name: t.numpy() for name, t in zip(input_names, tensors)}]
         parity = check_onnx_parity(model, path, feeds, input_names, output_names)
     report = ExportReport(path, model_name, weights_hash, hashlib.sha256(serialized).hexdigest(), opset, parity)
     (logger.info if report.passed else logger.warning)("%s", report.summary())
@@ -204,8 +213,16 @@ def export_preset(
                 feed[spec.name] = rng.random(shape).astype(np.float32)
             feeds.append(feed)
     return export_onnx(
-        model, example, path, preset.io.input_names, preset.io.output_names, preset.dynamic_axes(),
-        model_name=name, opset=opset, check_inputs=feeds, check=check,
+        model,
+        example,
+        path,
+        preset.io.input_names,
+        preset.io.output_names,
+        preset.dynamic_axes(),
+        model_name=name,
+        opset=opset,
+        check_inputs=feeds,
+        check=check,
     )
 
 
@@ -222,20 +239,23 @@ class Fp16Report:
     def summary(self) -> str:
         lines = [f"FP16 graph {self.path.name}, kept FP32: {', '.join(self.fp32_ops) or 'nothing'}"]
         for c in self.parity:
-            lines.append(f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} "
-                         f"{'PASS' if c.passed else 'FAIL'}")
+            lines.append(
+                f"  {c.name}: max_abs={c.max_abs:.3g} cos_min={c.cosine_min:.7f} {'PASS' if c.passed else 'FAIL'}"
+            )
         return "\n".join(lines)
 
 
-def fp16_parity(fp32_path: str | os.PathLike, fp16_path: str | os.PathLike,
-                feeds: Sequence[Mapping[str, np.ndarray]],
-                min_cosine: float = DEFAULT_MIN_COSINE["fp16"]) -> tuple[OutputComparison, ...]:
+def fp16_parity(
+    fp32_path: str | os.PathLike,
+    fp16_path: str | os.PathLike,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    min_cosine: float = DEFAULT_MIN_COSINE["fp16"],
+) -> tuple[OutputComparison, ...]:
     """The FP16 graph against its FP32 source under ONNX Runtime CPU, worst result per output."""
     reference = OnnxRuntimeBackend(fp32_path, intra_op_threads=1)
     candidate = OnnxRuntimeBackend(fp16_path, intra_op_threads=1, precision="fp16")
     runs = [compare_outputs(reference.run(feed), candidate.run(feed), min_cosine) for feed in feeds]
     return merge_comparisons(runs)
-
 
 
 def export_fp16(
@@ -284,7 +304,8 @@ def _random_feed(specs, batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     feed = {}
     for spec in specs:
-        shape = [batch if axis == 0 and size < 0 else (32 if size < 0 else size)
-                 for axis, size in enumerate(spec.shape)]
+        shape = [
+            batch if axis == 0 and size < 0 else (32 if size < 0 else size) for axis, size in enumerate(spec.shape)
+        ]
         feed[spec.name] = rng.random(shape).astype(spec.dtype)
     return feed

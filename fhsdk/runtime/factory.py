@@ -91,9 +91,7 @@ def auto_candidates() -> list[tuple[str, str, str | None]]:
     return candidates
 
 
-def choose_auto(
-    accepts_onnx: bool = True, accepts_module: bool = True, device: str | None = None
-) -> tuple[str, str]:
+def choose_auto(accepts_onnx: bool = True, accepts_module: bool = True, device: str | None = None) -> tuple[str, str]:
     """The (kind, device) 'auto' picks here (only on `device`'s type if given), logging why."""
     skipped = []
     for kind, candidate_device, reason in auto_candidates():
@@ -151,8 +149,9 @@ def exported_onnx(module: torch.nn.Module, model_name: str | None, io: ModelIO |
         report = export_preset(model_name, path, model=module)
     else:
         axes = {s.name: {a: f"{s.name}_d{a}" for a in s.dynamic_axes} for s in io.inputs + io.outputs if s.dynamic_axes}
-        report = export_onnx(module, io.example_inputs(batch=1), path, io.input_names, io.output_names, axes,
-                             model_name=stem)
+        report = export_onnx(
+            module, io.example_inputs(batch=1), path, io.input_names, io.output_names, axes, model_name=stem
+        )
     if not report.passed:
         path.unlink(missing_ok=True)
         raise BackendUnavailableError(f"the ONNX export of {stem} does not match PyTorch:\n{report.summary()}")
@@ -189,9 +188,7 @@ def create_backend(
 
     if kind == "torch":
         if module is None:
-            raise ConfigError(
-                f"the torch backend runs nn.Modules, not '{path}': pass the module or a preset name"
-            )
+            raise ConfigError(f"the torch backend runs nn.Modules, not '{path}': pass the module or a preset name")
         if io is None:
             raise ConfigError("the torch backend needs the IO names: pass model_name= (a preset) or io=")
         return TorchBackend(module, io, device=device, precision=precision, **options)

@@ -36,8 +36,10 @@ def count_flops(model: nn.Module, *inputs: Any) -> dict[str, int]:
     handles = []
     for name, module in model.named_modules():
         if isinstance(module, _CONV + _DECONV + (nn.Linear,)):
+
             def hook(mod, args, out, name=name):
                 per_layer[name] = per_layer.get(name, 0) + 2 * _layer_macs(mod, args, out)
+
             handles.append(module.register_forward_hook(hook))
     try:
         was_training = model.training

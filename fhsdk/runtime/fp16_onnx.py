@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import onnx
 
@@ -26,16 +26,41 @@ from fhsdk.files import atomic_write_bytes
 # Kept in FP32 always: reductions, normalising and transcendental ops, where float16's range
 # (max 65504) or 11-bit mantissa hurt. Everything else (Conv, Gemm, activations) runs FP16.
 FP32_OPS: tuple[str, ...] = (
-    "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceL2", "ReduceSumSquare", "LpNormalization",
-    "Exp", "Log", "Pow", "Sqrt", "Reciprocal", "Div", "InstanceNormalization", "LayerNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceL2",
+    "ReduceSumSquare",
+    "LpNormalization",
+    "Exp",
+    "Log",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "Div",
+    "InstanceNormalization",
+    "LayerNormalization",
 )
 # Tried in order when a graph fails parity: then also elementwise sums and normalisations, then
 # everything but convolutions and matrix products.
 FP32_OP_LEVELS: tuple[tuple[str, ...], ...] = (
     FP32_OPS,
     FP32_OPS + ("Add", "Sub", "Mul", "BatchNormalization"),
-    FP32_OPS + ("Add", "Sub", "Mul", "BatchNormalization", "Resize", "AveragePool", "GlobalAveragePool",
-                "PRelu", "LeakyRelu", "Relu", "Concat"),
+    FP32_OPS
+    + (
+        "Add",
+        "Sub",
+        "Mul",
+        "BatchNormalization",
+        "Resize",
+        "AveragePool",
+        "GlobalAveragePool",
+        "PRelu",
+        "LeakyRelu",
+        "Relu",
+        "Concat",
+    ),
 )
 PRECISION_KEY = "fhsdk.precision"
 FP32_OPS_KEY = "fhsdk.fp32_ops"
@@ -47,7 +72,9 @@ def graph_precision(onnx_path: str | os.PathLike) -> str:
     try:
         proto = onnx.load(os.fspath(onnx_path), load_external_data=False)
     except Exception as error:  # protobuf's DecodeError, OSError: any unreadable file
-        raise WeightsError(f"'{onnx_path}' is not a readable ONNX file ({error}): re-export it with `fhsdk export`") from error
+        raise WeightsError(
+            f"'{onnx_path}' is not a readable ONNX file ({error}): re-export it with `fhsdk export`"
+        ) from error
     f16 = onnx.TensorProto.FLOAT16
     if any(init.data_type == f16 for init in proto.graph.initializer):
         return "fp16"
@@ -73,11 +100,13 @@ def convert_to_fp16(src: str | os.PathLike, dst: str | os.PathLike, fp32_ops: Se
     blocked = sorted(set(fp32_ops) | set(float16.DEFAULT_OP_BLOCK_LIST))  # + ops with no float16 form
     converted = float16.convert_float_to_float16(proto, keep_io_types=True, op_block_list=blocked)
     metadata = {p.key: p.value for p in proto.metadata_props}
-    metadata.update({
-        PRECISION_KEY: "fp16",
-        FP32_OPS_KEY: ",".join(fp32_ops),
-        SOURCE_KEY: hashlib.sha256(src.read_bytes()).hexdigest(),
-    })
+    metadata.update(
+        {
+            PRECISION_KEY: "fp16",
+            FP32_OPS_KEY: ",".join(fp32_ops),
+            SOURCE_KEY: hashlib.sha256(src.read_bytes()).hexdigest(),
+        }
+    )
     _sort_topologically(converted.graph)
     del converted.metadata_props[:]
     onnx.helper.set_model_props(converted, metadata)

@@ -15,8 +15,9 @@ from fhsdk.runtime.factory import create_backend, default_precision
 
 
 class BackendModule:
-    def __init__(self, module: torch.nn.Module, preset: str, kind: str, device: str = "cpu",
-                 precision: str | None = None):
+    def __init__(
+        self, module: torch.nn.Module, preset: str, kind: str, device: str = "cpu", precision: str | None = None
+    ):
         self.backend = create_backend(kind, module, device=device, precision=precision, model_name=preset)
         self.input_name = self.backend.inputs[0].name
         self.output_names = [spec.name for spec in self.backend.outputs]
@@ -31,7 +32,8 @@ class BackendModule:
             feed = feed.cpu().numpy()
         outputs = self.backend.run({self.input_name: feed})
         tensors = tuple(
-            torch.from_numpy(np.ascontiguousarray(outputs[name])).to(x.device) if isinstance(outputs[name], np.ndarray)
+            torch.from_numpy(np.ascontiguousarray(outputs[name])).to(x.device)
+            if isinstance(outputs[name], np.ndarray)
             else outputs[name]
             for name in self.output_names
         )

@@ -11,8 +11,9 @@ with casts, which is how FP16 parity is measured there.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -92,10 +93,12 @@ class OnnxRuntimeBackend(Backend):
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[graph_optimization_level]
         # unset: the process's thread setting (fhsdk.threads), not ORT's one thread per core
-        options.intra_op_num_threads = threads.check(intra_op_threads if intra_op_threads is not None else threads.current(),
-                                                     "intra_op_threads")
-        options.inter_op_num_threads = threads.check(inter_op_threads if inter_op_threads is not None else threads.current(),
-                                                     "inter_op_threads")
+        options.intra_op_num_threads = threads.check(
+            intra_op_threads if intra_op_threads is not None else threads.current(), "intra_op_threads"
+        )
+        options.inter_op_num_threads = threads.check(
+            inter_op_threads if inter_op_threads is not None else threads.current(), "inter_op_threads"
+        )
         # ORT's worker threads spin after each run by default; a pipeline holds five sessions next to
         # PyTorch, and their spinning pools steal the cores the next stage needs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
@@ -105,7 +108,9 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(source, sess_options=options, providers=providers)
         except Exception as error:  # ORT raises its own exception types for bad files
-            raise WeightsError(f"ONNX Runtime cannot load '{source if isinstance(source, str) else 'bytes'}': {error}") from error
+            raise WeightsError(
+                f"ONNX Runtime cannot load '{source if isinstance(source, str) else 'bytes'}': {error}"
+            ) from error
         io = ModelIO(
             inputs=tuple(_spec(a) for a in self.session.get_inputs()),
             outputs=tuple(_spec(a) for a in self.session.get_outputs()),

@@ -9,8 +9,8 @@ the constants that code uses, so a model's input side is written once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from torch import nn
 
@@ -42,7 +42,9 @@ class ModelPreset:
         for spec in self.io.inputs + self.io.outputs:
             if spec.dynamic_axes:
                 axes[spec.name] = {
-                    a: "batch" if a == 0 else f"{spec.name}_{spatial.get(a, f'dim{a}') if len(spec.shape) == 4 else f'dim{a}'}"
+                    a: "batch"
+                    if a == 0
+                    else f"{spec.name}_{spatial.get(a, f'dim{a}') if len(spec.shape) == 4 else f'dim{a}'}"
                     for a in spec.dynamic_axes
                 }
         return axes
@@ -58,8 +60,10 @@ def register_preset(preset: ModelPreset) -> ModelPreset:
 
 def get_preset(name: str) -> ModelPreset:
     if name not in _PRESETS:
-        raise ConfigError(f"no deployment preset for model '{name}': choose one of {', '.join(sorted(_PRESETS))} "
-                          "(presets register when their model's module is imported: fhsdk.models, fhsdk.detect)")
+        raise ConfigError(
+            f"no deployment preset for model '{name}': choose one of {', '.join(sorted(_PRESETS))} "
+            "(presets register when their model's module is imported: fhsdk.models, fhsdk.detect)"
+        )
     return _PRESETS[name]
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,9 @@ class TensorRTBackend(Backend):
         key = header["key"]
         gpu_name, capability = cuda_device_identity(self._device.index or 0)
         if (key["tensorrt_version"], key["gpu_name"], list(key["compute_capability"])) != (
-            trt.__version__, gpu_name, list(capability)
+            trt.__version__,
+            gpu_name,
+            list(capability),
         ):
             raise EngineCacheError(
                 f"engine '{self.engine_path}' was built with TensorRT {key['tensorrt_version']} for "
@@ -66,14 +69,20 @@ class TensorRTBackend(Backend):
             self.context = self.engine.create_execution_context()
             self._stream = torch.cuda.Stream(self._device)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.plan = IOPlan.from_engine_description([
-            (n, self.engine.get_tensor_mode(n).name, self.engine.get_tensor_dtype(n).name,
-             tuple(self.engine.get_tensor_shape(n)))
-            for n in names
-        ])
-        self.profile = OptimizationProfile(tuple(
-            (n, tuple(r["min"]), tuple(r["opt"]), tuple(r["max"])) for n, r in sorted(key["profile"].items())
-        ))
+        self.plan = IOPlan.from_engine_description(
+            [
+                (
+                    n,
+                    self.engine.get_tensor_mode(n).name,
+                    self.engine.get_tensor_dtype(n).name,
+                    tuple(self.engine.get_tensor_shape(n)),
+                )
+                for n in names
+            ]
+        )
+        self.profile = OptimizationProfile(
+            tuple((n, tuple(r["min"]), tuple(r["opt"]), tuple(r["max"])) for n, r in sorted(key["profile"].items()))
+        )
         inputs, outputs = self.plan.specs()
         super().__init__(ModelIO(inputs, outputs), device, key["precision"], max_batch=self.profile.max_batch())
 
@@ -88,7 +97,7 @@ class TensorRTBackend(Backend):
         spatial_range=None,
         cache_root: str | os.PathLike | None = None,
         **build_options: Any,
-    ) -> "TensorRTBackend":
+    ) -> TensorRTBackend:
         """Build (or reuse from the cache) an engine for an ONNX file with the preset's profile.
 
         precision='fp16' on an FP32 file builds from its parity-checked FP16 graph (export_fp16).

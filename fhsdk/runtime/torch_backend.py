@@ -10,7 +10,8 @@ fallback would make those numbers lie.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,9 +64,7 @@ class TorchBackend(Backend):
         self._graph = None
         if cuda_graph_batch is not None:
             if self._device.type != "cuda":
-                raise BackendUnavailableError(
-                    "CUDA graphs need device='cuda'; drop cuda_graph_batch on CPU"
-                )
+                raise BackendUnavailableError("CUDA graphs need device='cuda'; drop cuda_graph_batch on CPU")
             self._capture_cuda_graph(cuda_graph_batch)
 
     # -- execution -------------------------------------------------------------------------------

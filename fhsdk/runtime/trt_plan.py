@@ -6,8 +6,8 @@ and build.py feed TensorRT's objects through these functions as names, strings a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from fhsdk.errors import InvalidInputError
 from fhsdk.runtime.base import TensorSpec
@@ -38,7 +38,7 @@ class OptimizationProfile:
     @classmethod
     def from_shapes(
         cls, min_shapes: Mapping[str, Shape], opt_shapes: Mapping[str, Shape], max_shapes: Mapping[str, Shape]
-    ) -> "OptimizationProfile":
+    ) -> OptimizationProfile:
         """From trtexec-style --minShapes/--optShapes/--maxShapes dictionaries."""
         names = sorted(min_shapes)
         if sorted(opt_shapes) != names or sorted(max_shapes) != names:
@@ -46,9 +46,7 @@ class OptimizationProfile:
                 f"min, opt and max shapes must name the same inputs: {sorted(min_shapes)}, "
                 f"{sorted(opt_shapes)}, {sorted(max_shapes)}"
             )
-        return cls(tuple(
-            (n, tuple(min_shapes[n]), tuple(opt_shapes[n]), tuple(max_shapes[n])) for n in names
-        ))
+        return cls(tuple((n, tuple(min_shapes[n]), tuple(opt_shapes[n]), tuple(max_shapes[n])) for n in names))
 
     def names(self) -> list[str]:
         return [entry[0] for entry in self.shapes]
@@ -137,9 +135,7 @@ def parse_shapes(text: str) -> dict[str, Shape]:
         except ValueError:
             shape = ()
         if not sep or not name or not shape or min(shape) < 1:
-            raise InvalidInputError(
-                f"bad shape '{item}': write NAME:DxDxD..., e.g. image:1x3x150x150, comma-separated"
-            )
+            raise InvalidInputError(f"bad shape '{item}': write NAME:DxDxD..., e.g. image:1x3x150x150, comma-separated")
         shapes[name] = shape
     return shapes
 
@@ -190,7 +186,7 @@ class IOPlan:
     tensors: tuple[IOTensor, ...]
 
     @classmethod
-    def from_engine_description(cls, entries: Sequence[tuple[str, str, str, Sequence[int]]]) -> "IOPlan":
+    def from_engine_description(cls, entries: Sequence[tuple[str, str, str, Sequence[int]]]) -> IOPlan:
         """From (name, mode name 'INPUT'/'OUTPUT', TensorRT dtype name, shape) per IO tensor."""
         tensors = []
         for name, mode, dtype, shape in entries:

@@ -10,8 +10,9 @@ FP32 backends and >= 0.999 for FP16 (the recogniser's embedding requirement).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +54,13 @@ class VerifyResult:
         return "PASS" if self.passed else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "device": self.device, "precision": self.precision,
-                "status": self.status, "outputs": [asdict(o) for o in self.outputs]}
+        return {
+            "backend": self.backend,
+            "device": self.device,
+            "precision": self.precision,
+            "status": self.status,
+            "outputs": [asdict(o) for o in self.outputs],
+        }
 
     def table(self) -> str:
         lines = [
@@ -109,24 +115,40 @@ def compare_outputs(
         need_cos = min_cosine[name] if isinstance(min_cosine, Mapping) else min_cosine
         bound = max_abs.get(name) if isinstance(max_abs, Mapping) else max_abs
         if ref.shape != cand.shape:
-            comparisons.append(OutputComparison(
-                name=name, shape=tuple(ref.shape), max_abs=float("inf"), mean_abs=float("inf"),
-                cosine_min=float("nan"), cosine_mean=float("nan"), min_cosine=float(need_cos),
-                max_abs_bound=bound, passed=False, note=f"shape {cand.shape} != reference {ref.shape}",
-            ))
+            comparisons.append(
+                OutputComparison(
+                    name=name,
+                    shape=tuple(ref.shape),
+                    max_abs=float("inf"),
+                    mean_abs=float("inf"),
+                    cosine_min=float("nan"),
+                    cosine_mean=float("nan"),
+                    min_cosine=float(need_cos),
+                    max_abs_bound=bound,
+                    passed=False,
+                    note=f"shape {cand.shape} != reference {ref.shape}",
+                )
+            )
             continue
         error = np.abs(ref - cand)
         finite = bool(np.isfinite(cand).all())
         cos = row_cosines(ref, cand) if finite else np.array([np.nan])
         max_err = float(error.max()) if error.size else 0.0
         passed = finite and float(cos.min()) >= need_cos and (bound is None or max_err <= bound)
-        comparisons.append(OutputComparison(
-            name=name, shape=tuple(ref.shape), max_abs=max_err,
-            mean_abs=float(error.mean()) if error.size else 0.0,
-            cosine_min=float(cos.min()), cosine_mean=float(cos.mean()),
-            min_cosine=float(need_cos), max_abs_bound=bound, passed=passed,
-            note="" if finite else "non-finite values",
-        ))
+        comparisons.append(
+            OutputComparison(
+                name=name,
+                shape=tuple(ref.shape),
+                max_abs=max_err,
+                mean_abs=float(error.mean()) if error.size else 0.0,
+                cosine_min=float(cos.min()),
+                cosine_mean=float(cos.mean()),
+                min_cosine=float(need_cos),
+                max_abs_bound=bound,
+                passed=passed,
+                note="" if finite else "non-finite values",
+            )
+        )
     return tuple(comparisons)
 
 
@@ -135,15 +157,20 @@ def merge_comparisons(runs: Sequence[Sequence[OutputComparison]]) -> tuple[Outpu
     merged = []
     for per_output in zip(*runs):
         first = per_output[0]
-        merged.append(OutputComparison(
-            name=first.name, shape=first.shape, max_abs=max(c.max_abs for c in per_output),
-            mean_abs=float(np.mean([c.mean_abs for c in per_output])),
-            cosine_min=float(np.min([c.cosine_min for c in per_output])),  # NaN-propagating
-            cosine_mean=float(np.mean([c.cosine_mean for c in per_output])),
-            min_cosine=first.min_cosine, max_abs_bound=first.max_abs_bound,
-            passed=all(c.passed for c in per_output),
-            note="; ".join(sorted({c.note for c in per_output if c.note})),
-        ))
+        merged.append(
+            OutputComparison(
+                name=first.name,
+                shape=first.shape,
+                max_abs=max(c.max_abs for c in per_output),
+                mean_abs=float(np.mean([c.mean_abs for c in per_output])),
+                cosine_min=float(np.min([c.cosine_min for c in per_output])),  # NaN-propagating
+                cosine_mean=float(np.mean([c.cosine_mean for c in per_output])),
+                min_cosine=first.min_cosine,
+                max_abs_bound=first.max_abs_bound,
+                passed=all(c.passed for c in per_output),
+                note="; ".join(sorted({c.note for c in per_output if c.note})),
+            )
+        )
     return tuple(merged)
 
 
@@ -167,6 +194,9 @@ def verify_backend(
     merged = merge_comparisons(runs)
     result = VerifyResult(backend.name, backend.device, backend.precision, merged)
     log = logger.info if result.passed else logger.warning
-    log("parity %s: %s", result.status, "; ".join(
-        f"{o.name} max_abs={o.max_abs:.3g} cos_min={o.cosine_min:.6f}" for o in result.outputs))
+    log(
+        "parity %s: %s",
+        result.status,
+        "; ".join(f"{o.name} max_abs={o.max_abs:.3g} cos_min={o.cosine_min:.6f}" for o in result.outputs),
+    )
     return result

@@ -43,7 +43,9 @@ def cface_loss(
     C is a compare face of the same person (another image). The hinge is taken per sample, then
     averaged: SR must be at least as close to C as its own HR is.
     """
-    hinge = (_squared_distance(sr_features, compare_features) - _squared_distance(hr_features, compare_features)).clamp_min(0)
+    hinge = (
+        _squared_distance(sr_features, compare_features) - _squared_distance(hr_features, compare_features)
+    ).clamp_min(0)
     return gamma1 * super_identity_loss(sr_features, hr_features) + gamma2 * hinge.mean()
 
 
@@ -111,8 +113,9 @@ def random_same_identity(labels: torch.Tensor, k: int = 3, generator: torch.Gene
     return _fill_missing(indices, torch.isfinite(values))
 
 
-def relational_contrastive_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
-                                scale: float = 10.0) -> torch.Tensor:
+def relational_contrastive_loss(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, scale: float = 10.0
+) -> torch.Tensor:
     """Keeps identities apart across resolutions: each student feature (of an LR or hallucinated face)
     must be nearer, in cosine, to the teacher's HR features of its own person than to the batch's other
     people (supervised contrastive: -log of the softmax mass, at `scale` / cosine, on its positives)."""

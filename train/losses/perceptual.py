@@ -6,7 +6,7 @@ ImageNet VGG weights cannot be downloaded here, so the feature extractor is the 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -10,8 +10,14 @@ from train.procedures.sicnn import SICNNProcedure
 
 PROCEDURES: dict[str, type[Procedure]] = {
     cls.name: cls
-    for cls in (FrozenRecognizerProcedure, SICNNProcedure, CFaceProcedure, FHGANProcedure, IPFSRGANProcedure,
-                RecognizerDistillProcedure)
+    for cls in (
+        FrozenRecognizerProcedure,
+        SICNNProcedure,
+        CFaceProcedure,
+        FHGANProcedure,
+        IPFSRGANProcedure,
+        RecognizerDistillProcedure,
+    )
 }
 
 __all__ = ["PROCEDURES", "Procedure"]

@@ -132,8 +132,12 @@ class Procedure:
             hr, flipped = random_hflip(hr, self.rng)
         lr, lr_side = self.degradation(hr, self.rng)
         return Batch(
-            lr=lr.to(self.device), hr=hr.to(self.device), labels=batch["label"].to(self.device),
-            indices=batch["index"], flipped=flipped, lr_side=lr_side,
+            lr=lr.to(self.device),
+            hr=hr.to(self.device),
+            labels=batch["label"].to(self.device),
+            indices=batch["index"],
+            flipped=flipped,
+            lr_side=lr_side,
         )
 
     def discriminator_step(self, kind: str, real: torch.Tensor, fake: torch.Tensor, gp_weight: float = 0.0):

@@ -32,8 +32,15 @@ STAGE_NUMBERS = (1, 3, 4)  # the paper's numbering; stage 2 (super-resolve the s
 class CFaceProcedure(Procedure):
     name = "cface"
     config_sections = {
-        "loss": {"pixel": "l2", "adversarial_weight": 1e-3, "identity_weight": 1.0, "gamma1": 1.0, "gamma2": 1.0,
-                 "compare": "topk", "compare_k": 3},
+        "loss": {
+            "pixel": "l2",
+            "adversarial_weight": 1e-3,
+            "identity_weight": 1.0,
+            "gamma1": 1.0,
+            "gamma2": 1.0,
+            "compare": "topk",
+            "compare_k": 3,
+        },
         "stages": {"gan": REQUIRED, "recognizer": REQUIRED, "joint": REQUIRED},
     }
     loss_names = ("stage", "total", "pixel", "adversarial", "cface", "discriminator", "recognizer", "recognizer_acc")
@@ -64,10 +71,7 @@ class CFaceProcedure(Procedure):
     @torch.no_grad()
     def _embed_set(self, indices: torch.Tensor | None = None, batch_size: int = 64) -> torch.Tensor:
         indices = torch.arange(len(self.train_set)) if indices is None else indices
-        out = [
-            self.recognizer(self.train_set.hr(chunk).to(self.device)).cpu()
-            for chunk in indices.split(batch_size)
-        ]
+        out = [self.recognizer(self.train_set.hr(chunk).to(self.device)).cpu() for chunk in indices.split(batch_size)]
         return torch.cat(out)
 
     def _compare_faces(self) -> torch.Tensor:
@@ -122,8 +126,13 @@ class CFaceProcedure(Procedure):
         adversarial = self.adversarial_term("standard", hr, sr)
         total = pixel + loss_cfg["adversarial_weight"] * adversarial + loss_cfg["identity_weight"] * identity
         self.step(self.optimizers["generator"], total)
-        logs = {"total": total.item(), "pixel": pixel.item(), "adversarial": adversarial.item(),
-                "cface": identity.item(), "discriminator": d_loss.item()}
+        logs = {
+            "total": total.item(),
+            "pixel": pixel.item(),
+            "adversarial": adversarial.item(),
+            "cface": identity.item(),
+            "discriminator": d_loss.item(),
+        }
         return logs, sr
 
     def _recognizer_step(self, hr, sr, labels) -> dict[str, float]:

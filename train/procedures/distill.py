@@ -33,8 +33,14 @@ INPUTS = ("hallucinated", "bicubic", "hr")
 
 class RecognizerDistillProcedure(Procedure):
     name = "distill"
-    config_sections = {"distill": {"mix": {kind: 0.0 for kind in INPUTS}, "jitter": OPEN, "contrastive_scale": 10.0,
-                                   "contrastive_weight": 0.1}}
+    config_sections = {
+        "distill": {
+            "mix": {kind: 0.0 for kind in INPUTS},
+            "jitter": OPEN,
+            "contrastive_scale": 10.0,
+            "contrastive_weight": 0.1,
+        }
+    }
     loss_names = ("total", "distill", "contrastive", "distill_lr", "distill_hr")
 
     def __init__(self, *args, **kwargs):

@@ -15,9 +15,25 @@ from train.procedures.base import Procedure, frozen
 
 class FHGANProcedure(Procedure):
     name = "fhgan"
-    config_sections = {"loss": {"pixel": "l2", "adversarial_weight": 1e-3, "identity_weight": 1.0, "critic_steps": 1,
-                                "gp_weight": 10.0}}
-    loss_names = ("total", "pixel", "adversarial", "identity", "critic", "gradient_penalty", "recognizer", "recognizer_acc")
+    config_sections = {
+        "loss": {
+            "pixel": "l2",
+            "adversarial_weight": 1e-3,
+            "identity_weight": 1.0,
+            "critic_steps": 1,
+            "gp_weight": 10.0,
+        }
+    }
+    loss_names = (
+        "total",
+        "pixel",
+        "adversarial",
+        "identity",
+        "critic",
+        "gradient_penalty",
+        "recognizer",
+        "recognizer_acc",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,14 +62,15 @@ class FHGANProcedure(Procedure):
             identity = feature_distance_loss(self.recognizer(sr), hr_features)
         pixel = pixel_loss(sr, hr, loss_cfg["pixel"])
         adversarial = self.adversarial_term("wgan", hr, sr)
-        total = (
-            pixel
-            + loss_cfg["adversarial_weight"] * adversarial
-            + loss_cfg["identity_weight"] * identity
-        )
+        total = pixel + loss_cfg["adversarial_weight"] * adversarial + loss_cfg["identity_weight"] * identity
         self.step(self.optimizers["generator"], total)
         return {
-            "total": total.item(), "pixel": pixel.item(), "adversarial": adversarial.item(),
-            "identity": identity.item(), "critic": critic.item(), "gradient_penalty": penalty.item(),
-            "recognizer": recognizer_loss.item(), "recognizer_acc": accuracy.item(),
+            "total": total.item(),
+            "pixel": pixel.item(),
+            "adversarial": adversarial.item(),
+            "identity": identity.item(),
+            "critic": critic.item(),
+            "gradient_penalty": penalty.item(),
+            "recognizer": recognizer_loss.item(),
+            "recognizer_acc": accuracy.item(),
         }

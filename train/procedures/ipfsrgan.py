@@ -17,9 +17,18 @@ from train.procedures.base import Procedure, frozen
 
 class IPFSRGANProcedure(Procedure):
     name = "ipfsrgan"
-    config_sections = {"loss": {"pixel": "l1", "pixel_only_steps": 0, "perceptual_layer_weights": None, "id_margin": 0.3,
-                                "pixel_weight": 1e-2, "perceptual_weight": 1.0, "adversarial_weight": 5e-3,
-                                "identity_weight": 1.0}}
+    config_sections = {
+        "loss": {
+            "pixel": "l1",
+            "pixel_only_steps": 0,
+            "perceptual_layer_weights": None,
+            "id_margin": 0.3,
+            "pixel_weight": 1e-2,
+            "perceptual_weight": 1.0,
+            "adversarial_weight": 5e-3,
+            "identity_weight": 1.0,
+        }
+    }
     loss_names = ("total", "pixel", "perceptual", "adversarial", "identity", "discriminator")
 
     def __init__(self, *args, **kwargs):
@@ -56,6 +65,10 @@ class IPFSRGANProcedure(Procedure):
         )
         self.step(self.optimizers["generator"], total)
         return {
-            "total": total.item(), "pixel": pixel.item(), "perceptual": perceptual.item(),
-            "adversarial": adversarial.item(), "identity": identity.item(), "discriminator": d_loss.item(),
+            "total": total.item(),
+            "pixel": pixel.item(),
+            "perceptual": perceptual.item(),
+            "adversarial": adversarial.item(),
+            "identity": identity.item(),
+            "discriminator": d_loss.item(),
         }
