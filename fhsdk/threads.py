@@ -1,7 +1,7 @@
 """How many CPU threads fhsdk's compute uses: one knob for every pool in the process.
 
 A pipeline runs PyTorch (intra-op and inter-op pools), ONNX Runtime sessions (one pool each), OpenCV's
-pool and fhsdk's own C++ kernels. Left at their defaults each sizes itself to every core and spins
+pool, NumPy's BLAS (OpenBLAS; the tracker's and alignment's matrix products) and fhsdk's own C++ kernels. Left at their defaults each sizes itself to every core and spins
 while it waits, so on a host that also runs decoders, a database or other pipelines they fight each
 other and the other work: on a busy 2-core host one frame took 25-35x longer with PyTorch's default
 threads than with one (issue 15; `benchmarks/busy_host.py` measures it, docs/RESULTS.md has the table).
@@ -20,6 +20,7 @@ import numbers
 import os
 
 import cv2
+import threadpoolctl
 import torch
 
 from fhsdk.errors import ConfigError
@@ -64,6 +65,7 @@ def apply(threads: int | None = None) -> int:
     except RuntimeError:  # settable once, before any inter-op work; the intra-op pool is the one that matters
         pass
     cv2.setNumThreads(threads)
+    threadpoolctl.threadpool_limits(threads, user_api="blas")  # NumPy's BLAS: stays set until changed again
     os.environ[ENV] = str(threads)  # fhsdk's kernels read it at each call
     _current = threads
     return threads

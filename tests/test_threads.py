@@ -2,6 +2,7 @@
 
 import cv2
 import pytest
+import threadpoolctl
 import torch
 
 import fhsdk
@@ -27,6 +28,10 @@ def test_apply_sizes_torch_cv2_and_the_kernels(monkeypatch):
     assert threads.default_threads() == 3
     assert threads.apply(2) == 2 and threads.current() == 2
     assert torch.get_num_threads() == 2 and cv2.getNumThreads() == 2
+    threads.apply(1)
+    blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    assert blas == [1] * len(blas) and blas  # NumPy's BLAS pool too (it sizes itself to every core otherwise)
+    threads.apply(2)
     from fhsdk import _C
 
     assert _C.default_num_threads() == 2  # the C++ kernels read the same variable
