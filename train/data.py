@@ -296,6 +296,19 @@ def split_indices(labels: np.ndarray, by: str = "identity", val_fraction: float 
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
+def config_cache_path(data_cfg: dict) -> Path:
+    """The face cache a config's `data:` section names, or the default one for its folders and side."""
+    return Path(data_cfg["cache"] or default_cache_path(data_cfg["hr_side"], data_cfg["celeba_dir"] or "celeba_subset"))
+
+
+def split_cache(data_cfg: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(the face cache, training indices, validation indices), split as the config says; the split is
+    seeded once (0), so training and every validation tool hold out the same people."""
+    cache = load_cache(config_cache_path(data_cfg))
+    train, val = split_indices(cache["labels"], data_cfg["split"], data_cfg["val_fraction"], seed=0)
+    return cache, train, val
+
+
 class FaceCropDataset(Dataset):
     """Aligned HR faces from a cache: items are {"hr": 3 x S x S float RGB in [0, 1], "label", "index"}.
 

@@ -29,7 +29,7 @@ from fhsdk.errors import ConfigError
 from fhsdk.files import atomic_path
 from train.checkpoint_io import atomic_save, load_checkpoint
 from train.config import dump_config
-from train.data import EpochBatchSampler, FaceCropDataset, build_cache, default_cache_path, load_cache, split_indices
+from train.data import EpochBatchSampler, FaceCropDataset, build_cache, config_cache_path, split_cache
 from train.export_weights import save_hallucinator
 from train.procedures import PROCEDURES, Procedure
 
@@ -58,15 +58,14 @@ def set_rng_states(states: dict) -> None:
 def load_training_set(data_cfg: dict, seed: int) -> FaceCropDataset:
     """The training split of the face cache (built from CelebA on first use when `build_cache` is set)."""
     hr_side = data_cfg["hr_side"]
-    cache_path = Path(data_cfg["cache"] or default_cache_path(hr_side, data_cfg["celeba_dir"] or "celeba_subset"))
+    cache_path = config_cache_path(data_cfg)
     if not cache_path.is_file():
         if not data_cfg["celeba_dir"]:
             raise ConfigError(f"face cache {cache_path} is missing and data.celeba_dir is not set to build it")
         build_cache(data_cfg["celeba_dir"], cache_path, hr_side, device=data_cfg["detect_device"])
-    cache = load_cache(cache_path)
+    cache, train, _ = split_cache(data_cfg)
     if cache["images"].shape[1] != hr_side:
         raise ConfigError(f"{cache_path} holds {cache['images'].shape[1]} px faces, the config asks for {hr_side}")
-    train, _ = split_indices(cache["labels"], data_cfg["split"], data_cfg["val_fraction"], seed=0)
     max_identities = data_cfg["max_identities"]
     if max_identities:  # small presets: the first people of the (fixed) training split
         keep = set(np.unique(cache["labels"][train])[:max_identities].tolist())

@@ -28,29 +28,22 @@ from fhsdk.align import region_side_px
 from fhsdk.errors import ConfigError
 from fhsdk.eval.end_to_end import BATCH_FRAMES, make_pipeline, query_frame, query_landmarks
 from train.config import load_config
-from train.data import _as_dirs, default_cache_path, load_cache, pad_for_detection, pick_face, split_indices
+from train.data import _as_dirs, config_cache_path, pad_for_detection, pick_face, split_cache
 
 
 def validation_queries(data_cfg: dict, max_people: int | None = None, seed: int = 0) -> dict:
     """The validation people's files: padded originals, their HR landmarks, HR crops, labels, gallery rows."""
     from fhsdk.detect.mtcnn import MTCNN
 
-    dirs = {d.name: d for d in _as_dirs(data_cfg.get("celeba_dir") or "celeba_subset")}
-    cache_path = Path(
-        data_cfg.get("cache")
-        or default_cache_path(data_cfg.get("hr_side", 128), data_cfg.get("celeba_dir") or "celeba_subset")
-    )
-    cache = load_cache(cache_path)
-    _, val = split_indices(
-        cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0
-    )
+    dirs = {d.name: d for d in _as_dirs(data_cfg["celeba_dir"] or "celeba_subset")}
+    cache, _, val = split_cache(data_cfg)
     people, counts = np.unique(cache["labels"][val], return_counts=True)
     people = people[counts >= 2]
     if max_people is not None:
         people = np.random.default_rng(seed).permutation(people)[:max_people]
     val = val[np.isin(cache["labels"][val], people)]
     if len(val) == 0:
-        raise ConfigError(f"{cache_path} has no validation people with two faces")
+        raise ConfigError(f"{config_cache_path(data_cfg)} has no validation people with two faces")
     detector = MTCNN(min_face_size=20)
     images, landmarks, keep = [], [], []
     for row in tqdm(val, desc="HR landmarks of validation faces"):
@@ -76,7 +69,7 @@ def validation_queries(data_cfg: dict, max_people: int | None = None, seed: int 
         "labels": labels,
         "gallery_rows": first,
         "hr_crops": np.ascontiguousarray(cache["images"][keep][..., ::-1]),
-        "cache": str(cache_path),
+        "cache": str(config_cache_path(data_cfg)),
     }
 
 

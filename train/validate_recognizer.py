@@ -26,19 +26,12 @@ from fhsdk.eval.harness import embed_all, restore_all
 from fhsdk.eval.metrics import rank1_identification
 from fhsdk.hallucinate import create_hallucinator
 from train.config import load_config
-from train.data import default_cache_path, load_cache, split_indices
+from train.data import config_cache_path, split_cache
 
 
 def validation_faces(data_cfg: dict, max_people: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(BGR uint8 HR faces, person labels) of the validation people with at least two faces."""
-    cache_path = Path(
-        data_cfg.get("cache")
-        or default_cache_path(data_cfg.get("hr_side", 128), data_cfg.get("celeba_dir") or "celeba_subset")
-    )
-    cache = load_cache(cache_path)
-    _, val = split_indices(
-        cache["labels"], data_cfg.get("split", "identity"), data_cfg.get("val_fraction", 0.1), seed=0
-    )
+    cache, _, val = split_cache(data_cfg)
     labels = cache["labels"][val]
     people, counts = np.unique(labels, return_counts=True)
     people = people[counts >= 2]
@@ -46,7 +39,9 @@ def validation_faces(data_cfg: dict, max_people: int | None, seed: int = 0) -> t
         people = np.random.default_rng(seed).permutation(people)[:max_people]
     keep = val[np.isin(labels, people)]
     if len(keep) == 0:
-        raise ConfigError(f"{cache_path} has no validation people with two faces: check data.split and val_fraction")
+        raise ConfigError(
+            f"{config_cache_path(data_cfg)} has no validation people with two faces: check data.split and val_fraction"
+        )
     return np.ascontiguousarray(cache["images"][keep][..., ::-1]), np.unique(
         cache["labels"][keep], return_inverse=True
     )[1]
