@@ -84,24 +84,21 @@ def main(argv=None) -> None:
         "| side (px) | found | shift x mean / std | shift y mean / std | scale mean / std | rotation (deg) mean / std | uniform +-a with that std: shift, scale, rotation |"
     )
     print("|---|---|---|---|---|---|---|")
+    stats = {}  # side -> (found, mean, std, uniform half-widths of shift, scale, rotation with that std)
     for side in args.sizes:
         e = np.array(errors[side])
         mean, std = e.mean(0), e.std(0)
         shift_std = float(np.sqrt((std[0] ** 2 + std[1] ** 2) / 2))
+        stats[side] = (len(e), mean, std, np.sqrt(3) * np.array([shift_std, std[2], std[3]]))
+    for side, (found, mean, std, half) in stats.items():
         print(
-            f"| {side} | {len(e)}/{used} | {mean[0]:+.3f} / {std[0]:.3f} | {mean[1]:+.3f} / {std[1]:.3f} | "
+            f"| {side} | {found}/{used} | {mean[0]:+.3f} / {std[0]:.3f} | {mean[1]:+.3f} / {std[1]:.3f} | "
             f"{mean[2]:+.3f} / {std[2]:.3f} | {mean[3]:+.2f} / {std[3]:.2f} | "
-            f"{np.sqrt(3) * shift_std:.3f}, {np.sqrt(3) * std[2]:.3f}, {np.sqrt(3) * std[3]:.1f} |"
+            f"{half[0]:.3f}, {half[1]:.3f}, {half[2]:.1f} |"
         )
     print("\ndegradation.jitter rows (side: [shift x, shift y, scale mean; shift, scale, rotation half-widths]):")
-    for side in args.sizes:
-        e = np.array(errors[side])
-        mean, std = e.mean(0), e.std(0)
-        shift_std = float(np.sqrt((std[0] ** 2 + std[1] ** 2) / 2))
-        print(
-            f"  {side}: [{mean[0]:.3f}, {mean[1]:.3f}, {mean[2]:.3f}, {np.sqrt(3) * shift_std:.3f}, "
-            f"{np.sqrt(3) * std[2]:.3f}, {np.sqrt(3) * std[3]:.1f}]"
-        )
+    for side, (_, mean, _, half) in stats.items():
+        print(f"  {side}: [{mean[0]:.3f}, {mean[1]:.3f}, {mean[2]:.3f}, {half[0]:.3f}, {half[1]:.3f}, {half[2]:.1f}]")
 
 
 if __name__ == "__main__":

@@ -96,13 +96,9 @@ def run(args: argparse.Namespace) -> int:
         hallucinator = create_hallucinator(spec, device=args.device, backend=args.backend)
         result = evaluate_lfw(config, hallucinator, embedder)
         results[hallucinator.name] = result
-        paths = write_outputs(result, args.out, f"{hallucinator.name}_{config.degradation}")
-        print(
-            f"\n## {hallucinator.name} ({config.degradation}; {result.meta['pairs']} pairs, "
-            f"{result.meta['folds']} folds, {result.meta['seconds']} s)\n"
+        _report(
+            result, args.out, f"{hallucinator.name}_{config.degradation}", hallucinator.name, f"{config.degradation}; "
         )
-        print(markdown_table(result))
-        print(f"written: {', '.join(str(p) for p in paths.values())}")
     if len(results) > 1:
         plot_accuracy(results, args.out / f"lfw_compare_{config.degradation}.png")
     return 0
@@ -118,14 +114,17 @@ def _run_pipeline_eval(args: argparse.Namespace, config) -> int:
         result = evaluate_lfw_pipeline(config, pipe, args.detector)
         results[result.meta["hallucinator"]] = result
         name = f"pipeline_{Path(spec).stem}_{args.detector}" + ("_flip" if args.flip else "")
-        paths = write_outputs(result, args.out, name)
-        print(
-            f"\n## pipeline protocol: {result.meta['hallucinator']}, detector {args.detector}"
-            f"{', flip' if args.flip else ''} ({result.meta['pairs']} pairs, {result.meta['folds']} folds, "
-            f"{result.meta['seconds']} s)\n"
-        )
-        print(markdown_table(result))
-        print(f"written: {', '.join(str(p) for p in paths.values())}")
+        title = f"pipeline protocol: {result.meta['hallucinator']}, detector {args.detector}"
+        _report(result, args.out, name, title + (", flip" if args.flip else ""))
     if len(results) > 1:
         plot_accuracy(results, args.out / f"lfw_compare_pipeline_{args.detector}.png")
     return 0
+
+
+def _report(result, out: Path, name: str, title: str, detail: str = "") -> None:
+    """Write a result's JSON, table and plot, and print the table under a heading."""
+    paths = write_outputs(result, out, name)
+    meta = result.meta
+    print(f"\n## {title} ({detail}{meta['pairs']} pairs, {meta['folds']} folds, {meta['seconds']} s)\n")
+    print(markdown_table(result))
+    print(f"written: {', '.join(str(p) for p in paths.values())}")
