@@ -21,6 +21,13 @@ from fhsdk.errors import WeightsError
 from fhsdk.images import as_crop_batch
 from fhsdk.models import create_model
 from fhsdk.runtime.module_adapter import runner
+from fhsdk.weights import PACKAGED_DIR, check_packaged
+
+# Recogniser weights shipped inside the package, by name (docs/MODEL_CARD.md). `adapted` is dlib's ResNet
+# fine-tuned so that hallucinated and tiny faces give the original's embedding of the HR face
+# (train/procedures/distill.py): Pipeline embeds the faces it hallucinates with it, while galleries keep
+# the original's embeddings, so every gallery file stays valid.
+PACKAGED_RECOGNIZERS = {"adapted": PACKAGED_DIR / "recognizer_adapted.pt"}
 
 
 class Embedder:
@@ -32,14 +39,15 @@ class Embedder:
         backend: str = "torch",
         weights: str | Path | None = None,
     ):
-        """`weights`: a recogniser state dict fine-tuned during training (`python -m train.export_weights
-        RUN --recognizer`) in place of the shipped weights; the name and fingerprint then say so."""
+        """`weights`: a packaged fine-tune by name ('adapted') or a recogniser state dict fine-tuned during
+        training (`python -m train.export_weights RUN --recognizer`) in place of dlib's shipped weights;
+        the name and fingerprint then say so."""
         self.device = torch.device(device)
         self.network = create_model(recognizer, pretrained=True)
         self.name = recognizer
         if weights is not None:
-            _load_finetuned(self.network, Path(weights))
-            self.name = f"{recognizer} fine-tuned ({Path(weights).name})"
+            path, self.name = _finetuned_path(weights, recognizer)
+            _load_finetuned(self.network, path)
         self.network = self.network.to(self.device).eval()
         # What the network says of itself: its chip side, normalisation and embedding size.
         self.input_side = int(self.network.input_size)
@@ -96,6 +104,17 @@ def _fingerprint(network: torch.nn.Module, name: str) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _finetuned_path(weights: str | Path, recognizer: str) -> tuple[Path, str]:
+    """(weight file, the recogniser's name) for a packaged fine-tune's name or a state dict's path."""
+    if str(weights) in PACKAGED_RECOGNIZERS:
+        path = PACKAGED_RECOGNIZERS[str(weights)]
+        if not path.is_file():
+            raise WeightsError(f"no '{weights}' recogniser is packaged in this install: pass a .pt path or None")
+        check_packaged(path, "recogniser")
+        return path, f"{recognizer} {weights}"
+    return Path(weights), f"{recognizer} fine-tuned ({Path(weights).name})"
 
 
 def _load_finetuned(network: torch.nn.Module, path: Path) -> None:

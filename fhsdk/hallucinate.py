@@ -18,14 +18,13 @@ from fhsdk.errors import ConfigError, WeightsError
 from fhsdk.images import as_crop_batch
 from fhsdk.models.hallucinator_file import read_hallucinator
 from fhsdk.runtime.module_adapter import runner
-from fhsdk.weights import sha256_file
+from fhsdk.weights import PACKAGED_DIR, check_packaged
 
-_WEIGHTS = Path(__file__).parent / "weights"
 # Hallucinators shipped inside the package, by name (docs/MODEL_CARD.md): `lai` is Lai et al.'s
 # identity-preserved model on bicubic downsampling (the LFW protocol); `default` is `lai` fine-tuned with
 # C-Face's loss, then on inputs made the way Pipeline makes them (area-shrunk frames, the detector's
 # landmark error, a bilinear warp); `surveillance` is `lai` fine-tuned on camera-like blur, noise and JPEG.
-PACKAGED = {name: _WEIGHTS / f"hallucinator_{name}.pt" for name in ("default", "lai", "surveillance")}
+PACKAGED = {name: PACKAGED_DIR / f"hallucinator_{name}.pt" for name in ("default", "lai", "surveillance")}
 PACKAGED_DEFAULT = PACKAGED["default"]
 
 
@@ -137,21 +136,10 @@ def _load_hallucinator(spec: str, device: str | torch.device):
                 f"no '{spec}' hallucinator is packaged in this install: pass hallucinator='bicubic' "
                 "or the path to a trained .pt file"
             )
-        _check_packaged(packaged)
+        check_packaged(packaged, "hallucinator")
         return NetworkHallucinator.from_file(packaged, device=device)
     if spec.endswith(".pt") or Path(spec).exists():
         return NetworkHallucinator.from_file(spec, device=device)
     raise ConfigError(
         f"unknown hallucinator '{spec}': use 'bicubic', {', '.join(repr(n) for n in PACKAGED)} or a path to a .pt file"
     )
-
-
-def _check_packaged(path: Path) -> None:
-    """The packaged model must be the file we shipped: its SHA-256 is recorded beside it."""
-    expected_file = path.with_name(path.name + ".sha256")
-    expected = expected_file.read_text().split()[0] if expected_file.is_file() else None
-    if expected is None or sha256_file(path) != expected:
-        raise WeightsError(
-            f"the packaged hallucinator {path} does not match its recorded SHA-256 ({expected_file.name}): "
-            "the install is damaged or the file was modified; reinstall fhsdk"
-        )

@@ -50,6 +50,9 @@ class Pipeline:
         detector: str = "mtcnn",
         hallucinator: str = "default",
         recognizer: str = "dlib_resnet_v1",
+        # the recogniser's weights for the faces it hallucinates: 'adapted' (packaged, fhsdk.embed), a
+        # fine-tuned state dict's path, or None for the recogniser's own; galleries always use its own
+        lr_recognizer: str | Path | None = None,
         gate_px: float = 24.0,  # the default hallucinator gains on LFW at 8-16 px, is on par at 24-32 (RESULTS.md)
         threshold: float = DEFAULT_THRESHOLD,
         min_face_size: float = 20.0,
@@ -78,6 +81,11 @@ class Pipeline:
         self.detector = create_detector(detector, device=device, backend=backend, min_face_size=min_face_size)
         self.hallucinator = _default_or(hallucinator, device, backend)
         self.embedder = create_recognizer(recognizer, device=device, backend=backend)
+        self.lr_embedder = (
+            self.embedder
+            if lr_recognizer is None
+            else create_recognizer(recognizer, device=device, backend=backend, weights=lr_recognizer)
+        )
         self.gate_px = float(gate_px)
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)
@@ -378,9 +386,11 @@ class Pipeline:
                     restored.append(self.hallucinator.hallucinate_tensor(lr))
             with self._timed(timings, "embed"):
                 rows, restored = np.concatenate(restored_rows), torch.cat(restored)
-                embeddings[rows] = self.embedder.embed_tensor(restored)  # restored faces stay on the device
+                # restored faces stay on the device; the recogniser adapted to them embeds them, if any
+                embeddings[rows] = self.lr_embedder.embed_tensor(restored)
                 if self.flip:
-                    embeddings[rows] = _mean_direction(embeddings[rows], self.embedder.embed_tensor(restored.flip(-1)))
+                    mirrored = self.lr_embedder.embed_tensor(restored.flip(-1))
+                    embeddings[rows] = _mean_direction(embeddings[rows], mirrored)
             for r in rows:
                 all_faces[r].hallucinated = True
             if keep_restored:  # one copy to the host, for the insets

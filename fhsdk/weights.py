@@ -15,6 +15,10 @@ from pathlib import Path
 
 from fhsdk.errors import WeightsError
 
+# Weights trained for fhsdk ship inside the package itself (docs/MODEL_CARD.md), each with its SHA-256
+# recorded beside it in NAME.sha256.
+PACKAGED_DIR = Path(__file__).parent / "weights"
+
 
 def package_file(package: str, relative_path: str) -> Path:
     """Path of a data file inside an installed package, found without importing the package."""
@@ -49,3 +53,14 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_packaged(path: Path, what: str) -> None:
+    """A packaged weight file must be the file we shipped: its SHA-256 is recorded beside it."""
+    expected_file = path.with_name(path.name + ".sha256")
+    expected = expected_file.read_text().split()[0] if expected_file.is_file() else None
+    if expected is None or sha256_file(path) != expected:
+        raise WeightsError(
+            f"the packaged {what} {path} does not match its recorded SHA-256 ({expected_file.name}): "
+            "the install is damaged or the file was modified; reinstall fhsdk"
+        )

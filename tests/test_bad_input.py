@@ -22,8 +22,9 @@ import fhsdk
 from fhsdk import ConfigError, InvalidInputError, WeightsError
 from fhsdk.align import align, as_bgr_image
 from fhsdk.degrade import resize_bicubic
-from fhsdk.hallucinate import _check_packaged, create_hallucinator
+from fhsdk.hallucinate import create_hallucinator
 from fhsdk.kernels import cosine_topk
+from fhsdk.weights import check_packaged
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +176,8 @@ def test_packaged_model_is_checked_against_its_recorded_hash(tmp_path):
     copy.write_bytes(bytes(data))
     (tmp_path / (packaged.name + ".sha256")).write_text((packaged.parent / (packaged.name + ".sha256")).read_text())
     with pytest.raises(WeightsError, match="SHA-256"):
-        _check_packaged(copy)
-    _check_packaged(packaged)  # the shipped file passes
+        check_packaged(copy, "hallucinator")
+    check_packaged(packaged, "hallucinator")  # the shipped file passes
 
 
 def test_training_checkpoint_with_code_is_refused(tmp_path):

@@ -228,3 +228,35 @@ def test_network_hallucinator_gets_tiny_faces_warped_straight_to_its_input_side(
     assert float(face.embedding @ direct) > 0.9999
     own = pipe.embed(pipe.hallucinate(pipe.align(scene, [face], size=int(round(face.size_px)))))[0]
     assert float(face.embedding @ own) < 0.9999  # the two paths differ
+
+
+def test_lr_recognizer_embeds_only_hallucinated_faces_and_leaves_the_gallery_alone(astronaut, tmp_path):
+    shipped = fhsdk.Pipeline(hallucinator="bicubic", gate_px=48, track=False)
+    state = {name: tensor.clone() for name, tensor in shipped.embedder.network.state_dict().items()}
+    state["fc.weight"] += 0.02 * torch.randn_like(state["fc.weight"], generator=torch.Generator().manual_seed(0))
+    weights = tmp_path / "recognizer_lr.pt"
+    torch.save({name: tensor.half() for name, tensor in state.items()}, weights)  # float16, as packaged
+    adapted = fhsdk.Pipeline(hallucinator="bicubic", gate_px=48, track=False, lr_recognizer=weights)
+
+    # Galleries are embedded by the recogniser's own weights: a gallery file stays valid either way.
+    assert adapted.gallery.recognizer_fingerprint == shipped.embedder.fingerprint
+    assert adapted.lr_embedder.fingerprint != adapted.embedder.fingerprint
+    shipped.enroll("eileen", [astronaut])
+    adapted.enroll("eileen", [astronaut])
+    np.testing.assert_allclose(adapted.gallery.embeddings, shipped.gallery.embeddings, atol=1e-6)
+    # A large face is not hallucinated: same embedding.
+    large = adapted.process(astronaut).faces[0]
+    assert not large.hallucinated
+    assert float(large.embedding @ shipped.process(astronaut).faces[0].embedding) > 0.99999
+    # A tiny face is hallucinated and embedded by the adapted weights.
+    scene = _scene(astronaut, 64)
+    tiny = adapted.process(scene).faces[0]
+    restored = adapted.hallucinate(adapted.align(scene, [tiny], size=int(round(tiny.size_px))))
+    assert tiny.hallucinated
+    assert float(tiny.embedding @ adapted.lr_embedder(restored)[0]) > 0.999
+    assert float(tiny.embedding @ shipped.process(scene).faces[0].embedding) < 0.999
+
+
+def test_lr_recognizer_names_a_packaged_model_or_fails_clearly(tmp_path):
+    with pytest.raises(fhsdk.WeightsError, match="not found"):
+        fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer=tmp_path / "missing.pt")

@@ -2,6 +2,8 @@
 
     python -m train.validate_pipeline --config pipeline_finetune --sizes 12 16 \
         --hallucinator none --hallucinator default --hallucinator runs/pipeline-ft/generator.pt
+    python -m train.validate_pipeline --config distill --max-people 150 --hallucinator none \
+        --hallucinator default --lr-recognizer original --lr-recognizer runs/distill/recognizer_finetuned.pt
 
 The end-to-end protocol of `fhsdk.eval.end_to_end`, on the people a run never trained on: each
 validation face's original file (padded as the face cache pads it) is shrunk as a whole so its
@@ -11,7 +13,8 @@ detection nearest the true face; an image with none is a detection miss, counted
 are one HR face per person (the face cache's aligned crop, embedded by the recogniser); every other face
 of the person is a query. Rank-1: nearest gallery person (misses count as wrong); id cosine: the query's
 cosine with its own HR crop's embedding, over found faces. 'none' is gate_px=0 (no hallucination). Only
-a hallucinator that beats the packaged default here may replace it.
+a hallucinator that beats the packaged default here may replace it, and only an adapted recogniser
+(`--lr-recognizer`) that beats the original here may be packaged.
 """
 
 from __future__ import annotations
@@ -122,6 +125,13 @@ def main(argv=None) -> None:
         required=True,
         help="'none' (gate_px=0), 'bicubic', a packaged name or a .pt file; repeat to compare",
     )
+    parser.add_argument(
+        "--lr-recognizer",
+        action="append",
+        default=None,
+        help="the recogniser's weights for hallucinated faces (Pipeline's lr_recognizer): 'original', "
+        "'adapted' or a .pt state dict; repeat to compare each with every hallucinator (default: original)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[12, 16])
     parser.add_argument("--max-people", type=int, default=None)
     parser.add_argument("--backend", default="onnxruntime")
@@ -139,13 +149,24 @@ def main(argv=None) -> None:
         "| hallucinator | side (px) | queries | found (%) | rank-1, misses = errors (%) | rank-1, found (%) | id cosine, found |"
     )
     print("|---|---|---|---|---|---|---|")
-    for spec in args.hallucinator:
+    arms = [
+        (spec, lr)
+        for spec in args.hallucinator
+        for lr in (["original"] if spec == "none" else args.lr_recognizer or ["original"])
+    ]
+    for spec, lr in arms:
         none = spec == "none"
-        pipeline = make_pipeline("bicubic" if none else spec, gate_px=0.0 if none else None, backend=args.backend)
-        report[spec] = evaluate(data, pipeline, args.sizes)
-        for row in report[spec]:
+        label = spec if lr == "original" else f"{spec} + {lr}"
+        pipeline = make_pipeline(
+            "bicubic" if none else spec,
+            gate_px=0.0 if none else None,
+            backend=args.backend,
+            lr_recognizer=None if lr == "original" else lr,
+        )
+        report[label] = evaluate(data, pipeline, args.sizes)
+        for row in report[label]:
             print(
-                f"| {spec} | {row['side']} | {row['queries']} | {100 * row['found']:.1f} | {100 * row['rank1']:.2f} | "
+                f"| {label} | {row['side']} | {row['queries']} | {100 * row['found']:.1f} | {100 * row['rank1']:.2f} | "
                 f"{100 * row['rank1_found']:.2f} | {row['id_cosine_found']:.4f} |",
                 flush=True,
             )

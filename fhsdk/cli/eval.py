@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a recogniser fine-tuned during training (`python -m train.export_weights RUN --recognizer`) "
         "instead of dlib's shipped weights; the tables name it",
     )
+    lfw.add_argument(
+        "--lr-recognizer",
+        default=None,
+        help="the recogniser's weights for the hallucinated LR queries only: 'adapted' (packaged) or a .pt "
+        "state dict; HR faces and the gallery keep dlib's (Pipeline's lr_recognizer)",
+    )
     lfw.add_argument("--out", type=Path, default=Path("out/eval"))
 
 
@@ -91,14 +97,17 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "pipeline":
         return _run_pipeline_eval(args, config)
     embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.recognizer_weights)
+    lr_embedder = None
+    if args.lr_recognizer is not None:
+        lr_embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.lr_recognizer)
+    suffix = "" if lr_embedder is None else f"_lr-{Path(args.lr_recognizer).stem}"
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
         hallucinator = create_hallucinator(spec, device=args.device, backend=args.backend)
-        result = evaluate_lfw(config, hallucinator, embedder)
-        results[hallucinator.name] = result
-        _report(
-            result, args.out, f"{hallucinator.name}_{config.degradation}", hallucinator.name, f"{config.degradation}; "
-        )
+        result = evaluate_lfw(config, hallucinator, embedder, lr_embedder=lr_embedder)
+        title = hallucinator.name + ("" if lr_embedder is None else f" + {lr_embedder.name}")
+        results[title] = result
+        _report(result, args.out, f"{hallucinator.name}_{config.degradation}{suffix}", title, f"{config.degradation}; ")
     if len(results) > 1:
         plot_accuracy(results, args.out / f"lfw_compare_{config.degradation}.png")
     return 0
@@ -108,12 +117,20 @@ def _run_pipeline_eval(args: argparse.Namespace, config) -> int:
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
         gate = 0.0 if spec == "none" else args.gate_px
+        lr_recognizer = None if spec == "none" else args.lr_recognizer
         pipe = make_pipeline(
-            "bicubic" if spec == "none" else spec, args.detector, gate, args.flip, args.device, args.backend
+            "bicubic" if spec == "none" else spec,
+            args.detector,
+            gate,
+            args.flip,
+            args.device,
+            args.backend,
+            lr_recognizer,
         )
         result = evaluate_lfw_pipeline(config, pipe, args.detector)
         results[result.meta["hallucinator"]] = result
         name = f"pipeline_{Path(spec).stem}_{args.detector}" + ("_flip" if args.flip else "")
+        name += "" if lr_recognizer is None else f"_lr-{Path(lr_recognizer).stem}"
         title = f"pipeline protocol: {result.meta['hallucinator']}, detector {args.detector}"
         _report(result, args.out, name, title + (", flip" if args.flip else ""))
     if len(results) > 1:

@@ -15,6 +15,7 @@ how queries reach the recogniser.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -69,6 +70,7 @@ def make_pipeline(
     flip: bool = False,
     device: str = "cpu",
     backend: str = "torch",
+    lr_recognizer: str | Path | None = None,
 ):
     """The pipeline this protocol measures: as a user builds it (gate_px None: Pipeline's default), with the
     smallest detectable face and no tracking (every query is a separate still)."""
@@ -81,6 +83,7 @@ def make_pipeline(
         min_face_size=MIN_FACE_SIZE.get(detector, 12.0),
         track=False,
         flip=flip,
+        lr_recognizer=lr_recognizer,
         **gate,
     )
 
@@ -123,6 +126,7 @@ def evaluate_lfw_pipeline(config: EvalConfig, pipeline, detector_name: str) -> E
         "hallucinator": label,
         "detector": detector_name,
         "gate_px": pipeline.gate_px,
+        "lr_recognizer": pipeline.lr_embedder.name,
         "min_face_size": pipeline.detector.min_face_size,
         "frame": f"{FRAME_SIDES} s x {FRAME_SIDES} s, grey {FRAME_GREY}",
         "queries": len(names),
@@ -143,4 +147,5 @@ def _query_face(faces, shape: tuple[int, int]):
 def _label(pipeline) -> str:
     if pipeline.gate_px <= 0:
         return "none (gate_px=0)"
-    return f"{pipeline.hallucinator.name} (gate_px={pipeline.gate_px:g})"
+    adapted = "" if pipeline.lr_embedder is pipeline.embedder else f", {pipeline.lr_embedder.name}"
+    return f"{pipeline.hallucinator.name} (gate_px={pipeline.gate_px:g}{adapted})"

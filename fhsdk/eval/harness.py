@@ -301,8 +301,10 @@ def embed_queries(embedder, crops: np.ndarray, desc: str, flip: bool = False) ->
     return embeddings
 
 
-def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> EvalResult:
-    """The aligned-crop protocol: queries aligned on their HR image, then degraded (module docstring)."""
+def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None, lr_embedder=None) -> EvalResult:
+    """The aligned-crop protocol: queries aligned on their HR image, then degraded (module docstring).
+    `lr_embedder`: a recogniser for the restored LR queries only (the adapted one); HR faces use `embedder`."""
+    lr_embedder = lr_embedder or embedder
     started = time.time()
     protocol = prepare_protocol(config, embedder, detector)
     hr_queries = aligned_crops(
@@ -322,7 +324,7 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> E
             config,
             f"LR {side}px",
             side,
-            embed_queries(embedder, restored, f"embed {side}px", config.flip),
+            embed_queries(lr_embedder, restored, f"embed {side}px", config.flip),
             hr_query_embeddings,
         )
         subset = np.linspace(0, len(restored) - 1, min(config.psnr_limit, len(restored))).astype(int)
@@ -331,6 +333,7 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None) -> E
     meta = {
         "protocol": "aligned",
         "hallucinator": hallucinator.name,
+        "lr_recognizer": lr_embedder.name,
         "degradation": config.degradation,
         **protocol_meta(config, protocol, embedder, started),
     }

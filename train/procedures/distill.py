@@ -6,8 +6,9 @@ the recogniser (the student) learns to map a low-resolution view of a face to th
 (the teacher's) embedding of the HR face, so galleries embedded by the original stay valid and only
 the faces the pipeline hallucinates go through the student.
 
-Per batch: faces are mirrored at random, jittered by a small similarity (the pipeline aligns tiny faces
-by their own, noisy, landmarks: `distill.jitter`), degraded to an LR side drawn from
+Per batch: faces are mirrored at random, optionally jittered by a small similarity (`distill.jitter`;
+the shipped config instead uses `degradation.jitter`, the measured error of the detector's landmarks
+on tiny faces, with `degradation.mode: pipeline`), degraded to an LR side drawn from
 `degradation.factors` (optionally with camera blur/noise/JPEG), and each face becomes one of three
 inputs (`distill.mix`): the packaged hallucinator's output (`train.init_generator`, frozen), the LR
 crop upscaled bicubically, or the HR face itself (so HR faces keep their embeddings). Loss:
@@ -62,7 +63,7 @@ class RecognizerDistillProcedure(Procedure):
         cfg = self.cfg["distill"]
         if self.hflip:
             hr, _ = random_hflip(hr, self.rng)
-        jittered = similarity_jitter(hr, self.rng, **cfg["jitter"])
+        jittered = similarity_jitter(hr, self.rng, **cfg["jitter"]) if cfg["jitter"] else hr
         lr, _ = self.degradation(jittered, self.rng)  # at the generator's native side
         kind = torch.multinomial(self.mix, len(hr), replacement=True, generator=self.rng)
         inputs = hr.clone()
