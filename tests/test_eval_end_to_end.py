@@ -76,3 +76,24 @@ def test_pipeline_protocol_counts_detection_misses(mini_lfw, tmp_path, monkeypat
 
     gated = evaluate_lfw_pipeline(config, make_pipeline("bicubic", gate_px=32.0), "mtcnn").rows[1]
     assert gated["hallucinated"] == 1.0 and gated["queries_found"] == pytest.approx(5 / 6)
+
+
+def test_aligned_protocol_embeds_only_the_restored_queries_with_the_lr_recognizer(mini_lfw, tmp_path, monkeypatch):
+    import torch
+
+    from fhsdk.embed import Embedder
+    from fhsdk.eval.harness import evaluate_lfw
+    from fhsdk.hallucinate import create_hallucinator
+
+    monkeypatch.setenv("FHSDK_CACHE", str(tmp_path))
+    embedder = Embedder()
+    state = {name: tensor.clone() for name, tensor in embedder.network.state_dict().items()}
+    state["fc.weight"] += 0.05 * torch.randn_like(state["fc.weight"], generator=torch.Generator().manual_seed(0))
+    torch.save(state, tmp_path / "moved.pt")
+    moved = Embedder(weights=tmp_path / "moved.pt")
+    config = EvalConfig(data=mini_lfw, sizes=(16,), identification=False, folds=2)
+    plain = evaluate_lfw(config, create_hallucinator("bicubic"), embedder)
+    adapted = evaluate_lfw(config, create_hallucinator("bicubic"), embedder, lr_embedder=moved)
+    assert plain.meta["lr_recognizer"] == "dlib_resnet_v1" and "moved.pt" in adapted.meta["lr_recognizer"]
+    assert adapted.rows[0]["identity_cosine"] == pytest.approx(plain.rows[0]["identity_cosine"])  # HR queries: the original
+    assert adapted.rows[1]["identity_cosine"] != pytest.approx(plain.rows[1]["identity_cosine"], abs=1e-4)  # LR: the moved one

@@ -34,12 +34,15 @@ from train.config import load_config
 from train.data import _as_dirs, config_cache_path, pad_for_detection, pick_face, split_cache
 
 
-def validation_queries(data_cfg: dict, max_people: int | None = None, seed: int = 0) -> dict:
-    """The validation people's files: padded originals, their HR landmarks, HR crops, labels, gallery rows."""
+def validation_queries(data_cfg: dict, max_people: int | None = None, seed: int = 0, source: str | None = None) -> dict:
+    """The validation people's files: padded originals, their HR landmarks, HR crops, labels, gallery rows.
+    `source`: only faces from that data folder (e.g. celeba_extra: people a celeba_subset-only run never saw)."""
     from fhsdk.detect.mtcnn import MTCNN
 
     dirs = {d.name: d for d in _as_dirs(data_cfg["celeba_dir"] or "celeba_subset")}
     cache, _, val = split_cache(data_cfg)
+    if source is not None:
+        val = val[cache["sources"][val] == source]
     people, counts = np.unique(cache["labels"][val], return_counts=True)
     people = people[counts >= 2]
     if max_people is not None:
@@ -134,12 +137,13 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[12, 16])
     parser.add_argument("--max-people", type=int, default=None)
+    parser.add_argument("--source", default=None, help="only validation faces from this data folder, e.g. celeba_extra")
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config, preset=args.preset)
-    data = validation_queries(cfg["data"], args.max_people)
+    data = validation_queries(cfg["data"], args.max_people, source=args.source)
     print(
         f"{len(data['labels'])} faces of {len(data['gallery_rows'])} validation people ({data['cache']}); "
         f"median HR region {np.median(region_side_px(data['landmarks'])):.0f} px"
