@@ -18,6 +18,7 @@ LAYERS = (
         (
             "fhsdk._version",
             "fhsdk.errors",
+            "fhsdk.registry",
             "fhsdk.weights",
             "fhsdk.results",
             "fhsdk.colour",

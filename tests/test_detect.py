@@ -308,7 +308,9 @@ def test_detector_registry_builds_by_name_and_takes_a_new_detector(monkeypatch, 
     with pytest.raises(InvalidInputError, match="unknown detector 'yolo'"):
         create_detector("yolo")
 
-    monkeypatch.setattr(registry, "_DETECTORS", dict(registry._DETECTORS))  # the original back after the test
+    monkeypatch.setattr(
+        registry.DETECTORS, "_items", dict(registry.DETECTORS._items)
+    )  # the original back after the test
 
     @registry.register_detector("whole_image")
     class WholeImage:

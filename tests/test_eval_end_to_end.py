@@ -95,5 +95,9 @@ def test_aligned_protocol_embeds_only_the_restored_queries_with_the_lr_recognize
     plain = evaluate_lfw(config, create_hallucinator("bicubic"), embedder)
     adapted = evaluate_lfw(config, create_hallucinator("bicubic"), embedder, lr_embedder=moved)
     assert plain.meta["lr_recognizer"] == "dlib_resnet_v1" and "moved.pt" in adapted.meta["lr_recognizer"]
-    assert adapted.rows[0]["identity_cosine"] == pytest.approx(plain.rows[0]["identity_cosine"])  # HR queries: the original
-    assert adapted.rows[1]["identity_cosine"] != pytest.approx(plain.rows[1]["identity_cosine"], abs=1e-4)  # LR: the moved one
+    assert adapted.rows[0]["identity_cosine"] == pytest.approx(
+        plain.rows[0]["identity_cosine"]
+    )  # HR queries: the original
+    assert adapted.rows[1]["identity_cosine"] != pytest.approx(
+        plain.rows[1]["identity_cosine"], abs=1e-4
+    )  # LR: the moved one

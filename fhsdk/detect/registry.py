@@ -13,29 +13,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fhsdk.errors import InvalidInputError
+from fhsdk.registry import Registry
 
-_DETECTORS: dict[str, type] = {}
+# Importing this module imported its package first, and fhsdk/detect/__init__.py imports every detector file.
+DETECTORS: Registry[type] = Registry("detector", InvalidInputError)
 
 
 def register_detector(name: str) -> Callable[[type], type]:
-    def decorate(cls: type) -> type:
-        if name in _DETECTORS and _DETECTORS[name] is not cls:
-            raise ValueError(f"detector name '{name}' is registered twice")
-        _DETECTORS[name] = cls
-        return cls
-
-    return decorate
+    return DETECTORS.register(name)
 
 
 def list_detectors() -> list[str]:
-    # Importing this module imported its package first, and fhsdk/detect/__init__.py imports every detector file.
-    return sorted(_DETECTORS)
+    return DETECTORS.names()
 
 
 def detector_class(name: str) -> type:
-    if name not in list_detectors():
-        raise InvalidInputError(f"unknown detector '{name}': choose one of {', '.join(list_detectors())}")
-    return _DETECTORS[name]
+    return DETECTORS.get(name)
 
 
 def create_detector(name: str, *, device: str = "cpu", backend: str = "torch", **options):

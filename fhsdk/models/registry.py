@@ -10,33 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fhsdk.errors import ConfigError
+from fhsdk.registry import Registry
 
-_REGISTRY: dict[str, Callable] = {}
+MODELS: Registry[Callable] = Registry("model")
 
 
 def register_model(name: str) -> Callable[[Callable], Callable]:
-    def decorate(constructor: Callable) -> Callable:
-        if name in _REGISTRY and _REGISTRY[name] is not constructor:
-            raise ValueError(f"model name '{name}' is registered twice")
-        _REGISTRY[name] = constructor
-        return constructor
-
-    return decorate
+    return MODELS.register(name)
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def model_constructor(name: str) -> Callable:
     """The registered constructor of `name` (for checking a config's keys against its arguments)."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return MODELS.get(name)
 
 
 def create_model(name: str, **kwargs):
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**kwargs)
+    return MODELS.get(name)(**kwargs)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from fhsdk.errors import ConfigError
+from fhsdk.registry import Registry
 from fhsdk.runtime.base import ModelIO, TensorSpec
 from fhsdk.runtime.trt_plan import HW
 
@@ -50,25 +50,22 @@ class ModelPreset:
         return axes
 
 
-_PRESETS: dict[str, ModelPreset] = {}
+PRESETS: Registry[ModelPreset] = Registry(
+    "deployment preset",
+    hint=" (presets register when their model's module is imported: fhsdk.models, fhsdk.detect)",
+)
 
 
 def register_preset(preset: ModelPreset) -> ModelPreset:
-    _PRESETS[preset.name] = preset
-    return preset
+    return PRESETS.add(preset.name, preset, replace=True)
 
 
 def get_preset(name: str) -> ModelPreset:
-    if name not in _PRESETS:
-        raise ConfigError(
-            f"no deployment preset for model '{name}': choose one of {', '.join(sorted(_PRESETS))} "
-            "(presets register when their model's module is imported: fhsdk.models, fhsdk.detect)"
-        )
-    return _PRESETS[name]
+    return PRESETS.get(name)
 
 
 def list_presets() -> list[str]:
-    return sorted(_PRESETS)
+    return PRESETS.names()
 
 
 def image_spec(shape: tuple[int, ...]) -> TensorSpec:
