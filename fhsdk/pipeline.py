@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.92  # cosine at a 1% false accept rate on CelebA HR faces (tools/choose_threshold.py)
 MIN_LR_SIDE = 8
+DEFAULT_LR_RECOGNIZER = None
 
 
 class Pipeline:
@@ -51,8 +52,8 @@ class Pipeline:
         hallucinator: str = "default",
         recognizer: str = "dlib_resnet_v1",
         # the recogniser's weights for the faces it hallucinates: 'adapted' (packaged, fhsdk.embed), a
-        # fine-tuned state dict's path, or None for the recogniser's own; galleries always use its own
-        lr_recognizer: str | Path | None = None,
+        # fine-tuned state dict's path, or 'original' (None) for its own; galleries always use its own
+        lr_recognizer: str | Path | None = DEFAULT_LR_RECOGNIZER,
         gate_px: float = 24.0,  # the default hallucinator gains on LFW at 8-16 px, is on par at 24-32 (RESULTS.md)
         threshold: float = DEFAULT_THRESHOLD,
         min_face_size: float = 20.0,
@@ -83,7 +84,7 @@ class Pipeline:
         self.embedder = create_recognizer(recognizer, device=device, backend=backend)
         self.lr_embedder = (
             self.embedder
-            if lr_recognizer is None
+            if lr_recognizer in (None, "original")
             else create_recognizer(recognizer, device=device, backend=backend, weights=lr_recognizer)
         )
         self.gate_px = float(gate_px)

@@ -165,7 +165,7 @@ def main(argv=None) -> None:
             "bicubic" if none else spec,
             gate_px=0.0 if none else None,
             backend=args.backend,
-            lr_recognizer=None if lr == "original" else lr,
+            lr_recognizer=lr,
         )
         report[label] = evaluate(data, pipeline, args.sizes)
         for row in report[label]:

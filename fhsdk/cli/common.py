@@ -25,6 +25,12 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hallucinator", default="default", help="'default', 'lai', 'surveillance', 'bicubic' or a .pt file"
     )
+    parser.add_argument(
+        "--lr-recognizer",
+        default=None,
+        help="the recogniser's weights for hallucinated faces: 'adapted', 'original' or a .pt state dict "
+        "(default: the Pipeline's); galleries always use the original",
+    )
     parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")
     parser.add_argument("--threshold", type=float, default=None, help="cosine similarity needed to name a face")
     parser.add_argument(
@@ -83,6 +89,7 @@ def make_pipeline(args, gallery=None):
         track=not getattr(args, "no_tracking", False),
         fuse=not getattr(args, "no_fusion", False),
         **({"detector": args.detector} if args.detector else {}),
+        **({"lr_recognizer": args.lr_recognizer} if args.lr_recognizer else {}),
     )
 
 

@@ -70,8 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lfw.add_argument(
         "--lr-recognizer",
         default=None,
-        help="the recogniser's weights for the hallucinated LR queries only: 'adapted' (packaged) or a .pt "
-        "state dict; HR faces and the gallery keep dlib's (Pipeline's lr_recognizer)",
+        help="the recogniser's weights for the hallucinated LR queries only: 'adapted' (packaged), 'original' or "
+        "a .pt state dict (default: original for --protocol aligned, the Pipeline's default for --protocol "
+        "pipeline); HR faces and the gallery keep dlib's (Pipeline's lr_recognizer)",
     )
     lfw.add_argument("--out", type=Path, default=Path("out/eval"))
 
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_pipeline_eval(args, config)
     embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.recognizer_weights)
     lr_embedder = None
-    if args.lr_recognizer is not None:
+    if args.lr_recognizer not in (None, "original"):
         lr_embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.lr_recognizer)
     suffix = "" if lr_embedder is None else f"_lr-{Path(args.lr_recognizer).stem}"
     results = {}
@@ -130,7 +131,7 @@ def _run_pipeline_eval(args: argparse.Namespace, config) -> int:
         result = evaluate_lfw_pipeline(config, pipe, args.detector)
         results[result.meta["hallucinator"]] = result
         name = f"pipeline_{Path(spec).stem}_{args.detector}" + ("_flip" if args.flip else "")
-        name += "" if lr_recognizer is None else f"_lr-{Path(lr_recognizer).stem}"
+        name += "" if lr_recognizer in (None, "original") else f"_lr-{Path(lr_recognizer).stem}"
         title = f"pipeline protocol: {result.meta['hallucinator']}, detector {args.detector}"
         _report(result, args.out, name, title + (", flip" if args.flip else ""))
     if len(results) > 1:

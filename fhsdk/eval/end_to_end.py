@@ -72,9 +72,10 @@ def make_pipeline(
     backend: str = "torch",
     lr_recognizer: str | Path | None = None,
 ):
-    """The pipeline this protocol measures: as a user builds it (gate_px None: Pipeline's default), with the
-    smallest detectable face and no tracking (every query is a separate still)."""
+    """The pipeline this protocol measures: as a user builds it (gate_px, lr_recognizer None: Pipeline's
+    defaults), with the smallest detectable face and no tracking (every query is a separate still)."""
     gate = {} if gate_px is None else {"gate_px": gate_px}
+    adapted = {} if lr_recognizer is None else {"lr_recognizer": lr_recognizer}
     return Pipeline(
         backend=backend,
         device=device,
@@ -83,8 +84,8 @@ def make_pipeline(
         min_face_size=MIN_FACE_SIZE.get(detector, 12.0),
         track=False,
         flip=flip,
-        lr_recognizer=lr_recognizer,
         **gate,
+        **adapted,
     )
 
 
