@@ -14,7 +14,9 @@ inputs (`distill.mix`): the packaged hallucinator's output (`train.init_generato
 crop upscaled bicubically, or the HR face itself (so HR faces keep their embeddings). Loss:
 mean (1 - cos(student(input), teacher(HR))) + `contrastive_weight` x a supervised contrastive term
 over the batch (`relational_contrastive_loss`: each input nearer to its own person's HR teacher
-features than to the other people's). The student is exported as `recognizer_finetuned.pt`.
+features than to the other people's). With `distill.center`, the mean of the batch's (unit) teacher
+features is removed from both before a second 1 - cos term and before the contrastive term: dlib's
+embeddings share one large component, which makes a plain 1 - cos small while identities still differ. The student is exported as `recognizer_finetuned.pt`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RecognizerDistillProcedure(Procedure):
             "jitter": OPEN,
             "contrastive_scale": 10.0,
             "contrastive_weight": 0.1,
+            "center": False,
         }
     }
     loss_names = ("total", "distill", "contrastive", "distill_lr", "distill_hr")
@@ -80,10 +83,17 @@ class RecognizerDistillProcedure(Procedure):
         hr, inputs, kind = self.make_inputs(batch["hr"])
         hr, inputs, labels = hr.to(self.device), inputs.to(self.device), batch["label"].to(self.device)
         with torch.no_grad():
-            target = self.teacher(hr)
-        student = self.recognizer(inputs)
-        gap = 1 - F.cosine_similarity(student, target, dim=1)
+            target = F.normalize(self.teacher(hr), dim=1)
+        student = F.normalize(self.recognizer(inputs), dim=1)
+        gap = 1 - (student * target).sum(dim=1)
         distill = gap.mean()
+        if cfg["center"]:
+            # Every face's embedding shares one large component (dlib's impostor pairs sit near cosine 0.85),
+            # so 1 - cos barely sees the identity-carrying rest; the same losses on features with the
+            # batch's mean teacher feature removed do. Matching is unchanged by that shared component.
+            mean = target.mean(dim=0, keepdim=True)
+            student, target = student - mean, target - mean
+            distill = distill + (1 - F.cosine_similarity(student, target, dim=1)).mean()
         contrastive = relational_contrastive_loss(student, target, labels, cfg["contrastive_scale"])
         total = distill + cfg["contrastive_weight"] * contrastive
         self.step(self.optimizers["recognizer"], total)
