@@ -72,5 +72,10 @@ def test_a_domain_integrated_run_exports_the_recognizer_it_trained(celeba_dir, t
     assert written.keys() == exported.keys() and all(torch.equal(written[k], exported[k]) for k in written)
     fresh = build_recognizer(load_config(out / "config.yaml")["recognizer"]).backbone
     fresh.load_state_dict(written)  # the backbone alone (no "backbone." prefix), loadable into a fresh network
+    # float16 for packaging: the same tensors rounded, loadable into the float32 network
+    half = torch.load(export_recognizer(out, out=tmp_path / "half.pt", float16=True), weights_only=True)
+    assert all(torch.equal(half[k], written[k].half() if written[k].is_floating_point() else written[k]) for k in half)
+    fresh.load_state_dict(half)
+    assert all(p.dtype == torch.float32 for p in fresh.parameters())
     with pytest.raises(ConfigError, match="no checkpoint"):
         export_recognizer(tmp_path / "nowhere")

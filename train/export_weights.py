@@ -2,6 +2,7 @@
 
     python -m train.export_weights RUN_DIR [--checkpoint FILE] [--out FILE]
     python -m train.export_weights RUN_DIR --recognizer      # the recogniser the run fine-tuned
+    python -m train.export_weights RUN_DIR --recognizer --float16 --out fhsdk/weights/recognizer_adapted.pt
 
 The file's format is `fhsdk/models/hallucinator_file.py`'s (one place for writer and reader). Only the generator
 is exported: evaluation and deployment keep the original recogniser (a recogniser fine-tuned during
@@ -49,9 +50,12 @@ def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: s
     )
 
 
-def export_recognizer(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
+def export_recognizer(
+    run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None, float16: bool = False
+) -> Path:
     """The run's recogniser backbone as a state dict: fine-tuned by domain-integrated SICNN, C-Face's
-    stages 3-4 and FH-GAN; a frozen-recogniser run gives back the shipped weights."""
+    stages 3-4, FH-GAN and the distillation; a frozen-recogniser run gives back the shipped weights.
+    `float16` halves the file (for packaging; Embedder loads it into float32)."""
     run_dir = Path(run_dir)
     checkpoint, state = _run_checkpoint(run_dir, checkpoint)
     recognizer = state["procedure"]["networks"].get("recognizer")
@@ -59,6 +63,8 @@ def export_recognizer(run_dir: str | Path, checkpoint: str | Path | None = None,
         raise ConfigError(f"the checkpoint {checkpoint} holds no recogniser, so there is none to export")
     prefix = "backbone."  # the training wrapper's; the backbone alone is what Embedder loads
     backbone = {k[len(prefix) :]: v.detach().cpu() for k, v in recognizer.items() if k.startswith(prefix)}
+    if float16:
+        backbone = {k: v.half() if v.is_floating_point() else v for k, v in backbone.items()}
     return atomic_save(backbone, out or run_dir / "recognizer_finetuned.pt")
 
 
@@ -68,9 +74,14 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint", help="checkpoint file (default: RUN_DIR/checkpoints/last.pt)")
     parser.add_argument("--out", help="output file (default: RUN_DIR/generator.pt, or RUN_DIR/recognizer_finetuned.pt)")
     parser.add_argument("--recognizer", action="store_true", help="export the fine-tuned recogniser instead")
+    parser.add_argument("--float16", action="store_true", help="with --recognizer: float16 tensors (half the size)")
     args = parser.parse_args(argv)
-    export = export_recognizer if args.recognizer else export_run
-    print(export(args.run_dir, args.checkpoint, args.out))
+    if args.float16 and not args.recognizer:
+        raise ConfigError("--float16 is for --recognizer (a hallucinator file keeps its float32 weights)")
+    if args.recognizer:
+        print(export_recognizer(args.run_dir, args.checkpoint, args.out, float16=args.float16))
+    else:
+        print(export_run(args.run_dir, args.checkpoint, args.out))
 
 
 if __name__ == "__main__":
