@@ -25,7 +25,7 @@ from fhsdk import threads as fhsdk_threads
 from fhsdk.align import align as align_faces
 from fhsdk.align import crop_transforms, region_side_px
 from fhsdk.detect import create_detector, detector_class, list_detectors
-from fhsdk.embed import create_recognizer
+from fhsdk.embed import PACKAGED_RECOGNIZERS, create_recognizer
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import PACKAGED_DEFAULT, create_hallucinator, tensor_to_bgr_uint8
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.92  # cosine at a 1% false accept rate on CelebA HR faces (tools/choose_threshold.py)
 MIN_LR_SIDE = 8
-DEFAULT_LR_RECOGNIZER = None
+DEFAULT_LR_RECOGNIZER = "adapted"  # dlib's ResNet adapted to hallucinated faces (fhsdk.embed.PACKAGED_RECOGNIZERS)
 
 
 class Pipeline:
@@ -82,11 +82,7 @@ class Pipeline:
         self.detector = create_detector(detector, device=device, backend=backend, min_face_size=min_face_size)
         self.hallucinator = _default_or(hallucinator, device, backend)
         self.embedder = create_recognizer(recognizer, device=device, backend=backend)
-        self.lr_embedder = (
-            self.embedder
-            if lr_recognizer in (None, "original")
-            else create_recognizer(recognizer, device=device, backend=backend, weights=lr_recognizer)
-        )
+        self.lr_embedder = _lr_embedder(self.embedder, recognizer, lr_recognizer, device, backend)
         self.gate_px = float(gate_px)
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)
@@ -456,6 +452,16 @@ def _default_or(spec: str, device: str, backend: str):
         log.warning("no default hallucinator is packaged in this install; using bicubic")
         spec = "bicubic"
     return create_hallucinator(spec, device=device, backend=backend)
+
+
+def _lr_embedder(embedder, recognizer: str, weights, device: str, backend: str):
+    """The recogniser for hallucinated faces: `embedder` itself for 'original' (None), else a copy with `weights`."""
+    if weights == "adapted" and not PACKAGED_RECOGNIZERS["adapted"].is_file():  # an install without it
+        log.warning("no adapted recogniser is packaged in this install; hallucinated faces use the original")
+        weights = None
+    if weights in (None, "original"):
+        return embedder
+    return create_recognizer(recognizer, device=device, backend=backend, weights=weights)
 
 
 def _read_image(image) -> np.ndarray:

@@ -26,6 +26,7 @@ import torch
 
 from fhsdk._version import __version__
 from fhsdk.errors import BackendUnavailableError, InvalidInputError, WeightsError
+from fhsdk.files import atomic_write_bytes
 from fhsdk.runtime.fp16_onnx import FP32_OP_LEVELS, FP32_OPS_KEY, SOURCE_KEY, convert_to_fp16, fp16_path_for
 from fhsdk.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from fhsdk.runtime.presets import get_preset
@@ -140,7 +141,8 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     serialized = proto.SerializeToString()
-    path.write_bytes(serialized)
+    # Atomic: another process that finds the cached export (exported_onnx) must never read half of it.
+    atomic_write_bytes(path, serialized)
     parity: tuple[OutputComparison, ...] = ()
     if check:
         feeds = list(check_inputs) if check_inputs else [{name: t.numpy() for name, t in zip(input_names, tensors)}]
