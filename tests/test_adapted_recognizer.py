@@ -1,6 +1,8 @@
 """The packaged adapted recogniser (`fhsdk/weights/recognizer_adapted.pt`, train/configs/distill.yaml): dlib's
-ResNet fine-tuned so a hallucinated face lands near the original's embedding of the HR face. Pipeline embeds
-only the faces it hallucinates with it; galleries stay the original's."""
+ResNet fine-tuned so a hallucinated face lands near the original's embedding of the HR face. With
+`Pipeline(lr_recognizer="adapted")` it embeds only the faces Pipeline hallucinates; galleries stay the
+original's. Whether it helps is measured on held-out people (train.validate_pipeline, docs/RESULTS.md):
+on one face it may not, so no test here claims it does."""
 
 import hashlib
 from pathlib import Path
@@ -10,11 +12,7 @@ import pytest
 import torch
 
 import fhsdk
-from fhsdk.align import align
-from fhsdk.degrade import degrade
-from fhsdk.demo import astronaut_bgr
 from fhsdk.embed import PACKAGED_RECOGNIZERS, Embedder
-from fhsdk.hallucinate import create_hallucinator
 from fhsdk.models import create_model
 
 ADAPTED = PACKAGED_RECOGNIZERS["adapted"]
@@ -40,43 +38,23 @@ def adapted():
     return Embedder(weights="adapted")
 
 
-@pytest.fixture(scope="module")
-def face_hr():
-    face = astronaut_bgr()
-    landmarks = fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="original").detect(face)[0].landmarks
-    return align(face, landmarks, 128)  # 1 x 128 x 128 x 3
-
-
 def test_adapted_recognizer_is_named_and_fingerprinted_apart(original, adapted):
     assert adapted.name == "dlib_resnet_v1 adapted"
     assert adapted.fingerprint != original.fingerprint and adapted.dim == original.dim
 
 
-def test_hallucinated_face_lands_nearer_the_original_hr_embedding(original, adapted, face_hr):
-    target = original(face_hr)[0]  # what a gallery holds
-    hallucinator = create_hallucinator("default")
-    for side in (12, 16):
-        restored = hallucinator(degrade(face_hr, side, "bicubic", seed=side))
-        frozen, student = original(restored)[0], adapted(restored)[0]
-        assert float(student @ target) > float(frozen @ target) + 0.005, side
-    # An HR face keeps (nearly) its embedding, though Pipeline never sends one to the adapted recogniser.
-    assert float(adapted(face_hr)[0] @ target) > 0.97
-
-
-def test_pipeline_uses_it_by_default_for_hallucinated_faces_only(original):
-    pipe = fhsdk.Pipeline(hallucinator="bicubic")
+def test_pipeline_uses_it_on_request_for_hallucinated_faces_only(original):
+    pipe = fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="adapted")
     assert pipe.lr_embedder.name == "dlib_resnet_v1 adapted"
     assert pipe.embedder.fingerprint == original.fingerprint == pipe.gallery.recognizer_fingerprint
-    plain = fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="original")
+    plain = fhsdk.Pipeline(hallucinator="bicubic")  # the default: the original for every face (fhsdk.pipeline)
     assert plain.lr_embedder is plain.embedder
 
 
-def test_an_install_without_it_falls_back_to_the_original(monkeypatch, tmp_path, caplog):
+def test_an_install_without_it_says_so(monkeypatch, tmp_path):
     monkeypatch.setitem(PACKAGED_RECOGNIZERS, "adapted", tmp_path / "absent.pt")
-    pipe = fhsdk.Pipeline(hallucinator="bicubic")
-    assert pipe.lr_embedder is pipe.embedder and "no adapted recogniser" in caplog.text
     with pytest.raises(fhsdk.WeightsError, match="no 'adapted' recogniser"):
-        Embedder(weights="adapted")
+        fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="adapted")
 
 
 def test_a_modified_file_is_refused(monkeypatch, tmp_path):
