@@ -5,6 +5,7 @@ face with and without hallucination, and prints the mean per-frame cosine to the
 (tracking off) and the frames named with tracking and fusion on (the demo's setting).
 
     python tools/demo_similarity.py --face-px 14 16 20 --camera 0.6,2,70 --camera 0,1,90 --hallucinator default
+    python tools/demo_similarity.py --frames 40 --face-px 14 16 --lr-recognizer original --lr-recognizer adapted
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
 
 
 def scene_scores(
-    hallucinator: str, gate_px: float, scene: list[np.ndarray], face: np.ndarray, threshold: float
+    hallucinator: str,
+    gate_px: float,
+    scene: list[np.ndarray],
+    face: np.ndarray,
+    threshold: float,
+    lr_recognizer: str | None = None,
 ) -> tuple[float, int, int]:
     """(mean per-frame cosine, frames with a face, frames named after fusion)."""
-    per_frame = Pipeline(hallucinator=hallucinator, gate_px=gate_px, track=False, threshold=threshold)
+    options = dict(hallucinator=hallucinator, gate_px=gate_px, threshold=threshold, lr_recognizer=lr_recognizer)
+    per_frame = Pipeline(track=False, **options)
     per_frame.enroll("astronaut", [face])
     cosines = [f.similarity for r in per_frame.stream(iter(scene)) for f in r.faces]
-    fused = Pipeline(hallucinator=hallucinator, gate_px=gate_px, threshold=threshold, gallery=per_frame.gallery)
+    fused = Pipeline(gallery=per_frame.gallery, **options)
     results = list(fused.stream(iter(scene)))
     named = sum(any(f.identity == "astronaut" for f in r.faces) for r in results)
     return float(np.mean(cosines)) if cosines else float("nan"), sum(bool(r.faces) for r in results), named
@@ -36,6 +43,11 @@ def main() -> None:
     parser.add_argument("--face-px", type=float, nargs="+", default=[12, 14, 16, 20])
     parser.add_argument(
         "--hallucinator", action="append", help="repeatable; 'default', 'lai', 'surveillance' or a .pt file"
+    )
+    parser.add_argument(
+        "--lr-recognizer",
+        action="append",
+        help="repeatable: the recogniser for hallucinated faces ('original', 'adapted'; default: original)",
     )
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
@@ -56,9 +68,13 @@ def main() -> None:
             scene = render_scene(
                 face, landmarks, face_px, args.frames, blur_sigma=blur, noise_std=noise, jpeg_quality=quality
             )
-            paths = [("direct", "bicubic", 0)] + [(h, h, 24) for h in args.hallucinator or ["default"]]
-            for label, hallucinator, gate in paths:
-                cosine, with_face, named = scene_scores(hallucinator, gate, scene, face, args.threshold)
+            paths = [("direct", "bicubic", 0, None)] + [
+                (h if lr == "original" else f"{h} + {lr}", h, 24, lr)
+                for h in args.hallucinator or ["default"]
+                for lr in args.lr_recognizer or ["original"]
+            ]
+            for label, hallucinator, gate, lr in paths:
+                cosine, with_face, named = scene_scores(hallucinator, gate, scene, face, args.threshold, lr)
                 print(
                     f"{blur:g}, {noise:g}, {quality:g} | {face_px:g} | {label} | {cosine:.4f} | {with_face} | {named}",
                     flush=True,
