@@ -109,7 +109,18 @@ def _ranges(indexes: list[int]) -> list[list[int]]:
 
 
 def run_fhsdk(
-    frames, indexes, labels, gallery_image, hallucinator, gate_px, fuse, min_face, batch_frames, backend, detector=None
+    frames,
+    indexes,
+    labels,
+    gallery_image,
+    hallucinator,
+    gate_px,
+    fuse,
+    min_face,
+    batch_frames,
+    backend,
+    detector=None,
+    lr_recognizer=None,
 ) -> dict:
     import fhsdk
 
@@ -120,6 +131,7 @@ def run_fhsdk(
         fuse=fuse,
         min_face_size=min_face,
         **({"detector": detector} if detector else {}),
+        **({"lr_recognizer": lr_recognizer} if lr_recognizer else {}),
     )
     pipe.enroll(NAME, [gallery_image])
     with_face = from_track = 0
@@ -217,6 +229,9 @@ def main() -> None:
     )
     parser.add_argument("--skip-dlib", action="store_true")
     parser.add_argument("--detector", choices=["retinaface", "mtcnn"], default=None, help="default: the Pipeline's")
+    parser.add_argument(
+        "--lr-recognizer", default=None, help="the recogniser for hallucinated faces (default: the Pipeline's)"
+    )
     parser.add_argument("--out", type=Path, default=Path("video_identification.json"))
     args = parser.parse_args()
     args.threads = apply_threads(args.threads)  # torch, ONNX Runtime, cv2, fhsdk kernels
@@ -266,6 +281,7 @@ def main() -> None:
                 args.batch_frames,
                 args.backend,
                 args.detector,
+                args.lr_recognizer,
             )
         if args.compare_torch:
             rows["fhsdk_sr_fused_torch"] = run_fhsdk(

@@ -26,5 +26,8 @@ def test_validation_on_held_out_people_compares_both_recognisers(celeba_dir, tmp
     for original, adapted in ((rows[0], rows[1]), (rows[2], rows[3])):
         assert adapted["rank1"] == original["rank1"]
         assert abs(adapted["identity_cosine"] - original["identity_cosine"]) < 1e-5
+        assert abs(adapted["tar_at_far_1%"] - original["tar_at_far_1%"]) < 1e-9
+    assert rows[0]["far_at_default_threshold"] <= rows[2]["far_at_default_threshold"]  # tiny faces look alike
+    assert 0.0 <= rows[2]["tar_at_far_1%"] <= 1.0
     assert rows[2]["identity_cosine"] < 0.99  # 12 px queries are far from their HR faces
     assert "| bicubic 12px | adapted |" in markdown(rows)

@@ -8,7 +8,9 @@ hallucinator the run adapted to, and embedded once by the original recogniser (f
 run's recogniser (`RUN/recognizer_finetuned.pt`); HR queries too, to check the adapted recogniser keeps
 HR faces where they were. Rank-1 as in `fhsdk.eval.metrics.rank1_identification` (a random gallery face
 per person and run, 10 runs); id cosine: mean cosine of the query's embedding with its own HR face's
-original embedding. Only weights that beat the frozen recogniser here may be packaged.
+original embedding. Verification over every query/gallery pair of different faces: TAR at FAR 1%, and the
+FAR that Pipeline's default threshold gives each kind of query (an adapted recogniser moves absolute cosines).
+Only weights that beat the frozen recogniser here may be packaged.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from fhsdk.degrade import degrade
 from fhsdk.embed import Embedder
 from fhsdk.errors import ConfigError
 from fhsdk.eval.harness import embed_all, restore_all
-from fhsdk.eval.metrics import rank1_identification
+from fhsdk.eval.metrics import rank1_identification, verification_rate
 from fhsdk.hallucinate import create_hallucinator
+from fhsdk.pipeline import DEFAULT_THRESHOLD
 from train.config import load_config
 from train.data import config_cache_path, split_cache
 
@@ -63,8 +66,13 @@ def validate(
     gallery = embed_all(original, faces, "embed HR (original)")
     rows = []
 
+    # Verification pairs: every query against every other face's HR gallery embedding.
+    pair = ~np.eye(len(labels), dtype=bool)
+    same = (labels[:, None] == labels[None, :])[pair]
+
     def row(query: str, side, recognizer: str, embeddings: np.ndarray) -> dict:
         rank1, spread = rank1_identification(gallery, embeddings, labels, runs=10, seed=0)
+        scores = (embeddings @ gallery.T)[pair]
         return {
             "query": query,
             "side": side,
@@ -72,6 +80,9 @@ def validate(
             "rank1": rank1,
             "rank1_std": spread,
             "identity_cosine": float(np.einsum("nd,nd->n", embeddings, gallery).mean()),
+            "tar_at_far_1%": verification_rate(scores, same, 1e-2),
+            # Where Pipeline's threshold puts this query kind: the share of strangers it would name.
+            "far_at_default_threshold": float((scores[~same] > DEFAULT_THRESHOLD).mean()),
         }
 
     rows.append(row("HR", None, "original", gallery))
@@ -86,10 +97,13 @@ def validate(
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| query | recogniser | rank-1 (%) | id cosine |", "|---|---|---|---|"]
+    lines = [
+        f"| query | recogniser | rank-1 (%) | id cosine | TAR at FAR 1% (%) | FAR at {DEFAULT_THRESHOLD} (%) |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [
         f"| {r['query']} | {r['recognizer']} | {100 * r['rank1']:.2f} ± {100 * r['rank1_std']:.2f} | "
-        f"{r['identity_cosine']:.4f} |"
+        f"{r['identity_cosine']:.4f} | {100 * r['tar_at_far_1%']:.2f} | {100 * r['far_at_default_threshold']:.2f} |"
         for r in rows
     ]
     return "\n".join(lines) + "\n"
