@@ -29,6 +29,11 @@ def test_demo_names_the_tiny_face_only_with_hallucination(tmp_path):
     assert summary["hallucination_off"]["frames_named"] == 0
 
 
+def _run(video, gallery, *options) -> int:
+    """`fhsdk run VIDEO --gallery GALLERY --hallucinator bicubic OPTIONS...`: its exit status."""
+    return main(["run", str(video), "--gallery", str(gallery), "--hallucinator", "bicubic", *map(str, options)])
+
+
 def test_demo_camera_option_is_checked(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--camera", "0.5,2"])
@@ -49,25 +54,7 @@ def test_enroll_folder_then_run_video(tmp_path, capsys):
     writer.release()
     out, events = tmp_path / "out.avi", tmp_path / "events.jsonl"
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "run",
-                str(video),
-                "--gallery",
-                str(gallery),
-                "--out",
-                str(out),
-                "--events",
-                str(events),
-                "--hallucinator",
-                "bicubic",
-                "--batch-frames",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert _run(video, gallery, "--out", out, "--events", events, "--batch-frames", "2") == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (summary["frames"], summary["frames_with_face"], summary["frames_named"]) == (3, 3, 3)
     assert summary["fps"] > 0
@@ -83,10 +70,7 @@ def test_user_errors_exit_with_message(tmp_path, capsys):
     assert "belong to --protocol pipeline" in capsys.readouterr().err
     assert main(["eval", "lfw", "--data", str(tmp_path), "--protocol", "pipeline", "--hallucinator", "none"]) == 2
     assert "no LFW found" in capsys.readouterr().err
-    assert (
-        main(["run", str(tmp_path / "none.mp4"), "--gallery", str(tmp_path / "g.npz"), "--hallucinator", "bicubic"])
-        == 2
-    )
+    assert _run(tmp_path / "none.mp4", tmp_path / "g.npz") == 2
     assert "no gallery file" in capsys.readouterr().err
 
 
@@ -128,25 +112,7 @@ def _gallery_and_clip(tmp_path, capsys, fps=12, frames=3, side=257):
 def test_run_output_fps_size_progress_closing_events_and_identity_summary(tmp_path, capsys):
     gallery, video = _gallery_and_clip(tmp_path, capsys)
     out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
-    assert (
-        main(
-            [
-                "run",
-                str(video),
-                "--gallery",
-                str(gallery),
-                "--out",
-                str(out),
-                "--events",
-                str(events),
-                "--hallucinator",
-                "bicubic",
-                "--batch-frames",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert _run(video, gallery, "--out", out, "--events", events, "--batch-frames", "2") == 0
     captured = capsys.readouterr()
     assert "3/3" in captured.err  # the progress bar knows the file's length (a total, hence an ETA)
     summary = json.loads(captured.out.strip().splitlines()[-1])
@@ -163,22 +129,7 @@ def test_run_switches_for_fusion_and_tracking(tmp_path, capsys):
     gallery, video = _gallery_and_clip(tmp_path, capsys, frames=2)
     for switch in ("--no-tracking", "--no-fusion"):
         events = tmp_path / f"{switch}.jsonl"
-        assert (
-            main(
-                [
-                    "run",
-                    str(video),
-                    "--gallery",
-                    str(gallery),
-                    "--events",
-                    str(events),
-                    "--hallucinator",
-                    "bicubic",
-                    switch,
-                ]
-            )
-            == 0
-        )
+        assert _run(video, gallery, "--events", events, switch) == 0
         kinds = [json.loads(line)["event"] for line in events.read_text().splitlines()]
         assert ("first_seen" in kinds) == (switch == "--no-fusion")
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frames_named"] == 2
@@ -244,21 +195,7 @@ def test_unwritable_outputs_are_reported_and_no_enrolment_is_lost(tmp_path, caps
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
     writer.write(cv2.resize(astronaut_bgr(), (256, 256)))
     writer.release()
-    assert (
-        main(
-            [
-                "run",
-                str(video),
-                "--gallery",
-                str(gallery),
-                "--events",
-                str(unwritable / "e.jsonl"),
-                "--hallucinator",
-                "bicubic",
-            ]
-        )
-        == 2
-    )
+    assert _run(video, gallery, "--events", unwritable / "e.jsonl") == 2
     assert "cannot write events to" in capsys.readouterr().err
     for bad in (["--max-frames", "-1"], ["--batch-frames", "0"]):
         with pytest.raises(SystemExit):

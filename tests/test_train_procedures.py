@@ -199,29 +199,18 @@ def test_cface_stages(cache_path, tmp_path):
     _check_output(procedure)
 
 
+def _lai_argv(out, cache_path, lfw, overrides) -> list[str]:
+    """`python -m train` arguments of a tiny one-thread `lai` run (no discriminator) on the test cache."""
+    overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")] + TINY["lai"] + overrides
+    argv = ["lai", "--out", str(out), "--cache", str(cache_path), "--no-progress", "--threads", "1", "--lfw", str(lfw)]
+    return argv + [arg for override in overrides for arg in ("--set", override)]
+
+
 def test_cli_run_writes_config_log_and_checkpoints(cache_path, tmp_path):
     out = tmp_path / "run"
-    overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")]
-    overrides += TINY["lai"] + ["train.steps=4", "train.checkpoint_every=2"]
-    cmd = [
-        sys.executable,
-        "-m",
-        "train",
-        "lai",
-        "--out",
-        str(out),
-        "--seed",
-        "3",
-        "--cache",
-        str(cache_path),
-        "--no-progress",
-        "--threads",
-        "1",
-        "--lfw",
-        str(tmp_path / "no_lfw_here"),
-    ]
-    for override in overrides:
-        cmd += ["--set", override]
+    cmd = [sys.executable, "-m", "train"]
+    cmd += _lai_argv(out, cache_path, tmp_path / "no_lfw_here", ["train.steps=4", "train.checkpoint_every=2"])
+    cmd += ["--seed", "3"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "LFW evaluation skipped: no pairs.txt" in result.stdout  # said, not silently dropped
@@ -266,23 +255,8 @@ def test_run_ends_with_the_lfw_harness(cache_path, tmp_path, lfw_dir):
     from train.__main__ import main as train_main
 
     out = tmp_path / "run"
-    overrides = [o for o in TINY_COMMON if not o.startswith("discriminator.")] + TINY["lai"] + ["train.steps=2"]
-    argv = [
-        "lai",
-        "--out",
-        str(out),
-        "--cache",
-        str(cache_path),
-        "--no-progress",
-        "--threads",
-        "1",
-        "--lfw",
-        str(_mini_lfw(lfw_dir, tmp_path / "lfw")),
-        "--eval-sizes",
-        "16",
-    ]
-    for override in overrides:
-        argv += ["--set", override]
-    train_main(argv)
+    train_main(
+        _lai_argv(out, cache_path, _mini_lfw(lfw_dir, tmp_path / "lfw"), ["train.steps=2"]) + ["--eval-sizes", "16"]
+    )
     table = (out / "lfw" / "lfw_generator_bicubic.md").read_text()
     assert "| LR 16px | 16 |" in table and "| HR |" in table
