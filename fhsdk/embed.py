@@ -28,6 +28,12 @@ from fhsdk.weights import PACKAGED_DIR, check_packaged
 # (train/procedures/distill.py): Pipeline embeds the faces it hallucinates with it, while galleries keep
 # the original's embeddings, so every gallery file stays valid.
 PACKAGED_RECOGNIZERS = {"adapted": PACKAGED_DIR / "recognizer_adapted.pt"}
+ORIGINAL = "original"  # names the recogniser's own (dlib's shipped) weights, like None
+
+
+def is_original(weights: str | Path | None) -> bool:
+    """Whether a `weights` argument means the recogniser's own weights (None or 'original')."""
+    return weights is None or str(weights) == ORIGINAL
 
 
 class Embedder:
@@ -41,11 +47,11 @@ class Embedder:
     ):
         """`weights`: a packaged fine-tune by name ('adapted') or a recogniser state dict fine-tuned during
         training (`python -m train.export_weights RUN --recognizer`) in place of dlib's shipped weights;
-        the name and fingerprint then say so."""
+        the name and fingerprint then say so. None or 'original': the shipped weights."""
         self.device = torch.device(device)
         self.network = create_model(recognizer, pretrained=True)
         self.name = recognizer
-        if weights is not None:
+        if not is_original(weights):
             path, self.name = _finetuned_path(weights, recognizer)
             _load_finetuned(self.network, path)
         self.network = self.network.to(self.device).eval()

@@ -23,7 +23,7 @@ from fhsdk.weights import PACKAGED_DIR, check_packaged
 # Hallucinators shipped inside the package, by name (docs/MODEL_CARD.md): `lai` is Lai et al.'s
 # identity-preserved model on bicubic downsampling (the LFW protocol); `default` is `lai` fine-tuned with
 # C-Face's loss, then on inputs made the way Pipeline makes them (area-shrunk frames, the detector's
-# landmark error, a bilinear warp); `surveillance` is `lai` fine-tuned on camera-like blur, noise and JPEG.
+# landmark error, a bilinear warp) of all CelebA training people; `surveillance` is `lai` fine-tuned on camera-like blur, noise and JPEG.
 PACKAGED = {name: PACKAGED_DIR / f"hallucinator_{name}.pt" for name in ("default", "lai", "surveillance")}
 PACKAGED_DEFAULT = PACKAGED["default"]
 

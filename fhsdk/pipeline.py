@@ -25,7 +25,7 @@ from fhsdk import threads as fhsdk_threads
 from fhsdk.align import align as align_faces
 from fhsdk.align import crop_transforms, region_side_px
 from fhsdk.detect import create_detector, detector_class, list_detectors
-from fhsdk.embed import create_recognizer
+from fhsdk.embed import create_recognizer, is_original
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import PACKAGED_DEFAULT, create_hallucinator, tensor_to_bgr_uint8
@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.92  # cosine at a 1% false accept rate on CelebA HR faces (tools/choose_threshold.py)
 MIN_LR_SIDE = 8
 # The faces Pipeline hallucinates are embedded by the original recogniser unless asked otherwise: the adapted
-# one ("adapted") ranks held-out people better, but its cosines to enrolled photos fall below the threshold
-# calibrated for the original (docs/RESULTS.md), so it is opt-in until a threshold is calibrated for it.
+# one ("adapted") ranks held-out people better and names more frames of the real clip, but it moves absolute
+# cosines (up on average, down on the demo's face, which it then no longer names at the 0.92 threshold;
+# docs/RESULTS.md), so it is opt-in until a threshold is calibrated for it.
 DEFAULT_LR_RECOGNIZER = None
 
 
@@ -459,7 +460,7 @@ def _default_or(spec: str, device: str, backend: str):
 
 def _lr_embedder(embedder, recognizer: str, weights, device: str, backend: str):
     """The recogniser for hallucinated faces: `embedder` itself for 'original' (None), else a copy with `weights`."""
-    if weights in (None, "original"):
+    if is_original(weights):
         return embedder
     return create_recognizer(recognizer, device=device, backend=backend, weights=weights)
 

@@ -35,9 +35,6 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._items
-
     def get(self, name: str) -> T:
         if name not in self._items:
             raise self.error(f"unknown {self.kind} '{name}': choose one of {', '.join(self.names())}{self.hint}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from fhsdk.cli.demo import parse_camera
 from fhsdk.demo import DEMO_CAMERA, astronaut_bgr, render_scene
+from fhsdk.embed import ORIGINAL, is_original
 from fhsdk.pipeline import DEFAULT_THRESHOLD, Pipeline
 
 
@@ -69,9 +70,9 @@ def main() -> None:
                 face, landmarks, face_px, args.frames, blur_sigma=blur, noise_std=noise, jpeg_quality=quality
             )
             paths = [("direct", "bicubic", 0, None)] + [
-                (h if lr == "original" else f"{h} + {lr}", h, 24, lr)
+                (h if is_original(lr) else f"{h} + {lr}", h, 24, lr)
                 for h in args.hallucinator or ["default"]
-                for lr in args.lr_recognizer or ["original"]
+                for lr in args.lr_recognizer or [ORIGINAL]
             ]
             for label, hallucinator, gate, lr in paths:
                 cosine, with_face, named = scene_scores(hallucinator, gate, scene, face, args.threshold, lr)

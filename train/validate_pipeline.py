@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fhsdk.align import region_side_px
+from fhsdk.embed import ORIGINAL, is_original
 from fhsdk.errors import ConfigError
 from fhsdk.eval.end_to_end import BATCH_FRAMES, make_pipeline, query_frame, query_landmarks
 from train.config import load_config
@@ -156,11 +157,11 @@ def main(argv=None) -> None:
     arms = [
         (spec, lr)
         for spec in args.hallucinator
-        for lr in (["original"] if spec == "none" else args.lr_recognizer or ["original"])
+        for lr in ([ORIGINAL] if spec == "none" else args.lr_recognizer or [ORIGINAL])
     ]
     for spec, lr in arms:
         none = spec == "none"
-        label = spec if lr == "original" else f"{spec} + {lr}"
+        label = spec if is_original(lr) else f"{spec} + {lr}"
         pipeline = make_pipeline(
             "bicubic" if none else spec,
             gate_px=0.0 if none else None,

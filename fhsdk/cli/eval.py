@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fhsdk.align import LR_SIDES
-from fhsdk.embed import create_recognizer
+from fhsdk.embed import create_recognizer, is_original
 from fhsdk.errors import InvalidInputError
 from fhsdk.eval.end_to_end import evaluate_lfw_pipeline, make_pipeline
 from fhsdk.eval.harness import EvalConfig, evaluate_lfw
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_pipeline_eval(args, config)
     embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.recognizer_weights)
     lr_embedder = None
-    if args.lr_recognizer not in (None, "original"):
+    if not is_original(args.lr_recognizer):
         lr_embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.lr_recognizer)
     suffix = "" if lr_embedder is None else f"_lr-{Path(args.lr_recognizer).stem}"
     results = {}
@@ -131,7 +131,7 @@ def _run_pipeline_eval(args: argparse.Namespace, config) -> int:
         result = evaluate_lfw_pipeline(config, pipe, args.detector)
         results[result.meta["hallucinator"]] = result
         name = f"pipeline_{Path(spec).stem}_{args.detector}" + ("_flip" if args.flip else "")
-        name += "" if lr_recognizer in (None, "original") else f"_lr-{Path(lr_recognizer).stem}"
+        name += "" if is_original(lr_recognizer) else f"_lr-{Path(lr_recognizer).stem}"
         title = f"pipeline protocol: {result.meta['hallucinator']}, detector {args.detector}"
         _report(result, args.out, name, title + (", flip" if args.flip else ""))
     if len(results) > 1:

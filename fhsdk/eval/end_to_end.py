@@ -75,7 +75,7 @@ def make_pipeline(
     """The pipeline this protocol measures: as a user builds it (gate_px, lr_recognizer None: Pipeline's
     defaults), with the smallest detectable face and no tracking (every query is a separate still)."""
     gate = {} if gate_px is None else {"gate_px": gate_px}
-    adapted = {} if lr_recognizer is None else {"lr_recognizer": lr_recognizer}
+    lr = {} if lr_recognizer is None else {"lr_recognizer": lr_recognizer}
     return Pipeline(
         backend=backend,
         device=device,
@@ -85,7 +85,7 @@ def make_pipeline(
         track=False,
         flip=flip,
         **gate,
-        **adapted,
+        **lr,
     )
 
 
