@@ -50,10 +50,7 @@ class Embedder:
         the name and fingerprint then say so. None or 'original': the shipped weights."""
         self.device = torch.device(device)
         self.network = create_model(recognizer, pretrained=True)
-        self.name = recognizer
-        if not is_original(weights):
-            path, self.name = _finetuned_path(weights, recognizer)
-            _load_finetuned(self.network, path)
+        self.name = load_recognizer_weights(self.network, weights, recognizer)
         self.network = self.network.to(self.device).eval()
         # What the network says of itself: its chip side, normalisation and embedding size.
         self.input_side = int(self.network.input_size)
@@ -110,6 +107,16 @@ def _fingerprint(network: torch.nn.Module, name: str) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def load_recognizer_weights(network: torch.nn.Module, weights: str | Path | None, recognizer: str) -> str:
+    """Load a packaged fine-tune ('adapted') or an exported state dict into `network`, a `recognizer`
+    built with its shipped weights; None or 'original' keeps those. Returns the name that says which."""
+    if is_original(weights):
+        return recognizer
+    path, name = _finetuned_path(weights, recognizer)
+    _load_finetuned(network, path)
+    return name
 
 
 def _finetuned_path(weights: str | Path, recognizer: str) -> tuple[Path, str]:

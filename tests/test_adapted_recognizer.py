@@ -67,3 +67,13 @@ def test_a_modified_file_is_refused(monkeypatch, tmp_path):
     with pytest.raises(fhsdk.WeightsError, match="SHA-256"):
         Embedder(weights="adapted")
     assert np.isfinite(Embedder(weights=ADAPTED)(np.zeros((1, 150, 150, 3), np.uint8))).all()  # the file itself
+
+
+def test_training_can_use_it_as_the_identity_losses_recognizer(original, adapted):
+    # C-Face's last stage: `recognizer.weights: adapted` trains a hallucinator through the adapted recogniser.
+    from train.recognizer import build_recognizer
+
+    backbone = build_recognizer({"name": "dlib_resnet_v1", "weights": "adapted"}).backbone
+    trained_through = backbone.state_dict()
+    assert all(torch.equal(trained_through[k], v) for k, v in adapted.network.state_dict().items())
+    assert not torch.equal(trained_through["fc.weight"], original.network.state_dict()["fc.weight"])

@@ -102,6 +102,8 @@ def build_recognizer(cfg: dict) -> Recognizer:
     """Recogniser from a config's `recognizer:` section.
 
     name: dlib_resnet_v1 (pretrained from the face-recognition-models package) or small_cnn.
+    weights: a packaged fine-tune of it ('adapted') or an exported state dict, loaded over the pretrained
+        weights (C-Face's last stage: the hallucinator trained through the adapted recogniser).
     feature_layers: submodule names whose outputs feed the perceptual loss.
     """
     cfg = dict(cfg)
@@ -110,11 +112,14 @@ def build_recognizer(cfg: dict) -> Recognizer:
     if name == "small_cnn":
         size = cfg.pop("input_size", 48)
         return Recognizer(SmallRecognizer(**cfg), size, _normalize_half, layers)
+    from fhsdk.embed import load_recognizer_weights
     from fhsdk.models import create_model
 
     pretrained = cfg.pop("pretrained", True)
     size = cfg.pop("input_size", None)
+    weights = cfg.pop("weights", None)
     backbone = create_model(name, pretrained=pretrained, **cfg)
+    load_recognizer_weights(backbone, weights, name)
     size = size or getattr(backbone, "input_size", 150)
     normalize_rgb = getattr(backbone, "normalize_rgb", None)
     if normalize_rgb is None:

@@ -136,7 +136,7 @@ def check_config(cfg: dict, procedure: type) -> dict:
             "recognizer.",
             recognizer,
             SmallRecognizer if name == "small_cnn" else model_constructor(name),
-            extra=("name", "feature_layers", "input_size"),
+            extra=("name", "feature_layers", "input_size", "weights"),
         )
     if "discriminator" in cfg:
         _check_arguments(
