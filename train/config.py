@@ -24,6 +24,7 @@ from fhsdk.errors import ConfigError
 from train.schema import check_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+JITTER_DIR = CONFIG_DIR / "jitter"  # detectors' measured landmark errors, as degradation.jitter tables
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -88,8 +89,23 @@ def load_config(path: str | Path, preset: str | None = None, overrides: Sequence
         set_path(cfg, *parse_override(text))
     if cfg["method"] not in PROCEDURES:
         raise ConfigError(f"unknown method '{cfg['method']}' in {path}: choose one of {', '.join(PROCEDURES)}")
+    _read_jitter_table(cfg)
     cfg["config_file"] = str(path)
     return check_config(cfg, PROCEDURES[cfg["method"]])
+
+
+def _read_jitter_table(cfg: dict) -> None:
+    """`degradation.jitter: NAME` -> the table in configs/jitter/NAME.yaml: a detector's measured error is
+    one fact, read by every config that trains on it; the resolved config records the table itself."""
+    degradation = cfg.get("degradation")
+    if not isinstance(degradation, dict) or not isinstance(degradation.get("jitter"), str):
+        return
+    path = JITTER_DIR / f"{degradation['jitter']}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in JITTER_DIR.glob("*.yaml")))
+        raise ConfigError(f"degradation.jitter: no table '{degradation['jitter']}': name one of {names} or give the rows")
+    with open(path) as handle:
+        degradation["jitter"] = yaml.safe_load(handle)
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:
