@@ -103,7 +103,9 @@ def _read_jitter_table(cfg: dict) -> None:
     path = JITTER_DIR / f"{degradation['jitter']}.yaml"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in JITTER_DIR.glob("*.yaml")))
-        raise ConfigError(f"degradation.jitter: no table '{degradation['jitter']}': name one of {names} or give the rows")
+        raise ConfigError(
+            f"degradation.jitter: no table '{degradation['jitter']}': name one of {names} or give the rows"
+        )
     with open(path) as handle:
         degradation["jitter"] = yaml.safe_load(handle)
 
