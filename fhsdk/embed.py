@@ -123,9 +123,7 @@ def _finetuned_path(weights: str | Path, recognizer: str) -> tuple[Path, str]:
     """(weight file, the recogniser's name) for a packaged fine-tune's name or a state dict's path."""
     if str(weights) in PACKAGED_RECOGNIZERS:
         path = PACKAGED_RECOGNIZERS[str(weights)]
-        if not path.is_file():
-            raise WeightsError(f"no '{weights}' recogniser is packaged in this install: pass a .pt path or None")
-        check_packaged(path, "recogniser")
+        check_packaged(path, "recogniser", str(weights), "pass a .pt path or None")
         return path, f"{recognizer} {weights}"
     return Path(weights), f"{recognizer} fine-tuned ({Path(weights).name})"
 

@@ -131,12 +131,7 @@ def _load_hallucinator(spec: str, device: str | torch.device):
         return BicubicHallucinator()
     if spec in PACKAGED:
         packaged = PACKAGED[spec]
-        if not packaged.is_file():
-            raise WeightsError(
-                f"no '{spec}' hallucinator is packaged in this install: pass hallucinator='bicubic' "
-                "or the path to a trained .pt file"
-            )
-        check_packaged(packaged, "hallucinator")
+        check_packaged(packaged, "hallucinator", spec, "pass hallucinator='bicubic' or the path to a trained .pt file")
         return NetworkHallucinator.from_file(packaged, device=device)
     if spec.endswith(".pt") or Path(spec).exists():
         return NetworkHallucinator.from_file(spec, device=device)

@@ -55,8 +55,11 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def check_packaged(path: Path, what: str) -> None:
-    """A packaged weight file must be the file we shipped: its SHA-256 is recorded beside it."""
+def check_packaged(path: Path, what: str, name: str | None = None, instead: str = "reinstall fhsdk") -> None:
+    """A packaged weight file must be present and be the file we shipped (its SHA-256 is recorded beside it).
+    A missing one is refused as "no '{name}' {what} is packaged in this install: {instead}"."""
+    if not path.is_file():
+        raise WeightsError(f"no '{name or path.stem}' {what} is packaged in this install: {instead}")
     expected_file = path.with_name(path.name + ".sha256")
     expected = expected_file.read_text().split()[0] if expected_file.is_file() else None
     if expected is None or sha256_file(path) != expected:

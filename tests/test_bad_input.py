@@ -180,6 +180,12 @@ def test_packaged_model_is_checked_against_its_recorded_hash(tmp_path):
     check_packaged(packaged, "hallucinator")  # the shipped file passes
 
 
+def test_an_install_without_a_packaged_hallucinator_says_what_to_pass(monkeypatch, tmp_path):
+    monkeypatch.setitem(fhsdk.hallucinate.PACKAGED, "default", tmp_path / "absent.pt")
+    with pytest.raises(WeightsError, match="no 'default' hallucinator is packaged.*bicubic"):
+        create_hallucinator("default")
+
+
 def test_training_checkpoint_with_code_is_refused(tmp_path):
     from train.checkpoint_io import load_checkpoint
 
