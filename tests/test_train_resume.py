@@ -85,3 +85,33 @@ def test_resume_refuses_a_different_config(cache_path, tmp_path):
     assert train(longer, tmp_path / "run", seed=0, progress=False, resume=True)["step"] == 4
     with pytest.raises(ConfigError, match="--resume"):
         train(cfg, tmp_path / "fresh", seed=0, progress=False, resume=True)
+
+
+def test_kept_checkpoints_average_into_one_export(cache_path, tmp_path):
+    from train.export_weights import export_recognizer, export_run
+    from train.runner import load_checkpoint
+
+    cfg = tiny_config("distill", cache_path, steps=6, extra=["train.checkpoint_every=1", "train.keep_every=3"])
+    train(cfg, tmp_path / "run", seed=0, progress=False)
+    folder = tmp_path / "run" / "checkpoints"
+    # the rolling two (5, 6) and every third step's (3, 6)
+    assert sorted(p.name for p in folder.glob("step_*.pt")) == [f"step_{s:07d}.pt" for s in (3, 5, 6)]
+    three, six = folder / "step_0000003.pt", folder / "step_0000006.pt"
+    mean = torch.load(export_recognizer(tmp_path / "run", [three, six], tmp_path / "mean.pt"), weights_only=True)
+    ends = [
+        torch.load(export_recognizer(tmp_path / "run", c, tmp_path / f"{c.stem}.pt"), weights_only=True)
+        for c in (three, six)
+    ]
+    assert any(not torch.equal(ends[0][k], ends[1][k]) for k in mean)  # the student moved between them
+    for k, v in mean.items():  # floating-point tensors averaged; integer buffers (BN's counters) kept
+        assert (
+            torch.allclose(v, (ends[0][k] + ends[1][k]) / 2, atol=1e-7)
+            if v.is_floating_point()
+            else v.dtype == ends[0][k].dtype
+        )
+    export_run(tmp_path / "run", [three, six], tmp_path / "generator.pt")  # a generator averages the same way
+    other = tiny_config("lai", cache_path, steps=1)
+    train(other, tmp_path / "other", seed=0, progress=False)
+    with pytest.raises(ConfigError, match="one run"):
+        export_recognizer(tmp_path / "run", [three, tmp_path / "other" / "checkpoints" / "last.pt"])
+    assert load_checkpoint(six)["step"] == 6

@@ -110,6 +110,18 @@ def _read_jitter_table(cfg: dict) -> None:
         degradation["jitter"] = yaml.safe_load(handle)
 
 
+def same_run(a: dict, b: dict) -> bool:
+    """Configs describe the same run, ignoring the step budget, the thread count, which checkpoints are kept and
+    the config file's path."""
+
+    def strip(c: dict) -> dict:
+        c = {k: v for k, v in copy.deepcopy(c).items() if k != "config_file"}
+        c["train"] = {k: v for k, v in c["train"].items() if k not in ("steps", "threads", "keep_every")}
+        return c
+
+    return strip(a) == strip(b)
+
+
 def dump_config(cfg: dict, path: str | Path) -> None:
     with open(path, "w") as handle:
         yaml.safe_dump(cfg, handle, sort_keys=False)

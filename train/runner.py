@@ -28,7 +28,7 @@ from tqdm import tqdm
 from fhsdk.errors import ConfigError
 from fhsdk.files import atomic_path
 from train.checkpoint_io import atomic_save, load_checkpoint
-from train.config import dump_config
+from train.config import dump_config, same_run
 from train.data import EpochBatchSampler, FaceCropDataset, build_cache, config_cache_path, split_cache
 from train.export_weights import save_hallucinator
 from train.procedures import PROCEDURES, Procedure
@@ -111,25 +111,15 @@ def save_checkpoint(procedure: Procedure, cfg: dict, step: int, out_dir: Path) -
     atomic_save({"step": step, "procedure": procedure.state_dict(), "rng": rng_states(), "config": cfg}, path)
     with atomic_path(folder / "last.pt") as tmp:  # never a half-written last.pt
         shutil.copyfile(path, tmp)
-    keep = cfg["train"]["keep_checkpoints"]
+    keep, every = cfg["train"]["keep_checkpoints"], cfg["train"].get("keep_every")
     for old in sorted(folder.glob("step_*.pt"))[:-keep]:
-        old.unlink()
+        if not (every and int(old.stem.split("_")[1]) % every == 0):
+            old.unlink()
     save_hallucinator(cfg, procedure.generator.state_dict(), step, out_dir / "generator.pt")
     # A fine-tuned recogniser is a training aid: exported for deployment only when the config says so.
     if cfg["deploy"]["recognizer"] == "finetuned" and "recognizer" in procedure.networks:
         atomic_save(procedure.networks["recognizer"].backbone.state_dict(), out_dir / "recognizer_finetuned.pt")
     return path
-
-
-def _same_run(a: dict, b: dict) -> bool:
-    """Configs describe the same run, ignoring the step budget, the thread count and the config file's path."""
-
-    def strip(c: dict) -> dict:
-        c = {k: v for k, v in copy.deepcopy(c).items() if k != "config_file"}
-        c["train"] = {k: v for k, v in c["train"].items() if k not in ("steps", "threads")}
-        return c
-
-    return strip(a) == strip(b)
 
 
 def train(
@@ -156,7 +146,7 @@ def train(
         if not checkpoint_path.is_file():
             raise ConfigError(f"--resume: no checkpoint at {checkpoint_path}; start the run without --resume")
         checkpoint = load_checkpoint(checkpoint_path)
-        if not _same_run(checkpoint["config"], cfg):
+        if not same_run(checkpoint["config"], cfg):
             raise ConfigError(
                 f"--resume: the config differs from the one {out_dir} was trained with (only train.steps may "
                 "change); resume with its config.yaml, or start a new run folder"

@@ -52,6 +52,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "steps": REQUIRED,
         "checkpoint_every": 1000,
         "keep_checkpoints": 2,
+        "keep_every": None,  # also keep the checkpoints of every N-th step (for averaging weights along the run)
         "threads": None,
         "init_generator": None,
     },
