@@ -42,8 +42,8 @@ DEFAULT_THRESHOLD = 0.92  # cosine at a 1% false accept rate on CelebA HR faces 
 MIN_LR_SIDE = 8
 # The faces Pipeline hallucinates are embedded by the original recogniser unless asked otherwise: the adapted
 # one ("adapted") ranks held-out people better and names more frames of the real clip, but it moves absolute
-# cosines (up on average, down on the demo's face, which it then no longer names at the 0.92 threshold;
-# docs/RESULTS.md), so it is opt-in until a threshold is calibrated for it.
+# cosines (up on average, down on the demo's 16 px face, which it then names in 5 of 40 frames instead of 39
+# at the 0.92 threshold; docs/RESULTS.md), so it is opt-in until a threshold is calibrated for it.
 DEFAULT_LR_RECOGNIZER = None
 
 
