@@ -67,7 +67,9 @@ def _mean_state(states: list[dict]) -> dict:
     }
 
 
-def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None) -> Path:
+def export_run(
+    run_dir: str | Path, checkpoint: str | Path | Sequence[str | Path] | None = None, out: str | Path | None = None
+) -> Path:
     run_dir = Path(run_dir)
     _, state = _run_checkpoint(run_dir, checkpoint)
     return save_hallucinator(
@@ -76,7 +78,10 @@ def export_run(run_dir: str | Path, checkpoint: str | Path | None = None, out: s
 
 
 def export_recognizer(
-    run_dir: str | Path, checkpoint: str | Path | None = None, out: str | Path | None = None, float16: bool = False
+    run_dir: str | Path,
+    checkpoint: str | Path | Sequence[str | Path] | None = None,
+    out: str | Path | None = None,
+    float16: bool = False,
 ) -> Path:
     """The run's recogniser backbone as a state dict: fine-tuned by domain-integrated SICNN, C-Face's
     stages 3-4, FH-GAN and the distillation; a frozen-recogniser run gives back the shipped weights.
