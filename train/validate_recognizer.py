@@ -81,8 +81,9 @@ def validate(
             "rank1_std": spread,
             "identity_cosine": float(np.einsum("nd,nd->n", embeddings, gallery).mean()),
             "tar_at_far_1%": verification_rate(scores, same, 1e-2),
-            # Where Pipeline's threshold puts this query kind: the share of strangers it would name.
-            "far_at_default_threshold": float((scores[~same] > DEFAULT_THRESHOLD).mean()),
+            # Where Pipeline's threshold puts this query kind: the share of strangers it would name (Gallery.match
+            # names at similarity >= threshold).
+            "far_at_default_threshold": float((scores[~same] >= DEFAULT_THRESHOLD).mean()),
         }
 
     rows.append(row("HR", None, "original", gallery))

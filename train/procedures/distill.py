@@ -89,8 +89,9 @@ class RecognizerDistillProcedure(Procedure):
         distill = gap.mean()
         if cfg["center"]:
             # Every face's embedding shares one large component (strangers' cosines reach 0.92 at a 1% false
-            # accept rate: pipeline.DEFAULT_THRESHOLD), so 1 - cos barely sees the identity-carrying rest; the same losses on features with the
-            # batch's mean teacher feature removed do. Matching is unchanged by that shared component.
+            # accept rate: pipeline.DEFAULT_THRESHOLD), so 1 - cos barely sees the identity-carrying rest; the
+            # same losses on features with the batch's mean teacher feature removed do. Matching is unchanged
+            # by that shared component.
             mean = target.mean(dim=0, keepdim=True)
             student, target = student - mean, target - mean
             distill = distill + (1 - F.cosine_similarity(student, target, dim=1)).mean()
