@@ -9,6 +9,12 @@ idle and loaded back to back in one run, so the ratio idle/loaded compares like 
 pipelines in one process (one per camera, each stepping in its own Python thread) are measured the
 same way, at each thread setting.
 
+First one pure-Python spinning thread is measured the same way: the slowdown that any single-threaded
+work at the same priority meets under this burner (on 2 cores the scheduler gives it about 2/3 of a core,
+so about 1.5x), the floor for a pipeline at 1 thread. Every row also reports the CPU seconds per second the
+work got and the CPU milliseconds per frame, idle and loaded: equal milliseconds per frame mean the slowdown
+is the scheduler's sharing of the cores, not contention for caches or memory.
+
 Thread settings: 1, the physical cores, and the cores minus the current load (the three usual
 answers); `--threads` picks others.
 
@@ -67,8 +73,9 @@ class Burner:
             process.wait()
 
 
-def fps(pipes, frame, seconds: float) -> float:
-    """Frames per second summed over `pipes`, each processing `frame` in its own thread for `seconds`."""
+def fps(pipes, frame, seconds: float) -> tuple[float, float]:
+    """(frames per second summed over `pipes`, CPU seconds per second the process used), each pipe
+    processing `frame` in its own thread for `seconds`. The process's CPU time counts every pool's threads."""
     counts = [0] * len(pipes)
     end = time.perf_counter() + seconds
 
@@ -77,24 +84,47 @@ def fps(pipes, frame, seconds: float) -> float:
             pipes[i].process(frame)
             counts[i] += 1
 
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(len(pipes))]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    return sum(counts) / (time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    return sum(counts) / wall, (time.process_time() - started_cpu) / wall
 
 
-def measure(pipes, frame, seconds: float, rounds: int, burners: int, same_session: bool) -> dict:
-    """Median fps over `rounds` alternating idle and loaded spells (the host's other load drifts)."""
+def spin(seconds: float) -> tuple[float, float]:
+    """(loop turns per second, CPU seconds per second) of one pure-Python thread: the slowdown that any
+    single-threaded work at the same priority meets under the burner, whatever it computes."""
+    turns, end = 0, time.perf_counter() + seconds
+    started, started_cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() < end:
+        turns += 1
+    wall = time.perf_counter() - started
+    return turns / wall, (time.process_time() - started_cpu) / wall
+
+
+def measure(work, seconds: float, rounds: int, burners: int, same_session: bool) -> dict:
+    """Medians over `rounds` alternating idle and loaded spells (the host's other load drifts) of
+    `work(seconds)` -> (rate, CPU seconds per second)."""
     idle, loaded = [], []
     for _ in range(rounds):
-        idle.append(fps(pipes, frame, seconds / rounds))
+        idle.append(work(seconds / rounds))
         with Burner(burners, seconds / rounds + 5, same_session):
-            loaded.append(fps(pipes, frame, seconds / rounds))
-    idle, loaded = statistics.median(idle), statistics.median(loaded)
-    return {"fps_idle": round(idle, 2), "fps_loaded": round(loaded, 2), "slowdown": round(idle / loaded, 2)}
+            loaded.append(work(seconds / rounds))
+    rate_idle, rate_loaded = (statistics.median(rate for rate, _ in spells) for spells in (idle, loaded))
+    share_idle, share_loaded = (statistics.median(share for _, share in spells) for spells in (idle, loaded))
+    return {
+        "rate_idle": round(rate_idle, 2),
+        "rate_loaded": round(rate_loaded, 2),
+        "slowdown": round(rate_idle / rate_loaded, 2),
+        # the CPU the work got: a slowdown that these explain is the scheduler's sharing, not contention
+        "cpu_share_idle": round(share_idle, 3),
+        "cpu_share_loaded": round(share_loaded, 3),
+        "cpu_ms_per_unit_idle": round(1000 * share_idle / rate_idle, 3),
+        "cpu_ms_per_unit_loaded": round(1000 * share_loaded / rate_loaded, 3),
+    }
 
 
 def physical_cores() -> int:
@@ -160,15 +190,19 @@ def main() -> None:
     pipes = [fhsdk.Pipeline(min_face_size=12, threads=settings[0]) for _ in range(2)]
     faces = pipes[0].process(frame).faces
     report["faces"] = [{"size_px": f.size_px, "hallucinated": f.hallucinated} for f in faces]
+    report["one_spinning_thread"] = measure(spin, args.seconds, args.rounds, burners, args.burner_same_session)
+    print("one spinning thread (the floor):", json.dumps(report["one_spinning_thread"]), flush=True)
     for threads in settings:
         fhsdk.threads.apply(threads)  # process-wide, as Pipeline(threads=...) does
         fps(pipes[:1], frame, 1.0)  # warm-up at this setting
-        report["one_pipeline"][threads] = measure(
-            pipes[:1], frame, args.seconds, args.rounds, burners, args.burner_same_session
-        )
-        report["two_pipelines"][threads] = measure(
-            pipes, frame, args.seconds, args.rounds, burners, args.burner_same_session
-        )
+        for key, group in (("one_pipeline", pipes[:1]), ("two_pipelines", pipes)):
+            report[key][threads] = measure(
+                lambda seconds, group=group: fps(group, frame, seconds),
+                args.seconds,
+                args.rounds,
+                burners,
+                args.burner_same_session,
+            )
         print(
             threads,
             "threads:",
