@@ -28,7 +28,9 @@ from fhsdk.weights import PACKAGED_DIR, check_packaged
 # (train/procedures/distill.py): Pipeline embeds the faces it hallucinates with it, while galleries keep
 # the original's embeddings, so every gallery file stays valid.
 PACKAGED_RECOGNIZERS = {"adapted": PACKAGED_DIR / "recognizer_adapted.pt"}
+DEFAULT_RECOGNIZER = "dlib_resnet_v1"
 ORIGINAL = "original"  # names the recogniser's own (dlib's shipped) weights, like None
+ENSEMBLE_SEPARATOR = "+"  # 'original+adapted': each face embedded by both, the mean direction kept (EmbedderEnsemble)
 
 
 def is_original(weights: str | Path | None) -> bool:
@@ -39,7 +41,7 @@ def is_original(weights: str | Path | None) -> bool:
 class Embedder:
     def __init__(
         self,
-        recognizer: str = "dlib_resnet_v1",
+        recognizer: str = DEFAULT_RECOGNIZER,
         device: str | torch.device = "cpu",
         batch_size: int = 64,
         backend: str = "torch",
@@ -144,8 +146,58 @@ def _load_finetuned(network: torch.nn.Module, path: Path) -> None:
         ) from error
 
 
+class EmbedderEnsemble:
+    """Several recognisers with one embedding space (fine-tunes distilled from the same original) as one:
+    a face's embedding is the mean direction of theirs. Each alone moves some faces' cosines the wrong way;
+    their mean keeps what they agree on (docs/RESULTS.md)."""
+
+    def __init__(self, members: list[Embedder]):
+        if len({(m.dim, m.input_side) for m in members}) != 1:
+            raise WeightsError("recognisers in an ensemble must share their embedding size and input side")
+        self.members = members
+        self.name = " + ".join(m.name for m in members)
+        self.dim, self.input_side = members[0].dim, members[0].input_side
+
+    def embed_tensor(self, rgb: torch.Tensor) -> np.ndarray:
+        return mean_direction(*(m.embed_tensor(rgb) for m in self.members))
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        return mean_direction(*(m(crops) for m in self.members))
+
+
+def mean_direction(*embeddings: np.ndarray) -> np.ndarray:
+    """The unit vector along the mean of several sets of unit embeddings (row-wise)."""
+    mean = np.sum(embeddings, axis=0)
+    return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
+
+
+def create_lr_recognizer(
+    embedder: Embedder, recognizer: str, weights: str | Path | None, *, device: str = "cpu", backend: str = "torch"
+) -> Embedder | EmbedderEnsemble:
+    """The recogniser for hallucinated faces: `embedder` (the `recognizer` network) itself for 'original'
+    (None); a copy of that network with other `weights` ('adapted' or a state dict's path); for 'A+B'
+    (e.g. 'original+adapted') the EmbedderEnsemble of those, sharing `embedder` for 'original'."""
+    if is_original(weights):
+        return embedder
+    if Path(weights).is_file() or ENSEMBLE_SEPARATOR not in str(weights):
+        return create_recognizer(recognizer, device=device, backend=backend, weights=weights)
+    parts = str(weights).split(ENSEMBLE_SEPARATOR)
+    if len(set(parts)) != len(parts) or not all(parts):
+        raise WeightsError(
+            f"lr recogniser '{weights}' names a member twice or an empty one: use e.g. 'original+adapted'"
+        )
+    return EmbedderEnsemble(
+        [
+            embedder
+            if is_original(part)
+            else create_recognizer(recognizer, device=device, backend=backend, weights=part)
+            for part in parts
+        ]
+    )
+
+
 def create_recognizer(
-    name: str = "dlib_resnet_v1", *, device: str = "cpu", backend: str = "torch", weights: str | Path | None = None
+    name: str = DEFAULT_RECOGNIZER, *, device: str = "cpu", backend: str = "torch", weights: str | Path | None = None
 ) -> Embedder:
     """The recogniser stage, built like the others (fhsdk.stages): by name, device and backend."""
     return Embedder(name, device=device, backend=backend, weights=weights)

@@ -25,7 +25,7 @@ from fhsdk import threads as fhsdk_threads
 from fhsdk.align import align as align_faces
 from fhsdk.align import crop_transforms, region_side_px
 from fhsdk.detect import create_detector, detector_class, list_detectors
-from fhsdk.embed import create_recognizer, is_original
+from fhsdk.embed import DEFAULT_RECOGNIZER, create_lr_recognizer, create_recognizer, mean_direction
 from fhsdk.errors import BackendUnavailableError, ConfigError, ImageReadError, InvalidInputError, NoFaceError
 from fhsdk.gallery import Gallery
 from fhsdk.hallucinate import PACKAGED_DEFAULT, create_hallucinator, tensor_to_bgr_uint8
@@ -54,7 +54,7 @@ class Pipeline:
         device: str = "cpu",
         detector: str = "mtcnn",
         hallucinator: str = "default",
-        recognizer: str = "dlib_resnet_v1",
+        recognizer: str = DEFAULT_RECOGNIZER,
         # the recogniser's weights for the faces it hallucinates: 'adapted' (packaged, fhsdk.embed), a
         # fine-tuned state dict's path, or 'original' (None) for its own; galleries always use its own
         lr_recognizer: str | Path | None = DEFAULT_LR_RECOGNIZER,
@@ -86,7 +86,9 @@ class Pipeline:
         self.detector = create_detector(detector, device=device, backend=backend, min_face_size=min_face_size)
         self.hallucinator = _default_or(hallucinator, device, backend)
         self.embedder = create_recognizer(recognizer, device=device, backend=backend)
-        self.lr_embedder = _lr_embedder(self.embedder, recognizer, lr_recognizer, device, backend)
+        self.lr_embedder = create_lr_recognizer(
+            self.embedder, recognizer, lr_recognizer, device=device, backend=backend
+        )
         self.gate_px = float(gate_px)
         self.threshold = float(threshold)
         self.batch_frames = int(batch_frames)
@@ -391,7 +393,7 @@ class Pipeline:
                 embeddings[rows] = self.lr_embedder.embed_tensor(restored)
                 if self.flip:
                     mirrored = self.lr_embedder.embed_tensor(restored.flip(-1))
-                    embeddings[rows] = _mean_direction(embeddings[rows], mirrored)
+                    embeddings[rows] = mean_direction(embeddings[rows], mirrored)
             for r in rows:
                 all_faces[r].hallucinated = True
             if keep_restored:  # one copy to the host, for the insets
@@ -419,17 +421,11 @@ class Pipeline:
             mirror = np.array([[-1.0, 0.0, side - 1.0], [0.0, 1.0, 0.0]])  # chip x -> side - 1 - x
             mirrored = np.einsum("ij,njk->nik", mirror[:, :2], to_chip)
             mirrored[:, :, 2] += mirror[:, 2]
-            embeddings = _mean_direction(
+            embeddings = mean_direction(
                 embeddings,
                 self.embedder.embed_preprocessed(self.embedder.preprocess_frame(frame, np.ascontiguousarray(mirrored))),
             )
         return embeddings
-
-
-def _mean_direction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The unit vector halfway between two sets of unit embeddings (row-wise)."""
-    mean = a + b
-    return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _check_settings(device, gate_px, threshold, min_face_size, batch_frames, detector) -> None:
@@ -456,13 +452,6 @@ def _default_or(spec: str, device: str, backend: str):
         log.warning("no default hallucinator is packaged in this install; using bicubic")
         spec = "bicubic"
     return create_hallucinator(spec, device=device, backend=backend)
-
-
-def _lr_embedder(embedder, recognizer: str, weights, device: str, backend: str):
-    """The recogniser for hallucinated faces: `embedder` itself for 'original' (None), else a copy with `weights`."""
-    if is_original(weights):
-        return embedder
-    return create_recognizer(recognizer, device=device, backend=backend, weights=weights)
 
 
 def _read_image(image) -> np.ndarray:

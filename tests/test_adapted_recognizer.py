@@ -77,3 +77,27 @@ def test_training_can_use_it_as_the_identity_losses_recognizer(original, adapted
     trained_through = backbone.state_dict()
     assert all(torch.equal(trained_through[k], v) for k, v in adapted.network.state_dict().items())
     assert not torch.equal(trained_through["fc.weight"], original.network.state_dict()["fc.weight"])
+
+
+def test_an_ensemble_embeds_with_both_and_keeps_their_mean_direction(original, adapted):
+    from fhsdk.demo import astronaut_bgr
+
+    pipe = fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="original+adapted")
+    ensemble = pipe.lr_embedder
+    assert ensemble.members[0] is pipe.embedder  # 'original' is the pipeline's own recogniser, not a copy
+    assert ensemble.name == "dlib_resnet_v1 + dlib_resnet_v1 adapted"
+    face = pipe.detect(astronaut_bgr())[0]
+    crops = pipe.align(astronaut_bgr(), [face], size=150)
+    a, b, both = original(crops), adapted(crops), ensemble(crops)
+    expected = (a + b) / np.linalg.norm(a + b)
+    np.testing.assert_allclose(both, expected, atol=1e-5)
+    assert np.linalg.norm(both) == pytest.approx(1.0, abs=1e-5)
+    assert float(a[0] @ b[0]) < 0.999  # the two do differ on this face, so the mean is not either one
+    rgb = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32))
+    np.testing.assert_allclose(ensemble.embed_tensor(rgb), both, atol=1e-4)  # Pipeline's path: on tensors
+
+
+@pytest.mark.parametrize("spec", ["adapted+adapted", "original+", "+adapted"])
+def test_an_ensemble_that_names_a_member_twice_or_none_is_refused(spec):
+    with pytest.raises(fhsdk.WeightsError, match="names a member twice or an empty one"):
+        fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer=spec)

@@ -4,9 +4,10 @@
 
 Galleries are what deployment keeps: one HR face per person, embedded by the original recogniser. Queries
 are the person's other faces, shrunk bicubically to side s (as `fhsdk.degrade`), restored by the
-hallucinator the run adapted to, and embedded once by the original recogniser (frozen) and once by the
-run's recogniser (`RUN/recognizer_finetuned.pt`); HR queries too, to check the adapted recogniser keeps
-HR faces where they were. Rank-1 as in `fhsdk.eval.metrics.rank1_identification` (a random gallery face
+hallucinator the run adapted to, and embedded once by the original recogniser (frozen), once by the
+run's recogniser (`RUN/recognizer_finetuned.pt`) and by their ensemble (the mean direction of the two
+embeddings, Pipeline's `lr_recognizer="original+adapted"`); HR queries too, to check the adapted
+recogniser keeps HR faces where they were. Rank-1 as in `fhsdk.eval.metrics.rank1_identification` (a random gallery face
 per person and run, 10 runs); id cosine: mean cosine of the query's embedding with its own HR face's
 original embedding. Verification over every query/gallery pair of different faces: TAR at FAR 1%, and the
 FAR that Pipeline's default threshold gives each kind of query (an adapted recogniser moves absolute cosines).
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fhsdk.degrade import degrade
-from fhsdk.embed import Embedder
+from fhsdk.embed import Embedder, mean_direction
 from fhsdk.errors import ConfigError
 from fhsdk.eval.harness import embed_all, restore_all
 from fhsdk.eval.metrics import rank1_identification, verification_rate
@@ -86,12 +87,20 @@ def validate(
             "far_at_default_threshold": float((scores[~same] >= DEFAULT_THRESHOLD).mean()),
         }
 
-    rows.append(row("HR", None, "original", gallery))
-    rows.append(row("HR", None, "adapted", embed_all(adapted, faces, "embed HR (adapted)")))
+    def rows_for(query: str, side, by_original: np.ndarray, by_adapted: np.ndarray) -> list[dict]:
+        # and their ensemble (Pipeline's lr_recognizer='original+adapted'): the mean direction of the two
+        both = mean_direction(by_original, by_adapted)
+        return [
+            row(query, side, "original", by_original),
+            row(query, side, "adapted", by_adapted),
+            row(query, side, "original+adapted", both),
+        ]
+
+    rows += rows_for("HR", None, gallery, embed_all(adapted, faces, "embed HR (adapted)"))
     for side in sizes:
         restored = restore_all(hallucinator, degrade(faces, side, "bicubic", seed=side), f"hallucinate {side}px")
-        rows.append(row(f"{hallucinator.name} {side}px", side, "original", embed_all(original, restored, "embed")))
-        rows.append(row(f"{hallucinator.name} {side}px", side, "adapted", embed_all(adapted, restored, "embed")))
+        by_original, by_adapted = embed_all(original, restored, "embed"), embed_all(adapted, restored, "embed")
+        rows += rows_for(f"{hallucinator.name} {side}px", side, by_original, by_adapted)
     for r in rows:
         r.update(people=int(labels.max() + 1), faces=len(labels), weights=str(weights))
     return rows

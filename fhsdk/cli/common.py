@@ -28,7 +28,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lr-recognizer",
         default=None,
-        help="the recogniser's weights for hallucinated faces: 'adapted', 'original' or a .pt state dict "
+        help="the recogniser's weights for hallucinated faces: 'adapted', 'original', a .pt state dict or "
+        "several joined by '+' ('original+adapted': the mean of their embeddings) "
         "(default: the Pipeline's); galleries always use the original",
     )
     parser.add_argument("--gate-px", type=float, default=24.0, help="hallucinate faces whose region is smaller (px)")

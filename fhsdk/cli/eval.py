@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fhsdk.align import LR_SIDES
-from fhsdk.embed import create_recognizer, is_original
+from fhsdk.embed import DEFAULT_RECOGNIZER, create_lr_recognizer, create_recognizer, is_original
 from fhsdk.errors import InvalidInputError
 from fhsdk.eval.end_to_end import evaluate_lfw_pipeline, make_pipeline
 from fhsdk.eval.harness import EvalConfig, evaluate_lfw
@@ -70,8 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lfw.add_argument(
         "--lr-recognizer",
         default=None,
-        help="the recogniser's weights for the hallucinated LR queries only: 'adapted' (packaged), 'original' or "
-        "a .pt state dict (default: original for --protocol aligned, the Pipeline's default for --protocol "
+        help="the recogniser's weights for the hallucinated LR queries only: 'adapted' (packaged), 'original', "
+        "a .pt state dict, or several joined by '+' (e.g. 'original+adapted': the mean of their embeddings) (default: original for --protocol aligned, the Pipeline's default for --protocol "
         "pipeline); HR faces and the gallery keep dlib's (Pipeline's lr_recognizer)",
     )
     lfw.add_argument("--out", type=Path, default=Path("out/eval"))
@@ -98,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "pipeline":
         return _run_pipeline_eval(args, config)
     embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.recognizer_weights)
-    lr_embedder = None
-    if not is_original(args.lr_recognizer):
-        lr_embedder = create_recognizer(device=args.device, backend=args.backend, weights=args.lr_recognizer)
+    lr_embedder = create_lr_recognizer(
+        embedder, DEFAULT_RECOGNIZER, args.lr_recognizer, device=args.device, backend=args.backend
+    )
+    lr_embedder = None if lr_embedder is embedder else lr_embedder
     suffix = "" if lr_embedder is None else f"_lr-{Path(args.lr_recognizer).stem}"
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
