@@ -43,18 +43,26 @@ def test_adapted_recognizer_is_named_and_fingerprinted_apart(original, adapted):
     assert adapted.fingerprint != original.fingerprint and adapted.dim == original.dim
 
 
-def test_pipeline_uses_it_on_request_for_hallucinated_faces_only(original):
+def test_pipeline_uses_it_for_hallucinated_faces_only(original):
     pipe = fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="adapted")
     assert pipe.lr_embedder.name == "dlib_resnet_v1 adapted"
     assert pipe.embedder.fingerprint == original.fingerprint == pipe.gallery.recognizer_fingerprint
-    plain = fhsdk.Pipeline(hallucinator="bicubic")  # the default: the original for every face (fhsdk.pipeline)
-    assert plain.lr_embedder is plain.embedder
+    plain = fhsdk.Pipeline(hallucinator="bicubic")  # the default: the ensemble with the original (fhsdk.pipeline)
+    assert plain.lr_embedder.name == "dlib_resnet_v1 + dlib_resnet_v1 adapted"
+    assert plain.lr_embedder.members[0] is plain.embedder
+    assert plain.embedder.fingerprint == plain.gallery.recognizer_fingerprint  # galleries stay the original's
+    own = fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="original")
+    assert own.lr_embedder is own.embedder
 
 
-def test_an_install_without_it_says_so(monkeypatch, tmp_path):
+def test_an_install_without_it_says_so(monkeypatch, tmp_path, caplog):
     monkeypatch.setitem(PACKAGED_RECOGNIZERS, "adapted", tmp_path / "absent.pt")
     with pytest.raises(fhsdk.WeightsError, match="no 'adapted' recogniser"):
         fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="adapted")
+    with caplog.at_level("WARNING", logger="fhsdk.pipeline"):  # asked for by default only: the original, said
+        pipe = fhsdk.Pipeline(hallucinator="bicubic")
+    assert pipe.lr_embedder is pipe.embedder
+    assert "no adapted recogniser is packaged" in caplog.text
 
 
 def test_a_modified_file_is_refused(monkeypatch, tmp_path):

@@ -203,12 +203,14 @@ def test_flip_averages_each_face_with_its_mirror_image(astronaut):
     expected = unit(flipped.embed(chip) + flipped.embed(np.ascontiguousarray(chip[:, :, ::-1])))[0]
     assert not face.hallucinated and float(face.embedding @ expected) > 0.9999
     assert float(face.embedding @ plain.process(astronaut).faces[0].embedding) < 0.9999  # the option does something
-    # A tiny face is hallucinated first; the restored face and its mirror are embedded.
+    # A tiny face is hallucinated first; the restored face and its mirror are embedded by the recogniser(s)
+    # for hallucinated faces (by default the original and the adapted one, their mean direction).
     scene = _scene(astronaut, 64)
     tiny = flipped.process(scene).faces[0]
     lr = flipped.align(scene, [tiny], size=int(round(tiny.size_px)))
     restored = flipped.hallucinate(lr)
-    expected = unit(flipped.embed(restored) + flipped.embed(np.ascontiguousarray(restored[:, :, ::-1])))[0]
+    embed = flipped.lr_embedder
+    expected = unit(embed(restored) + embed(np.ascontiguousarray(restored[:, :, ::-1])))[0]
     assert tiny.hallucinated and float(tiny.embedding @ expected) > 0.999
     # Enrolment is not flipped, so galleries stay the same with and without the option.
     plain.enroll("eileen", [astronaut])
@@ -224,9 +226,10 @@ def test_network_hallucinator_gets_tiny_faces_warped_straight_to_its_input_side(
     face = pipe.process(scene).faces[0]
     assert face.hallucinated and face.size_px < pipe.gate_px
     side = pipe.hallucinator.native_side
-    direct = pipe.embed(pipe.hallucinate(pipe.align(scene, [face], size=side)))[0]
+    embed = pipe.lr_embedder  # the recogniser(s) for hallucinated faces
+    direct = embed(pipe.hallucinate(pipe.align(scene, [face], size=side)))[0]
     assert float(face.embedding @ direct) > 0.9999
-    own = pipe.embed(pipe.hallucinate(pipe.align(scene, [face], size=int(round(face.size_px)))))[0]
+    own = embed(pipe.hallucinate(pipe.align(scene, [face], size=int(round(face.size_px)))))[0]
     assert float(face.embedding @ own) < 0.9999  # the two paths differ
 
 
