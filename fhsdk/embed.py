@@ -179,21 +179,29 @@ def create_lr_recognizer(
     (e.g. 'original+adapted') the EmbedderEnsemble of those, sharing `embedder` for 'original'."""
     if is_original(weights):
         return embedder
-    if Path(weights).is_file() or ENSEMBLE_SEPARATOR not in str(weights):
+    members = ensemble_members(weights)
+    if members is None:
         return create_recognizer(recognizer, device=device, backend=backend, weights=weights)
-    parts = str(weights).split(ENSEMBLE_SEPARATOR)
-    if len(set(parts)) != len(parts) or not all(parts):
-        raise WeightsError(
-            f"lr recogniser '{weights}' names a member twice or an empty one: use e.g. 'original+adapted'"
-        )
     return EmbedderEnsemble(
         [
             embedder
             if is_original(part)
             else create_recognizer(recognizer, device=device, backend=backend, weights=part)
-            for part in parts
+            for part in members
         ]
     )
+
+
+def ensemble_members(weights: str | Path | None) -> list[str] | None:
+    """The members an 'A+B' weights argument names (e.g. ['original', 'adapted']); None for one recogniser."""
+    if weights is None or Path(weights).is_file() or ENSEMBLE_SEPARATOR not in str(weights):
+        return None
+    parts = str(weights).split(ENSEMBLE_SEPARATOR)
+    if len(set(parts)) != len(parts) or not all(parts):
+        raise WeightsError(
+            f"recogniser weights '{weights}' name a member twice or an empty one: use e.g. 'original+adapted'"
+        )
+    return parts
 
 
 def create_recognizer(

@@ -107,5 +107,20 @@ def test_an_ensemble_embeds_with_both_and_keeps_their_mean_direction(original, a
 
 @pytest.mark.parametrize("spec", ["adapted+adapted", "original+", "+adapted"])
 def test_an_ensemble_that_names_a_member_twice_or_none_is_refused(spec):
-    with pytest.raises(fhsdk.WeightsError, match="names a member twice or an empty one"):
+    with pytest.raises(fhsdk.WeightsError, match="a member twice or an empty one"):
         fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer=spec)
+
+
+def test_training_can_use_the_ensemble_as_the_identity_losses_recognizer(original, adapted):
+    # C-Face's last stage for Pipeline's default pair: `recognizer.weights: original+adapted`.
+    from fhsdk.demo import astronaut_bgr
+    from train.recognizer import build_recognizer
+
+    recognizer = build_recognizer({"name": "dlib_resnet_v1", "weights": "original+adapted"}).eval()
+    pipe = fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="original")
+    crops = pipe.align(astronaut_bgr(), pipe.detect(astronaut_bgr())[:1], size=150)
+    rgb = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)) / 255
+    with torch.no_grad():
+        features = torch.nn.functional.normalize(recognizer(rgb), dim=1).numpy()
+    a, b = original(crops), adapted(crops)
+    np.testing.assert_allclose(features, (a + b) / np.linalg.norm(a + b), atol=1e-4)

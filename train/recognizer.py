@@ -94,6 +94,21 @@ class SmallRecognizer(nn.Module):
         return self.embedding(self.stages(x).mean(dim=(2, 3)))
 
 
+class MeanDirection(nn.Module):
+    """Backbones that share one embedding space, as one: the sum of their unit features, whose direction is
+    their mean direction (what `fhsdk.embed.EmbedderEnsemble` embeds a hallucinated face as). The backbones
+    share their input side and normalisation, which the first one states."""
+
+    def __init__(self, backbones: Sequence[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(backbones)
+        self.input_size = getattr(backbones[0], "input_size", None)
+        self.normalize_rgb = getattr(backbones[0], "normalize_rgb", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(F.normalize(member(x), dim=1) for member in self.members)
+
+
 def _normalize_half(x: torch.Tensor) -> torch.Tensor:
     return (x - 0.5) / 0.5
 
@@ -103,7 +118,8 @@ def build_recognizer(cfg: dict) -> Recognizer:
 
     name: dlib_resnet_v1 (pretrained from the face-recognition-models package) or small_cnn.
     weights: a packaged fine-tune of it ('adapted') or an exported state dict, loaded over the pretrained
-        weights (C-Face's last stage: the hallucinator trained through the adapted recogniser).
+        weights (C-Face's last stage: the hallucinator trained through the adapted recogniser); or several
+        joined by '+' ('original+adapted'), as Pipeline's lr_recognizer: the mean direction of their features.
     feature_layers: submodule names whose outputs feed the perceptual loss.
     """
     cfg = dict(cfg)
@@ -112,14 +128,17 @@ def build_recognizer(cfg: dict) -> Recognizer:
     if name == "small_cnn":
         size = cfg.pop("input_size", 48)
         return Recognizer(SmallRecognizer(**cfg), size, _normalize_half, layers)
-    from fhsdk.embed import load_recognizer_weights
+    from fhsdk.embed import ensemble_members, load_recognizer_weights
     from fhsdk.models import create_model
 
     pretrained = cfg.pop("pretrained", True)
     size = cfg.pop("input_size", None)
     weights = cfg.pop("weights", None)
-    backbone = create_model(name, pretrained=pretrained, **cfg)
-    load_recognizer_weights(backbone, weights, name)
+    members = ensemble_members(weights)
+    backbones = [create_model(name, pretrained=pretrained, **cfg) for _ in members or [weights]]
+    for backbone, member_weights in zip(backbones, members or [weights]):
+        load_recognizer_weights(backbone, member_weights, name)
+    backbone = backbones[0] if members is None else MeanDirection(backbones)
     size = size or getattr(backbone, "input_size", 150)
     normalize_rgb = getattr(backbone, "normalize_rgb", None)
     if normalize_rgb is None:
