@@ -71,8 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr-recognizer",
         default=None,
         help="the recogniser's weights for the hallucinated LR queries only: 'adapted' (packaged), 'original', "
-        "a .pt state dict, or several joined by '+' (e.g. 'original+adapted': the mean of their embeddings) (default: original for --protocol aligned, the Pipeline's default for --protocol "
-        "pipeline); HR faces and the gallery keep dlib's (Pipeline's lr_recognizer)",
+        "a .pt state dict, or several joined by '+' ('original+adapted': the mean of their embeddings); "
+        "default: original for --protocol aligned, the Pipeline's default for --protocol pipeline; HR faces "
+        "and the gallery keep dlib's (Pipeline's lr_recognizer)",
     )
     lfw.add_argument("--out", type=Path, default=Path("out/eval"))
 
