@@ -76,30 +76,32 @@ class Embedder:
     def embed_tensor(self, rgb: torch.Tensor) -> np.ndarray:
         """float32 RGB N x 3 x H x W (0-255) on any device -> embeddings; the resize and normalisation
         run where the tensor is (the fused CUDA kernel on a GPU), so it never visits the host."""
-        out = np.empty((len(rgb), self.dim), dtype=np.float32)
-        for start in range(0, len(rgb), self.batch_size):
-            chunk = rgb[start : start + self.batch_size].to(self.device).contiguous()
-            batch = kernels.resize_normalize_batch(chunk, self.input_side, self._mean, self._scale)
-            batch = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch).to(self.device)
-            out[start : start + len(chunk)] = self.embed_preprocessed(batch)
-        return out
+        return _in_batches(len(rgb), self, lambda rows: self.embed_preprocessed(self.preprocess_tensor(rgb[rows])))
+
+    def preprocess_tensor(self, rgb: torch.Tensor) -> torch.Tensor:
+        """float32 RGB N x 3 x H x W (0-255) on any device -> the network's input, on its device."""
+        batch = kernels.resize_normalize_batch(
+            rgb.to(self.device).contiguous(), self.input_side, self._mean, self._scale
+        )
+        return batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch).to(self.device)
 
     @torch.no_grad()
     def embed_preprocessed(self, batch: torch.Tensor) -> np.ndarray:
-        out = np.empty((len(batch), self.dim), dtype=np.float32)
-        for start in range(0, len(batch), self.batch_size):
-            descriptors = self._forward(batch[start : start + self.batch_size])
-            out[start : start + len(descriptors)] = F.normalize(descriptors, dim=1).cpu().numpy()
-        return out
+        return _in_batches(len(batch), self, lambda rows: F.normalize(self._forward(batch[rows]), dim=1).cpu().numpy())
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         crops = as_crop_batch(crops)
-        out = np.empty((len(crops), self.dim), dtype=np.float32)
-        for start in range(0, len(crops), self.batch_size):
-            out[start : start + self.batch_size] = self.embed_preprocessed(
-                self.preprocess(crops[start : start + self.batch_size])
-            )
-        return out
+        return _in_batches(len(crops), self, lambda rows: self.embed_preprocessed(self.preprocess(crops[rows])))
+
+
+def _in_batches(count: int, embedder, embed_rows) -> np.ndarray:
+    """count x embedder.dim float32 embeddings, `embed_rows(rows)` computing those of each slice of at most
+    embedder.batch_size rows (the memory a batch may take)."""
+    out = np.empty((count, embedder.dim), dtype=np.float32)
+    for start in range(0, count, embedder.batch_size):
+        rows = slice(start, start + embedder.batch_size)
+        out[rows] = embed_rows(rows)
+    return out
 
 
 def _fingerprint(network: torch.nn.Module, name: str) -> str:
@@ -152,17 +154,26 @@ class EmbedderEnsemble:
     their mean keeps what they agree on (docs/RESULTS.md)."""
 
     def __init__(self, members: list[Embedder]):
-        if len({(m.dim, m.input_side) for m in members}) != 1:
-            raise WeightsError("recognisers in an ensemble must share their embedding size and input side")
+        # one input for all: each face is resized and normalised once, then run through every member
+        if len({(m.dim, m.input_side, m._mean, m._scale, str(m.device)) for m in members}) != 1:
+            raise WeightsError(
+                "recognisers in an ensemble must share their embedding size, input side, normalisation and device"
+            )
         self.members = members
         self.name = " + ".join(m.name for m in members)
-        self.dim, self.input_side = members[0].dim, members[0].input_side
+        self.dim, self.input_side, self.batch_size = members[0].dim, members[0].input_side, members[0].batch_size
 
     def embed_tensor(self, rgb: torch.Tensor) -> np.ndarray:
-        return mean_direction(*(m.embed_tensor(rgb) for m in self.members))
+        first = self.members[0]
+        return _in_batches(len(rgb), self, lambda rows: self.embed_preprocessed(first.preprocess_tensor(rgb[rows])))
+
+    def embed_preprocessed(self, batch: torch.Tensor) -> np.ndarray:
+        return mean_direction(*(m.embed_preprocessed(batch) for m in self.members))
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        return mean_direction(*(m(crops) for m in self.members))
+        crops = as_crop_batch(crops)
+        first = self.members[0]
+        return _in_batches(len(crops), self, lambda rows: self.embed_preprocessed(first.preprocess(crops[rows])))
 
 
 def mean_direction(*embeddings: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ def test_an_install_without_it_says_so(monkeypatch, tmp_path, caplog):
     monkeypatch.setitem(PACKAGED_RECOGNIZERS, "adapted", tmp_path / "absent.pt")
     with pytest.raises(fhsdk.WeightsError, match="no 'adapted' recogniser"):
         fhsdk.Pipeline(hallucinator="bicubic", lr_recognizer="adapted")
-    with caplog.at_level("WARNING", logger="fhsdk.pipeline"):  # asked for by default only: the original, said
+    with caplog.at_level("WARNING", logger="fhsdk.pipeline"):  # the default only: the original, with a warning
         pipe = fhsdk.Pipeline(hallucinator="bicubic")
     assert pipe.lr_embedder is pipe.embedder
     assert "no adapted recogniser is packaged" in caplog.text

@@ -97,13 +97,11 @@ class SmallRecognizer(nn.Module):
 class MeanDirection(nn.Module):
     """Backbones that share one embedding space, as one: the sum of their unit features, whose direction is
     their mean direction (what `fhsdk.embed.EmbedderEnsemble` embeds a hallucinated face as). The backbones
-    share their input side and normalisation, which the first one states."""
+    share their input side and normalisation (build_recognizer takes both from the first)."""
 
     def __init__(self, backbones: Sequence[nn.Module]):
         super().__init__()
         self.members = nn.ModuleList(backbones)
-        self.input_size = getattr(backbones[0], "input_size", None)
-        self.normalize_rgb = getattr(backbones[0], "normalize_rgb", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sum(F.normalize(member(x), dim=1) for member in self.members)
@@ -134,13 +132,13 @@ def build_recognizer(cfg: dict) -> Recognizer:
     pretrained = cfg.pop("pretrained", True)
     size = cfg.pop("input_size", None)
     weights = cfg.pop("weights", None)
-    members = ensemble_members(weights)
-    backbones = [create_model(name, pretrained=pretrained, **cfg) for _ in members or [weights]]
-    for backbone, member_weights in zip(backbones, members or [weights]):
+    members = ensemble_members(weights) or [weights]
+    backbones = [create_model(name, pretrained=pretrained, **cfg) for _ in members]
+    for backbone, member_weights in zip(backbones, members):
         load_recognizer_weights(backbone, member_weights, name)
-    backbone = backbones[0] if members is None else MeanDirection(backbones)
-    size = size or getattr(backbone, "input_size", 150)
-    normalize_rgb = getattr(backbone, "normalize_rgb", None)
+    size = size or getattr(backbones[0], "input_size", 150)
+    normalize_rgb = getattr(backbones[0], "normalize_rgb", None)
+    backbone = backbones[0] if len(backbones) == 1 else MeanDirection(backbones)
     if normalize_rgb is None:
         raise ConfigError(f"recogniser '{name}' has no normalize_rgb(images_0_255); it cannot be used for training")
     return Recognizer(backbone, size, lambda x: normalize_rgb(x * 255), layers)

@@ -148,7 +148,7 @@ def train(
         checkpoint = load_checkpoint(checkpoint_path)
         if not same_run(checkpoint["config"], cfg):
             raise ConfigError(
-                f"--resume: the config differs from the one {out_dir} was trained with (only train.steps may "
+                f"--resume: the config differs from the one {out_dir} was trained with (only train.steps, threads and keep_every may "
                 "change); resume with its config.yaml, or start a new run folder"
             )
     elif checkpoint_path.is_file():

@@ -7,8 +7,8 @@ are the person's other faces, shrunk bicubically to side s (as `fhsdk.degrade`),
 hallucinator the run adapted to, and embedded once by the original recogniser (frozen), once by the
 run's recogniser (`RUN/recognizer_finetuned.pt`) and by their ensemble (the mean direction of the two
 embeddings, Pipeline's `lr_recognizer="original+adapted"`); HR queries too, to check the adapted
-recogniser keeps HR faces where they were. Rank-1 as in `fhsdk.eval.metrics.rank1_identification` (a random gallery face
-per person and run, 10 runs); id cosine: mean cosine of the query's embedding with its own HR face's
+recogniser keeps HR faces where they were. Rank-1 as in `fhsdk.eval.metrics.rank1_identification` (a
+random gallery face per person and run, 10 runs); id cosine: mean cosine of the query's embedding with its own HR face's
 original embedding. Verification over every query/gallery pair of different faces: TAR at FAR 1%, and the
 FAR that Pipeline's default threshold gives each kind of query (an adapted recogniser moves absolute cosines).
 Only weights that beat the frozen recogniser here may be packaged.

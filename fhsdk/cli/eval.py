@@ -102,13 +102,13 @@ def run(args: argparse.Namespace) -> int:
     lr_embedder = create_lr_recognizer(
         embedder, DEFAULT_RECOGNIZER, args.lr_recognizer, device=args.device, backend=args.backend
     )
-    lr_embedder = None if lr_embedder is embedder else lr_embedder
-    suffix = "" if lr_embedder is None else f"_lr-{Path(args.lr_recognizer).stem}"
+    own = lr_embedder is embedder
+    suffix = "" if own else f"_lr-{Path(args.lr_recognizer).stem}"
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
         hallucinator = create_hallucinator(spec, device=args.device, backend=args.backend)
         result = evaluate_lfw(config, hallucinator, embedder, lr_embedder=lr_embedder)
-        title = hallucinator.name + ("" if lr_embedder is None else f" + {lr_embedder.name}")
+        title = hallucinator.name + ("" if own else f" + {lr_embedder.name}")
         results[title] = result
         _report(result, args.out, f"{hallucinator.name}_{config.degradation}{suffix}", title, f"{config.degradation}; ")
     if len(results) > 1:
