@@ -66,7 +66,7 @@ def test_enroll_folder_then_run_video(tmp_path, capsys):
 def test_user_errors_exit_with_message(tmp_path, capsys):
     assert main(["eval", "lfw", "--data", str(tmp_path)]) == 2
     assert "no LFW found" in capsys.readouterr().err
-    assert main(["eval", "lfw", "--data", str(tmp_path), "--gate-px", "12"]) == 2
+    assert main(["eval", "lfw", "--data", str(tmp_path), "--detector", "retinaface"]) == 2
     assert "belong to --protocol pipeline" in capsys.readouterr().err
     assert main(["eval", "lfw", "--data", str(tmp_path), "--protocol", "pipeline", "--hallucinator", "none"]) == 2
     assert "no LFW found" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fhsdk.align import region_side_px
+from fhsdk.errors import ConfigError
 from fhsdk.eval.end_to_end import FRAME_SIDES, evaluate_lfw_pipeline, make_pipeline, query_frame
 from fhsdk.eval.harness import EvalConfig, read_image
 
@@ -101,3 +102,27 @@ def test_aligned_protocol_embeds_only_the_restored_queries_with_the_lr_recognize
     assert adapted.rows[1]["identity_cosine"] != pytest.approx(
         plain.rows[1]["identity_cosine"], abs=1e-4
     )  # LR: the moved one
+
+
+def test_aligned_protocol_gate_sends_large_faces_down_the_plain_path(mini_lfw, tmp_path, monkeypatch):
+    """With gate_px, sides at or above it are measured the way Pipeline treats them: bicubic, original recogniser."""
+    from fhsdk.embed import Embedder
+    from fhsdk.eval.harness import evaluate_lfw
+    from fhsdk.hallucinate import create_hallucinator
+
+    monkeypatch.setenv("FHSDK_CACHE", str(tmp_path))
+    embedder, hallucinator = Embedder(), create_hallucinator("default")
+    config = EvalConfig(data=mini_lfw, sizes=(12, 16), identification=False, folds=2)
+    plain = evaluate_lfw(config, create_hallucinator("bicubic"), embedder)
+    ungated = evaluate_lfw(config, hallucinator, embedder)
+    config.gate_px = 16
+    gated = evaluate_lfw(config, hallucinator, embedder)
+    assert gated.meta["gate_px"] == 16 and ungated.meta["gate_px"] is None
+    assert [row.get("hallucinated") for row in gated.rows] == [None, 1.0, 0.0]
+    assert gated.rows[1]["identity_cosine"] == pytest.approx(ungated.rows[1]["identity_cosine"])  # 12 px: hallucinated
+    assert gated.rows[2]["identity_cosine"] == pytest.approx(plain.rows[2]["identity_cosine"])  # 16 px: bicubic
+    assert gated.rows[2]["identity_cosine"] != pytest.approx(ungated.rows[2]["identity_cosine"], abs=1e-4)
+    assert "bicubic" in gated.rows[2]["query"]
+    config.gate_px = -1
+    with pytest.raises(ConfigError, match="gate_px"):
+        evaluate_lfw(config, hallucinator, embedder)

@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gate-px",
         type=float,
         default=None,
-        help="--protocol pipeline: hallucinate faces whose region is smaller (default: Pipeline's)",
+        help="hallucinate faces whose region is smaller (--protocol pipeline: default Pipeline's); --protocol "
+        "aligned: sides at or above it are upsampled bicubically and embedded by the original recogniser, as "
+        "Pipeline treats faces that large (default: every side hallucinated)",
     )
     lfw.add_argument(
         "--flip",
@@ -80,9 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.protocol == "aligned" and (
-        args.gate_px is not None or args.detector != "mtcnn" or "none" in (args.hallucinator or [])
+        args.detector != "mtcnn" or "none" in (args.hallucinator or [])
     ):
-        raise InvalidInputError("--gate-px, --detector and the 'none' hallucinator belong to --protocol pipeline")
+        raise InvalidInputError("--detector and the 'none' hallucinator belong to --protocol pipeline")
     if args.protocol == "pipeline" and args.recognizer_weights is not None:
         raise InvalidInputError(
             "--recognizer-weights is for --protocol aligned: Pipeline embeds with its shipped recogniser"
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         identification=not args.no_identification,
         max_identities=args.max_identities,
         flip=args.flip,
+        gate_px=args.gate_px if args.protocol == "aligned" else None,
     )
     if args.protocol == "pipeline":
         return _run_pipeline_eval(args, config)
@@ -104,11 +107,13 @@ def run(args: argparse.Namespace) -> int:
     )
     own = lr_embedder is embedder
     suffix = "" if own else f"_lr-{Path(args.lr_recognizer).stem}"
+    suffix += "" if config.gate_px is None else f"_gate{config.gate_px:g}"
     results = {}
     for spec in args.hallucinator or ["bicubic"]:
         hallucinator = create_hallucinator(spec, device=args.device, backend=args.backend)
         result = evaluate_lfw(config, hallucinator, embedder, lr_embedder=lr_embedder)
         title = hallucinator.name + ("" if own else f" + {lr_embedder.name}")
+        title += "" if config.gate_px is None else f", gate_px={config.gate_px:g}"
         results[title] = result
         _report(result, args.out, f"{hallucinator.name}_{config.degradation}{suffix}", title, f"{config.degradation}; ")
     if len(results) > 1:

@@ -30,6 +30,7 @@ from fhsdk.errors import ConfigError, ImageReadError
 from fhsdk.eval import metrics
 from fhsdk.eval.protocol import check_lfw_dir, identification_images, read_pairs
 from fhsdk.files import atomic_path
+from fhsdk.hallucinate import BicubicHallucinator
 from fhsdk.weights import cache_dir
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class EvalConfig:
     batch_size: int = 64
     psnr_limit: int = 1000  # PSNR/SSIM on this many query crops (they are slow and stable)
     flip: bool = False  # embed each query and its mirror image, average (Lai et al.'s flip test-time augmentation)
+    # Aligned protocol: sides at or above it take Pipeline's path for faces that large (no hallucination,
+    # the original recogniser), so a row measures the system rather than the model; None: every side is hallucinated.
+    gate_px: float | None = None
 
 
 @dataclass
@@ -306,6 +310,8 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None, lr_e
     `lr_embedder`: a recogniser for the restored LR queries only (the adapted one); HR faces use `embedder`."""
     lr_embedder = lr_embedder or embedder
     started = time.time()
+    if config.gate_px is not None and config.gate_px < 0:
+        raise ConfigError(f"gate_px={config.gate_px}: use 0 or more (None: hallucinate every side)")
     protocol = prepare_protocol(config, embedder, detector)
     hr_queries = aligned_crops(
         protocol.root,
@@ -319,14 +325,17 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None, lr_e
     rows = [protocol.row(config, "HR", None, hr_query_embeddings, hr_query_embeddings)]
     for side in tqdm(config.sizes, desc=f"LR sides ({hallucinator.name})"):
         lr = degrade(hr_queries, side, config.degradation, seed=config.seed + side)
-        restored = restore_all(hallucinator, lr, f"hallucinate {side}px")
+        gated = config.gate_px is None or side < config.gate_px
+        restorer, side_embedder = (hallucinator, lr_embedder) if gated else (BicubicHallucinator(), embedder)
+        restored = restore_all(restorer, lr, f"{restorer.name} {side}px")
         row = protocol.row(
             config,
-            f"LR {side}px",
+            f"LR {side}px" if gated else f"LR {side}px, above the gate: bicubic",
             side,
-            embed_queries(lr_embedder, restored, f"embed {side}px", config.flip),
+            embed_queries(side_embedder, restored, f"embed {side}px", config.flip),
             hr_query_embeddings,
         )
+        row["hallucinated"] = float(gated)  # the share of queries hallucinated, as in the pipeline protocol
         subset = np.linspace(0, len(restored) - 1, min(config.psnr_limit, len(restored))).astype(int)
         row["psnr"], row["ssim"] = metrics.psnr_ssim(restored[subset], hr_queries[subset])
         rows.append(row)
@@ -334,6 +343,7 @@ def evaluate_lfw(config: EvalConfig, hallucinator, embedder, detector=None, lr_e
         "protocol": "aligned",
         "hallucinator": hallucinator.name,
         "lr_recognizer": lr_embedder.name,
+        "gate_px": config.gate_px,
         "degradation": config.degradation,
         **protocol_meta(config, protocol, embedder, started),
     }
