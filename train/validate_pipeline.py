@@ -31,6 +31,7 @@ from fhsdk.align import region_side_px
 from fhsdk.embed import ORIGINAL, is_original
 from fhsdk.errors import ConfigError
 from fhsdk.eval.end_to_end import BATCH_FRAMES, make_pipeline, query_frame, query_landmarks
+from fhsdk.eval.metrics import verification_rate
 from train.config import load_config
 from train.data import _as_dirs, config_cache_path, pad_for_detection, pick_face, split_cache
 
@@ -102,9 +103,13 @@ def evaluate(data: dict, pipeline, sides) -> list[dict]:
                 if distance.min() <= 0.5 * side:
                     embeddings[start + offset] = result.faces[int(np.argmin(distance))].embedding
                     found[start + offset] = True
-        nearest = np.argmax(embeddings @ gallery.T, axis=1)
-        correct = found & (nearest == labels[queries])
+        similarity = embeddings @ gallery.T
+        correct = found & (np.argmax(similarity, axis=1) == labels[queries])
         cosine = np.sum(embeddings * hr[queries], axis=1)
+        # Verification of every found query against every gallery person: how far apart the found faces'
+        # own person and the strangers are (TAR at FAR 1%), and the share of strangers the threshold names.
+        scores = similarity[found].ravel()
+        same = (labels[queries][found][:, None] == np.arange(len(gallery))[None, :]).ravel()
         rows.append(
             {
                 "side": side,
@@ -114,6 +119,8 @@ def evaluate(data: dict, pipeline, sides) -> list[dict]:
                 "rank1": float(correct.mean()),
                 "rank1_found": float(correct[found].mean()) if found.any() else 0.0,
                 "id_cosine_found": float(cosine[found].mean()) if found.any() else 0.0,
+                "tar_at_far_1%_found": verification_rate(scores, same, 1e-2) if found.any() else 0.0,
+                "far_at_threshold_found": float((scores[~same] >= pipeline.threshold).mean()) if found.any() else 0.0,
             }
         )
     return rows
@@ -137,6 +144,9 @@ def main(argv=None) -> None:
         "'adapted' or a .pt state dict; repeat to compare each with every hallucinator (default: original)",
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[12, 16])
+    parser.add_argument(
+        "--gate-px", type=float, default=None, help="hallucinate faces smaller than this (default: Pipeline's)"
+    )
     parser.add_argument("--max-people", type=int, default=None)
     parser.add_argument("--source", default=None, help="only validation faces from this data folder, e.g. celeba_extra")
     parser.add_argument("--backend", default="onnxruntime")
@@ -151,9 +161,10 @@ def main(argv=None) -> None:
     )
     report = {}
     print(
-        "| hallucinator | side (px) | queries | found (%) | rank-1, misses = errors (%) | rank-1, found (%) | id cosine, found |"
+        "| hallucinator | side (px) | queries | found (%) | rank-1, misses = errors (%) | rank-1, found (%) | id cosine, found "
+        "| TAR at FAR 1%, found (%) | FAR at the threshold, found (%) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     arms = [
         (spec, lr)
         for spec in args.hallucinator
@@ -164,7 +175,7 @@ def main(argv=None) -> None:
         label = spec if is_original(lr) else f"{spec} + {lr}"
         pipeline = make_pipeline(
             "bicubic" if none else spec,
-            gate_px=0.0 if none else None,
+            gate_px=0.0 if none else args.gate_px,
             backend=args.backend,
             lr_recognizer=lr,
         )
@@ -172,7 +183,8 @@ def main(argv=None) -> None:
         for row in report[label]:
             print(
                 f"| {label} | {row['side']} | {row['queries']} | {100 * row['found']:.1f} | {100 * row['rank1']:.2f} | "
-                f"{100 * row['rank1_found']:.2f} | {row['id_cosine_found']:.4f} |",
+                f"{100 * row['rank1_found']:.2f} | {row['id_cosine_found']:.4f} | {100 * row['tar_at_far_1%_found']:.2f} | "
+                f"{100 * row['far_at_threshold_found']:.2f} |",
                 flush=True,
             )
     if args.out:

@@ -81,9 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.protocol == "aligned" and (
-        args.detector != "mtcnn" or "none" in (args.hallucinator or [])
-    ):
+    if args.protocol == "aligned" and (args.detector != "mtcnn" or "none" in (args.hallucinator or [])):
         raise InvalidInputError("--detector and the 'none' hallucinator belong to --protocol pipeline")
     if args.protocol == "pipeline" and args.recognizer_weights is not None:
         raise InvalidInputError(
