@@ -127,11 +127,11 @@ def run_fhsdk(
     pipe = fhsdk.Pipeline(
         backend=backend,
         hallucinator=hallucinator,
-        gate_px=gate_px,
         fuse=fuse,
         min_face_size=min_face,
         **({"detector": detector} if detector else {}),
         **({"lr_recognizer": lr_recognizer} if lr_recognizer else {}),
+        **({"gate_px": gate_px} if gate_px is not None else {}),
     )
     pipe.enroll(NAME, [gallery_image])
     with_face = from_track = 0
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=1, help="use every Nth frame")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--hallucinator", default="default")
-    parser.add_argument("--gate-px", type=float, default=24.0)
+    parser.add_argument("--gate-px", type=float, default=None, help="hallucinate faces smaller (default: Pipeline's)")
     parser.add_argument("--batch-frames", type=int, default=4)
     parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
     parser.add_argument("--compare-torch", action="store_true", help="also time the main configuration on PyTorch")

@@ -91,7 +91,7 @@ def run_demo(
         "frames": frames,
         "camera": {"blur_sigma": blur, "noise_std": noise, "jpeg_quality": quality},
     }
-    with_sr = Pipeline(device=device, hallucinator=hallucinator, gate_px=24)
+    with_sr = Pipeline(device=device, hallucinator=hallucinator)
     without_sr = Pipeline(device=device, hallucinator="bicubic", gate_px=0, gallery=with_sr.gallery)
     with_sr.enroll("astronaut", [face])
     landmarks = with_sr.detect(face)[0].landmarks

@@ -222,7 +222,7 @@ def test_network_hallucinator_gets_tiny_faces_warped_straight_to_its_input_side(
     # One resampling of the frame, as the generator was trained: the face is warped from the frame to
     # the model's own input side (from its weight file), not first to its own ~16 px side and resized.
     pipe = fhsdk.Pipeline(hallucinator="default", track=False, min_face_size=12)
-    scene = _scene(astronaut, 80)  # an 18 px face region, below the 24 px gate
+    scene = _scene(astronaut, 80)  # an 18 px face region, below the default gate
     face = pipe.process(scene).faces[0]
     assert face.hallucinated and face.size_px < pipe.gate_px
     side = pipe.hallucinator.native_side
