@@ -12,7 +12,8 @@ the tiny frame, align from its own landmarks, gate, hallucinate, embed). The que
 detection nearest the true face; an image with none is a detection miss, counted as a failure. Galleries
 are one HR face per person (the face cache's aligned crop, embedded by the recogniser); every other face
 of the person is a query. Rank-1: nearest gallery person (misses count as wrong); id cosine: the query's
-cosine with its own HR crop's embedding, over found faces. 'none' is gate_px=0 (no hallucination). Only
+cosine with its own HR crop's embedding, over found faces; TAR at FAR 1% and the FAR at the pipeline's
+threshold: every found query against every gallery person. 'none' is gate_px=0 (no hallucination). Only
 a hallucinator that beats the packaged default here may replace it, and only an adapted recogniser
 (`--lr-recognizer`) that beats the original here may be packaged.
 """
